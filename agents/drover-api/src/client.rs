@@ -1,0 +1,420 @@
+//! Typed async clients: [`MasterClient`] for the master's API and [`AgentClient`] for an
+//! agent's. Both sit on [`HttpClient`], which adds the bearer token, decodes error bodies
+//! into [`ApiError`] and streams bodies for logs and events.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::agent::{
+    AssignmentsQuery, HeartbeatRequest, HeartbeatResponse, NodeAssignments, RegisterRequest, RegisterResponse,
+};
+use crate::event::Event;
+use crate::meta::VersionInfo;
+use crate::node::Node;
+use crate::task::{LaunchRequest, LogQuery, Task, TaskFilter, TaskId};
+use crate::ApiError;
+
+/// Why a call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The request never got an HTTP answer (connection refused, timeout).
+    #[error("cannot reach {url}: {source}")]
+    Transport {
+        /// The URL called.
+        url: String,
+        /// The underlying error.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The server answered with an error status and body.
+    #[error("{url} answered {status}: {body}")]
+    Api {
+        /// The URL called.
+        url: String,
+        /// The HTTP status.
+        status: u16,
+        /// The decoded error body.
+        body: Box<ApiError>,
+    },
+    /// The server answered 2xx with a body that does not decode.
+    #[error("unexpected answer from {url}: {message}")]
+    Decode {
+        /// The URL called.
+        url: String,
+        /// What was wrong.
+        message: String,
+    },
+    /// The base URL is not usable.
+    #[error("invalid URL {0:?}")]
+    InvalidUrl(String),
+}
+
+impl ClientError {
+    /// The API error body, if the server sent one.
+    pub fn api_error(&self) -> Option<&ApiError> {
+        match self {
+            ClientError::Api { body, .. } => Some(body),
+            _ => None,
+        }
+    }
+
+    /// The HTTP status, if the server answered.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ClientError::Api { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+/// A base URL, an optional bearer token and a connection pool.
+#[derive(Debug, Clone)]
+pub struct HttpClient {
+    base: String,
+    token: Option<String>,
+    http: reqwest::Client,
+}
+
+impl HttpClient {
+    /// A client for `base` (`http://127.0.0.1:5050`); `token` is sent as a bearer token.
+    pub fn new(base: &str, token: Option<String>) -> Result<Self, ClientError> {
+        let base = base.trim_end_matches('/').to_string();
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            return Err(ClientError::InvalidUrl(base));
+        }
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .tcp_nodelay(true)
+            .build()
+            .map_err(|source| ClientError::Transport { url: base.clone(), source })?;
+        Ok(HttpClient { base, token: token.filter(|t| !t.is_empty()), http })
+    }
+
+    /// The base URL.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let rb = self.http.request(method, self.url(path));
+        match &self.token {
+            Some(t) => rb.bearer_auth(t),
+            None => rb,
+        }
+    }
+
+    async fn send(&self, rb: reqwest::RequestBuilder, url: String) -> Result<reqwest::Response, ClientError> {
+        let resp = rb.send().await.map_err(|source| ClientError::Transport { url: url.clone(), source })?;
+        let status = resp.status().as_u16();
+        if (200..300).contains(&status) {
+            return Ok(resp);
+        }
+        let bytes = resp.bytes().await.unwrap_or_default();
+        let body = serde_json::from_slice::<ApiError>(&bytes).unwrap_or_else(|_| {
+            ApiError::new(
+                if status == 401 { crate::ErrorCode::Unauthorized } else { crate::ErrorCode::Internal },
+                String::from_utf8_lossy(&bytes).trim().to_string(),
+            )
+        });
+        Err(ClientError::Api { url, status, body: Box::new(body) })
+    }
+
+    async fn decode<T: DeserializeOwned>(resp: reqwest::Response, url: &str) -> Result<T, ClientError> {
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|source| ClientError::Transport { url: url.to_string(), source })?;
+        serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode { url: url.to_string(), message: e.to_string() })
+    }
+
+    /// `GET path` (with an optional query), decoded as `T`.
+    pub async fn get<T: DeserializeOwned, Q: Serialize + ?Sized>(
+        &self,
+        path: &str,
+        query: Option<&Q>,
+    ) -> Result<T, ClientError> {
+        let url = self.url(path);
+        let mut rb = self.request(reqwest::Method::GET, path);
+        if let Some(q) = query {
+            rb = rb.query(q);
+        }
+        let resp = self.send(rb, url.clone()).await?;
+        Self::decode(resp, &url).await
+    }
+
+    /// `GET path` with a per-request timeout (for long polls).
+    pub async fn get_with_timeout<T: DeserializeOwned, Q: Serialize + ?Sized>(
+        &self,
+        path: &str,
+        query: &Q,
+        timeout: Duration,
+    ) -> Result<T, ClientError> {
+        let url = self.url(path);
+        let rb = self.request(reqwest::Method::GET, path).query(query).timeout(timeout);
+        let resp = self.send(rb, url.clone()).await?;
+        Self::decode(resp, &url).await
+    }
+
+    /// `method path` with a JSON body, decoded as `T`.
+    pub async fn send_json<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<T, ClientError> {
+        let url = self.url(path);
+        let mut rb = self.request(method, path);
+        if let Some(b) = body {
+            rb = rb.json(b);
+        }
+        let resp = self.send(rb, url.clone()).await?;
+        Self::decode(resp, &url).await
+    }
+
+    /// `POST path` with a JSON body, decoded as `T`.
+    pub async fn post<B: Serialize + ?Sized, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T, ClientError> {
+        self.send_json(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    /// `GET path` as a stream of body chunks (logs, events).
+    pub async fn stream<Q: Serialize + ?Sized>(
+        &self,
+        path: &str,
+        query: &Q,
+    ) -> Result<impl Stream<Item = Result<Bytes, ClientError>> + use<Q>, ClientError> {
+        let url = self.url(path);
+        let rb = self.request(reqwest::Method::GET, path).query(query);
+        let resp = self.send(rb, url.clone()).await?;
+        Ok(resp
+            .bytes_stream()
+            .map(move |r| r.map_err(|source| ClientError::Transport { url: url.clone(), source })))
+    }
+}
+
+/// Percent-encodes one URL path segment (node names and task ids are plain, but be safe).
+pub fn path_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The master's API.
+#[derive(Debug, Clone)]
+pub struct MasterClient {
+    http: HttpClient,
+}
+
+impl MasterClient {
+    /// A client for the master at `base`.
+    pub fn new(base: &str, token: Option<String>) -> Result<Self, ClientError> {
+        Ok(MasterClient { http: HttpClient::new(base, token)? })
+    }
+
+    /// The underlying HTTP client.
+    pub fn http(&self) -> &HttpClient {
+        &self.http
+    }
+
+    /// `GET /v1/version`.
+    pub async fn version(&self) -> Result<VersionInfo, ClientError> {
+        self.http.get::<_, ()>("/v1/version", None).await
+    }
+
+    /// `GET /v1/nodes`.
+    pub async fn nodes(&self) -> Result<Vec<Node>, ClientError> {
+        self.http.get::<_, ()>("/v1/nodes", None).await
+    }
+
+    /// `GET /v1/nodes/{name}`.
+    pub async fn node(&self, name: &str) -> Result<Node, ClientError> {
+        self.http.get::<_, ()>(&format!("/v1/nodes/{}", path_segment(name)), None).await
+    }
+
+    /// `POST /v1/nodes/{name}/drain`: refuse new placements on the node.
+    pub async fn drain(&self, name: &str) -> Result<Node, ClientError> {
+        self.http.post(&format!("/v1/nodes/{}/drain", path_segment(name)), &()).await
+    }
+
+    /// `POST /v1/nodes/{name}/activate`: accept placements again.
+    pub async fn activate(&self, name: &str) -> Result<Node, ClientError> {
+        self.http.post(&format!("/v1/nodes/{}/activate", path_segment(name)), &()).await
+    }
+
+    /// `GET /v1/tasks` with filters.
+    pub async fn tasks(&self, filter: &TaskFilter) -> Result<Vec<Task>, ClientError> {
+        self.http.get("/v1/tasks", Some(filter)).await
+    }
+
+    /// `GET /v1/tasks/{id}`.
+    pub async fn task(&self, id: &TaskId) -> Result<Task, ClientError> {
+        self.http.get::<_, ()>(&format!("/v1/tasks/{}", path_segment(id.as_str())), None).await
+    }
+
+    /// `POST /v1/tasks`: place a task on a node. Refused with the reason when the node
+    /// is not ready or the task does not fit.
+    pub async fn launch(&self, req: &LaunchRequest) -> Result<Task, ClientError> {
+        self.http.post("/v1/tasks", req).await
+    }
+
+    /// `POST /v1/tasks/{id}/kill`.
+    pub async fn kill(&self, id: &TaskId) -> Result<Task, ClientError> {
+        self.http.post(&format!("/v1/tasks/{}/kill", path_segment(id.as_str())), &()).await
+    }
+
+    /// `GET /v1/tasks/{id}/logs`: the task's output, proxied from its agent.
+    pub async fn logs(
+        &self,
+        id: &TaskId,
+        query: &LogQuery,
+    ) -> Result<impl Stream<Item = Result<Bytes, ClientError>> + use<>, ClientError> {
+        self.http.stream(&format!("/v1/tasks/{}/logs", path_segment(id.as_str())), query).await
+    }
+
+    /// `GET /v1/events`: the event stream, decoded.
+    pub async fn events(&self) -> Result<impl Stream<Item = Result<Event, ClientError>> + use<>, ClientError> {
+        let url = self.http.url("/v1/events");
+        let bytes = self.http.stream("/v1/events", &()).await?;
+        Ok(sse_data(bytes).map(move |r| {
+            r.and_then(|data| {
+                serde_json::from_str::<Event>(&data)
+                    .map_err(|e| ClientError::Decode { url: url.clone(), message: e.to_string() })
+            })
+        }))
+    }
+
+    /// `POST /v1/agents/register`.
+    pub async fn register(&self, req: &RegisterRequest) -> Result<RegisterResponse, ClientError> {
+        self.http.post("/v1/agents/register", req).await
+    }
+
+    /// `POST /v1/agents/{name}/heartbeat`.
+    pub async fn heartbeat(&self, name: &str, req: &HeartbeatRequest) -> Result<HeartbeatResponse, ClientError> {
+        self.http.post(&format!("/v1/agents/{}/heartbeat", path_segment(name)), req).await
+    }
+
+    /// `GET /v1/agents/{name}/assignments`: long poll for the node's assignments.
+    pub async fn assignments(&self, name: &str, query: &AssignmentsQuery) -> Result<NodeAssignments, ClientError> {
+        let wait = query.wait.unwrap_or(30).min(60);
+        self.http
+            .get_with_timeout(
+                &format!("/v1/agents/{}/assignments", path_segment(name)),
+                query,
+                Duration::from_secs(wait + 10),
+            )
+            .await
+    }
+}
+
+/// An agent's API (the master uses it to proxy log reads).
+#[derive(Debug, Clone)]
+pub struct AgentClient {
+    http: HttpClient,
+}
+
+impl AgentClient {
+    /// A client for the agent at `base`.
+    pub fn new(base: &str, token: Option<String>) -> Result<Self, ClientError> {
+        Ok(AgentClient { http: HttpClient::new(base, token)? })
+    }
+
+    /// `GET /v1/version`.
+    pub async fn version(&self) -> Result<VersionInfo, ClientError> {
+        self.http.get::<_, ()>("/v1/version", None).await
+    }
+
+    /// `GET /v1/tasks`: the agent's own view of its tasks.
+    pub async fn tasks(&self) -> Result<Vec<crate::task::TaskReport>, ClientError> {
+        self.http.get::<_, ()>("/v1/tasks", None).await
+    }
+
+    /// `GET /v1/tasks/{id}/logs`.
+    pub async fn logs(
+        &self,
+        id: &TaskId,
+        query: &LogQuery,
+    ) -> Result<impl Stream<Item = Result<Bytes, ClientError>> + use<>, ClientError> {
+        self.http.stream(&format!("/v1/tasks/{}/logs", path_segment(id.as_str())), query).await
+    }
+}
+
+/// Splits a Server-Sent Events byte stream into the `data:` payload of each event.
+pub fn sse_data<S>(bytes: S) -> impl Stream<Item = Result<String, ClientError>>
+where
+    S: Stream<Item = Result<Bytes, ClientError>>,
+{
+    futures::stream::unfold(
+        (Box::pin(bytes), Vec::<u8>::new(), false),
+        |(mut bytes, mut buf, done)| async move {
+            loop {
+                // An event ends at a blank line.
+                if let Some(pos) = find_event_end(&buf) {
+                    let raw: Vec<u8> = buf.drain(..pos.0 + pos.1).collect();
+                    let text = String::from_utf8_lossy(&raw[..pos.0]).into_owned();
+                    let data: Vec<&str> = text
+                        .lines()
+                        .filter_map(|l| l.strip_prefix("data:"))
+                        .map(|d| d.strip_prefix(' ').unwrap_or(d))
+                        .collect();
+                    if data.is_empty() {
+                        continue; // a comment or keep-alive
+                    }
+                    return Some((Ok(data.join("\n")), (bytes, buf, done)));
+                }
+                if done {
+                    return None;
+                }
+                match bytes.next().await {
+                    Some(Ok(chunk)) => buf.extend_from_slice(&chunk),
+                    Some(Err(e)) => return Some((Err(e), (bytes, buf, true))),
+                    None => return None,
+                }
+            }
+        },
+    )
+}
+
+/// Position and length of the first blank-line separator (`\n\n` or `\r\n\r\n`).
+fn find_event_end(buf: &[u8]) -> Option<(usize, usize)> {
+    let lf = buf.windows(2).position(|w| w == b"\n\n").map(|p| (p, 2));
+    let crlf = buf.windows(4).position(|w| w == b"\r\n\r\n").map(|p| (p, 4));
+    match (lf, crlf) {
+        (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
+        (a, b) => a.or(b),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn sse_splits_events_across_chunks() {
+        let chunks: Vec<Result<Bytes, ClientError>> = vec![
+            Ok(Bytes::from_static(b": keep-alive\n\nevent: x\ndata: {\"a\"")),
+            Ok(Bytes::from_static(b":1}\n\ndata: two\n")),
+            Ok(Bytes::from_static(b"\n")),
+        ];
+        let out: Vec<String> = sse_data(futures::stream::iter(chunks)).map(|r| r.unwrap()).collect().await;
+        assert_eq!(out, vec!["{\"a\":1}".to_string(), "two".to_string()]);
+    }
+
+    #[test]
+    fn path_segments_are_escaped() {
+        assert_eq!(path_segment("web.1"), "web.1");
+        assert_eq!(path_segment("a/b c"), "a%2Fb%20c");
+    }
+}

@@ -1,0 +1,14 @@
+//! `drover-scheduler`: keeps the desired state of long-running apps (Marathon's job) and
+//! repeating jobs (Chronos's job) and makes the cluster match it through the master.
+//!
+//! The deciding parts are plain functions over a snapshot of state, with no I/O and no
+//! clock they are not given.
+//!
+//! # Layout
+//!
+//! - [`schedule`]: ISO 8601 repeating intervals (`R5/2026-01-01T00:00:00Z/P1D`), next
+//!   run after an instant, time zones and DST.
+//! - [`placement`]: where an app's instances go on a snapshot of the cluster.
+
+pub mod placement;
+pub mod schedule;

@@ -1,0 +1,1 @@
+//! Placement of app instances on a cluster snapshot (filled in by the placement work).

@@ -1,0 +1,196 @@
+//! JSON errors, a JSON extractor whose rejections name the problem, the body-size limit,
+//! and the routes every binary serves: `/health`, `/v1/version`, `/metrics`.
+
+use axum::Router;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Request};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use drover_api::meta::{Health, VersionInfo};
+use drover_api::{ApiError, ErrorCode};
+use serde::de::DeserializeOwned;
+
+/// Largest request body any Drover server accepts (1 MiB).
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// An [`ApiError`] as an HTTP response: its status and its JSON body.
+#[derive(Debug)]
+pub struct HttpError(pub ApiError);
+
+impl From<ApiError> for HttpError {
+    fn from(e: ApiError) -> Self {
+        HttpError(e)
+    }
+}
+
+impl IntoResponse for HttpError {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.0.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        (status, axum::Json(self.0)).into_response()
+    }
+}
+
+/// Result type for handlers.
+pub type HttpResult<T> = Result<T, HttpError>;
+
+/// Like `axum::Json`, but a bad body becomes a JSON [`ApiError`] naming the problem
+/// (and the field path serde reports), never a plain-text rejection.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiJson<T>(pub T);
+
+impl<T, S> FromRequest<S> for ApiJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = HttpError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(ApiJson(v)),
+            Err(rejection) => Err(HttpError(json_rejection(rejection))),
+        }
+    }
+}
+
+fn json_rejection(r: JsonRejection) -> ApiError {
+    if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        return ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            format!("request body is larger than the limit of {MAX_BODY_BYTES} bytes"),
+        );
+    }
+    match r {
+        JsonRejection::MissingJsonContentType(_) => {
+            ApiError::new(ErrorCode::MalformedBody, "expected a JSON body with content-type application/json")
+        }
+        JsonRejection::JsonDataError(e) => ApiError::new(ErrorCode::InvalidField, body_text(&e.body_text())),
+        JsonRejection::JsonSyntaxError(e) => ApiError::new(ErrorCode::MalformedBody, body_text(&e.body_text())),
+        other => ApiError::new(ErrorCode::MalformedBody, body_text(&other.body_text())),
+    }
+}
+
+/// axum's rejection texts start with a capitalised preamble; keep the useful part lowercase.
+fn body_text(s: &str) -> String {
+    let s = s.strip_prefix("Failed to deserialize the JSON body into the target type: ").unwrap_or(s);
+    let s = s.strip_prefix("Failed to parse the request body as JSON: ").unwrap_or(s);
+    format!("invalid JSON body: {s}")
+}
+
+/// Builds a router with the shared routes, the body limit, panic catching, JSON 404s,
+/// and (when `token` is set) the bearer-token check.
+pub fn finish_router(
+    api: Router,
+    name: &'static str,
+    metrics: impl Fn() -> String + Clone + Send + Sync + 'static,
+    token: Option<String>,
+) -> Router {
+    let router = api
+        .route("/health", get(|| async { axum::Json(Health { status: "ok".into() }) }))
+        .route(
+            "/v1/version",
+            get(move || async move {
+                axum::Json(VersionInfo { name: name.to_string(), version: drover_api::VERSION.to_string() })
+            }),
+        )
+        .route(
+            "/metrics",
+            get(move || {
+                let metrics = metrics.clone();
+                async move { ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], metrics()) }
+            }),
+        )
+        .fallback(|req: Request| async move {
+            HttpError(ApiError::new(ErrorCode::NotFound, format!("no route for {} {}", req.method(), req.uri().path())))
+        })
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
+            HttpError(ApiError::new(ErrorCode::Internal, "internal error (the server caught a panic)")).into_response()
+        }));
+    crate::auth::require_token(router, token)
+}
+
+/// A Prometheus text-format writer for the few gauges each binary exports.
+#[derive(Debug, Default)]
+pub struct Metrics(String);
+
+impl Metrics {
+    /// Adds a gauge with optional labels.
+    pub fn gauge(&mut self, name: &str, help: &str, labels: &[(&str, &str)], value: f64) -> &mut Self {
+        use std::fmt::Write;
+        if !self.0.contains(&format!("# TYPE {name} ")) {
+            let _ = writeln!(self.0, "# HELP {name} {help}\n# TYPE {name} gauge");
+        }
+        let labels: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{}\"", v.replace('"', "'"))).collect();
+        if labels.is_empty() {
+            let _ = writeln!(self.0, "{name} {value}");
+        } else {
+            let _ = writeln!(self.0, "{name}{{{}}} {value}", labels.join(","));
+        }
+        self
+    }
+
+    /// The rendered text.
+    pub fn render(self) -> String {
+        self.0
+    }
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router).with_graceful_shutdown(shutdown).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::routing::post;
+    use tower::ServiceExt;
+
+    #[derive(serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Body1 {
+        n: u32,
+    }
+
+    async fn call(app: &Router, body: &'static str) -> (u16, ApiError) {
+        let req = Request::post("/x").header("content-type", "application/json").body(Body::from(body)).unwrap();
+        let resp = app.clone().oneshot(req).await.unwrap();
+        let status = resp.status().as_u16();
+        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX).await.unwrap();
+        (status, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    #[tokio::test]
+    async fn bad_bodies_get_json_errors() {
+        let app = finish_router(
+            Router::new().route("/x", post(|ApiJson(_b): ApiJson<Body1>| async { "ok" })),
+            "t",
+            String::new,
+            None,
+        );
+        let (s, e) = call(&app, "{").await;
+        assert_eq!((s, e.code), (400, ErrorCode::MalformedBody));
+        let (s, e) = call(&app, r#"{"n": -1}"#).await;
+        assert_eq!((s, e.code), (400, ErrorCode::InvalidField));
+        assert!(e.message.contains("n"), "{}", e.message);
+        let big: &'static str = Box::leak(format!("{{\"n\": 1, \"pad\": \"{}\"}}", "x".repeat(2 * MAX_BODY_BYTES)).into_boxed_str());
+        let (s, e) = call(&app, big).await;
+        assert_eq!((s, e.code), (413, ErrorCode::PayloadTooLarge));
+    }
+
+    #[test]
+    fn metrics_render() {
+        let mut m = Metrics::default();
+        m.gauge("drover_nodes", "nodes", &[("state", "ready")], 2.0).gauge("drover_nodes", "nodes", &[("state", "draining")], 0.0);
+        let text = m.render();
+        assert_eq!(text.matches("# TYPE drover_nodes gauge").count(), 1);
+        assert!(text.contains("drover_nodes{state=\"ready\"} 2"));
+    }
+}
