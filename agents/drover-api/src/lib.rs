@@ -10,6 +10,8 @@
 //! - [`resources`]: CPU, memory, disk and port quantities.
 //! - [`node`]: what an agent says about its host, and the master's view of a node.
 //! - [`task`]: task definitions, the task state machine and health checks.
+//! - [`app`]: Marathon-compatible app definitions.
+//! - [`job`]: Chronos-compatible job definitions.
 //! - [`agent`]: the agent ⇄ master protocol (register, heartbeat, assignments).
 //! - [`event`]: the master's event stream.
 //! - [`meta`]: version and health documents served by every binary.
@@ -18,10 +20,12 @@
 #![warn(missing_docs)]
 
 pub mod agent;
+pub mod app;
 #[cfg(feature = "client")]
 pub mod client;
 pub mod error;
 pub mod event;
+pub mod job;
 pub mod meta;
 pub mod node;
 pub mod resources;

@@ -1,0 +1,1 @@
+//! Marathon-compatible app definitions (filled in by the apps work).

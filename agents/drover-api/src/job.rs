@@ -1,0 +1,1 @@
+//! Chronos-compatible job definitions (filled in by the jobs work).
