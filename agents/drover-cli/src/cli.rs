@@ -1,0 +1,300 @@
+//! The command line's shape: global options, then a noun (`nodes`, `tasks`) and a verb.
+//!
+//! Nouns are variants of [`Command`]; each noun's verbs are its own subcommand enum, so
+//! the coming nouns (`apps`, `jobs`, `deployments`, `dev`, `fleet`, `apply`) slot in as
+//! new variants without touching the existing ones. A noun given without a verb lists.
+
+use std::path::PathBuf;
+
+use clap::{ArgGroup, Args, Parser, Subcommand};
+use drover_api::TaskState;
+
+/// Drover's command line: nodes, tasks and their logs.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "drover", version = drover_api::VERSION, propagate_version = true)]
+#[command(about = "Drover's command line: nodes, tasks and their logs")]
+pub struct Cli {
+    /// Options every command takes, before or after the subcommand.
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes; usable before or after the subcommand.
+#[derive(Debug, Clone, Args)]
+pub struct GlobalArgs {
+    /// The master's URL.
+    #[arg(
+        long,
+        global = true,
+        env = "DROVER_MASTER",
+        default_value = drover_api::DEFAULT_MASTER_URL,
+        value_name = "URL"
+    )]
+    pub master: String,
+    /// The scheduler's URL, for the app, job and deployment commands (not used by the
+    /// node and task commands, which talk to the master).
+    #[arg(
+        long,
+        global = true,
+        env = "DROVER_SCHEDULER",
+        default_value = drover_api::DEFAULT_SCHEDULER_URL,
+        value_name = "URL"
+    )]
+    pub scheduler: String,
+    /// Bearer token for the master and scheduler (wins over --token-file).
+    #[arg(long, global = true, env = "DROVER_TOKEN", hide_env_values = true, value_name = "TOKEN")]
+    pub token: Option<String>,
+    /// A file holding the bearer token.
+    #[arg(long, global = true, env = "DROVER_TOKEN_FILE", value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// Print JSON (the API's own types) instead of tables, for scripts.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+/// The nouns.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// List, inspect, drain and activate nodes (`drover nodes` lists them).
+    #[command(visible_alias = "node")]
+    Nodes(NodesArgs),
+    /// List, inspect, launch and kill tasks, and read their logs (`drover tasks` lists them).
+    #[command(visible_alias = "task")]
+    Tasks(TasksArgs),
+    /// Print the CLI's version and, if reachable, the master's.
+    Version,
+}
+
+/// `drover nodes [VERB]`.
+#[derive(Debug, Clone, Args)]
+pub struct NodesArgs {
+    /// The verb; none lists.
+    #[command(subcommand)]
+    pub command: Option<NodesCommand>,
+}
+
+/// The verbs on nodes.
+#[derive(Debug, Clone, Subcommand)]
+pub enum NodesCommand {
+    /// List the nodes with their free and total resources.
+    #[command(visible_alias = "ls")]
+    List,
+    /// Show everything about one node: host, resources, tasks.
+    Show(NodeShowArgs),
+    /// Refuse new placements on a node; its tasks keep running.
+    Drain(NodeDrainArgs),
+    /// Accept placements on a node again.
+    Activate(NodeActivateArgs),
+}
+
+/// `drover nodes show NODE`.
+#[derive(Debug, Clone, Args)]
+pub struct NodeShowArgs {
+    /// The node's name.
+    pub node: String,
+}
+
+/// `drover nodes drain NODE`.
+#[derive(Debug, Clone, Args)]
+pub struct NodeDrainArgs {
+    /// The node's name.
+    pub node: String,
+}
+
+/// `drover nodes activate NODE`.
+#[derive(Debug, Clone, Args)]
+pub struct NodeActivateArgs {
+    /// The node's name.
+    pub node: String,
+}
+
+/// `drover tasks [VERB]`; without a verb it takes the list options.
+#[derive(Debug, Clone, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct TasksArgs {
+    /// The verb; none lists.
+    #[command(subcommand)]
+    pub command: Option<TasksCommand>,
+    /// List options, for `drover tasks` without a verb.
+    #[command(flatten)]
+    pub list: TaskListArgs,
+}
+
+/// The verbs on tasks.
+#[derive(Debug, Clone, Subcommand)]
+pub enum TasksCommand {
+    /// List tasks (active ones unless --all or --state).
+    #[command(visible_alias = "ls")]
+    List(TaskListArgs),
+    /// Show everything about one task.
+    Show(TaskShowArgs),
+    /// Kill a task: SIGTERM, then SIGKILL after its grace period.
+    Kill(TaskKillArgs),
+    /// Print a task's output (stdout, or stderr with --stderr).
+    Logs(TaskLogsArgs),
+    /// Run a command on a node: `drover tasks launch --node N -- CMD...`.
+    Launch(TaskLaunchArgs),
+}
+
+/// `drover tasks list`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct TaskListArgs {
+    /// Only tasks on this node.
+    #[arg(long, value_name = "NODE")]
+    pub node: Option<String>,
+    /// Only tasks in this state (staging, running, healthy, unhealthy, finished, failed,
+    /// killed, lost); includes terminal tasks.
+    #[arg(long, value_name = "STATE", value_parser = parse_state)]
+    pub state: Option<TaskState>,
+    /// Include terminal tasks (finished, failed, killed, lost).
+    #[arg(long, short = 'a')]
+    pub all: bool,
+    /// Only tasks with this label.
+    #[arg(long, value_name = "KEY=VALUE", value_parser = parse_label_filter)]
+    pub label: Option<String>,
+}
+
+/// `drover tasks show TASK`.
+#[derive(Debug, Clone, Args)]
+pub struct TaskShowArgs {
+    /// The task's id.
+    pub task: String,
+}
+
+/// `drover tasks kill TASK`.
+#[derive(Debug, Clone, Args)]
+pub struct TaskKillArgs {
+    /// The task's id.
+    pub task: String,
+    /// Wait until the task has ended and print its final state.
+    #[arg(long)]
+    pub wait: bool,
+    /// With --wait, give up after this many seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 120, requires = "wait")]
+    pub timeout: u64,
+}
+
+/// `drover tasks logs TASK`.
+#[derive(Debug, Clone, Args)]
+pub struct TaskLogsArgs {
+    /// The task's id.
+    pub task: String,
+    /// Keep printing new output as the task writes it.
+    #[arg(long, short = 'f')]
+    pub follow: bool,
+    /// Read stderr instead of stdout.
+    #[arg(long)]
+    pub stderr: bool,
+    /// Start this many bytes before the end.
+    #[arg(long, value_name = "BYTES")]
+    pub tail: Option<u64>,
+}
+
+/// `drover tasks launch --node N [options] -- CMD...`.
+#[derive(Debug, Clone, Args)]
+#[command(group(
+    ArgGroup::new("health").args(["health_http", "health_tcp", "health_cmd"]).multiple(false)
+))]
+pub struct TaskLaunchArgs {
+    /// The node to run on.
+    #[arg(long, value_name = "NODE")]
+    pub node: String,
+    /// The task's name (prefixes its id); default: the command's first word.
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// CPU cores to reserve.
+    #[arg(long, value_name = "CPUS", default_value_t = 0.1)]
+    pub cpus: f64,
+    /// Memory to reserve, in MiB.
+    #[arg(long, value_name = "MiB", default_value_t = 32.0)]
+    pub mem: f64,
+    /// Disk to reserve, in MiB.
+    #[arg(long, value_name = "MiB", default_value_t = 0.0)]
+    pub disk: f64,
+    /// Ask for a host port (repeatable); the task sees it as PORT0.., and as PORT_<NAME>
+    /// when named.
+    #[arg(
+        long = "port",
+        value_name = "NAME",
+        num_args = 0..=1,
+        default_missing_value = "",
+        value_parser = parse_port_name
+    )]
+    pub ports: Vec<String>,
+    /// An environment variable for the task (repeatable).
+    #[arg(long = "env", short = 'e', value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub env: Vec<(String, String)>,
+    /// A label on the task (repeatable).
+    #[arg(long = "label", short = 'l', value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub labels: Vec<(String, String)>,
+    /// Seconds between SIGTERM and SIGKILL when the task is killed.
+    #[arg(long, value_name = "SECS", default_value_t = 5.0)]
+    pub grace: f64,
+    /// Run CMD... as an argv, without a shell (default: joined with spaces and run with
+    /// `sh -c`).
+    #[arg(long)]
+    pub argv: bool,
+    /// Health check: HTTP GET of PATH on the task's first port.
+    #[arg(long, value_name = "PATH")]
+    pub health_http: Option<String>,
+    /// Health check: TCP connect to the task's first port.
+    #[arg(long)]
+    pub health_tcp: bool,
+    /// Health check: a shell command in the task's environment; exit 0 passes.
+    #[arg(long, value_name = "CMD")]
+    pub health_cmd: Option<String>,
+    /// Seconds between health checks (default 60).
+    #[arg(long, value_name = "SECS", requires = "health")]
+    pub health_interval: Option<f64>,
+    /// Seconds after start during which failures do not count (default 300).
+    #[arg(long, value_name = "SECS", requires = "health")]
+    pub health_grace: Option<f64>,
+    /// Seconds before one check counts as failed (default 20).
+    #[arg(long, value_name = "SECS", requires = "health")]
+    pub health_timeout: Option<f64>,
+    /// Seconds after start before the first check (default 15).
+    #[arg(long, value_name = "SECS", requires = "health")]
+    pub health_delay: Option<f64>,
+    /// Consecutive failures after which the task is unhealthy (default 3).
+    #[arg(long, value_name = "N", requires = "health")]
+    pub health_max_failures: Option<u32>,
+    /// The command to run; put it after `--` when it has options of its own.
+    #[arg(
+        value_name = "CMD",
+        required = true,
+        num_args = 1..,
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub command: Vec<String>,
+}
+
+/// Parses a task state by its lowercase name.
+pub fn parse_state(s: &str) -> Result<TaskState, String> {
+    s.parse()
+}
+
+/// Parses `KEY=VALUE`; the key must be non-empty, the value may be empty or hold `=`.
+pub fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("expected KEY=VALUE, got {s:?}")),
+    }
+}
+
+/// Checks a `--label` filter has the `KEY=VALUE` shape and keeps it as one string.
+pub fn parse_label_filter(s: &str) -> Result<String, String> {
+    parse_key_value(s).map(|_| s.to_string())
+}
+
+/// Checks a port name: letters, digits, `_` and `-` (empty means unnamed).
+pub fn parse_port_name(s: &str) -> Result<String, String> {
+    if s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+        Ok(s.to_string())
+    } else {
+        Err(format!("{s:?} is not a valid port name (letters, digits, '_' and '-')"))
+    }
+}

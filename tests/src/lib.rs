@@ -1,0 +1,311 @@
+//! Harness for cluster-level tests: starts the real `drover-master`, `drover-agent` and
+//! `drover` binaries on loopback, each in its own temporary directory, and kills them
+//! when dropped.
+//!
+//! The binaries come from the workspace's target directory; build them first with
+//! `cargo build --workspace --bins` (the test script does).
+//!
+//! # Layout
+//!
+//! - [`bin_path`]: where a workspace binary is.
+//! - [`Server`]: one running server process and the address it announced.
+//! - [`Cluster`]: a master and N agents.
+//! - [`wait_for`]: poll a condition until a generous deadline.
+
+#![allow(clippy::unwrap_used)] // test harness: a failure here should fail the test loudly
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::time::{Duration, Instant};
+
+use drover_api::client::MasterClient;
+use drover_api::node::Node;
+
+/// Path of a workspace binary (`drover-master`, `drover-agent`, `drover`, `hello`).
+pub fn bin_path(name: &str) -> PathBuf {
+    if let Ok(dir) = std::env::var("DROVER_BIN_DIR") {
+        return Path::new(&dir).join(name);
+    }
+    // The test executable lives in target/<profile>/deps/; the binaries one level up.
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().and_then(Path::parent).unwrap();
+    let p = profile_dir.join(name);
+    assert!(
+        p.exists(),
+        "{} is missing: build the binaries first with `cargo build --workspace --bins` (scripts/test does)",
+        p.display()
+    );
+    p
+}
+
+/// A block of host ports no other cluster in this test process uses, below the
+/// kernel's ephemeral range so that tasks never collide with `:0` binds.
+pub fn port_block(size: u16) -> (u16, u16) {
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    // Spread test processes apart too: cargo runs test binaries one after another, but
+    // keep a margin for a leftover process from an earlier binary.
+    let base = 20000 + (std::process::id() % 20) as u16 * 600;
+    let start = base + NEXT.fetch_add(size, Ordering::SeqCst);
+    (start, start + size - 1)
+}
+
+/// One running server process.
+pub struct Server {
+    /// The process.
+    pub child: Child,
+    /// The base URL it announced (`http://127.0.0.1:PORT`).
+    pub url: String,
+    /// The program and arguments, to start it again.
+    program: PathBuf,
+    args: Vec<String>,
+    envs: Vec<(String, String)>,
+    log: PathBuf,
+}
+
+impl Server {
+    /// Starts `program args` and waits for its `listening on http://ADDR` first line.
+    /// Standard error goes to `log`.
+    pub fn start(program: &Path, args: &[String], envs: &[(String, String)], log: &Path) -> Server {
+        let stderr = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
+        let mut child = Command::new(program)
+            .args(args)
+            .envs(envs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(stderr))
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()));
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            if let Some(Ok(first)) = lines.next() {
+                let _ = tx.send(first);
+            }
+            // Keep draining so the process never blocks on a full pipe.
+            for _ in lines {}
+        });
+        let first = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|_| {
+            let log_text = std::fs::read_to_string(log).unwrap_or_default();
+            panic!("{} did not announce its address; its log:\n{log_text}", program.display())
+        });
+        let url = first
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line from {}: {first:?}", program.display()))
+            .to_string();
+        Server { child, url, program: program.into(), args: args.to_vec(), envs: envs.to_vec(), log: log.into() }
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGKILLs the process and reaps it.
+    pub fn kill_hard(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Sends SIGTERM and waits for it to exit (SIGKILL after 10 s).
+    pub fn stop(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.kill_hard();
+    }
+
+    /// Starts the same program again with the same arguments, replacing `--listen`'s
+    /// port 0 with the port it had, so clients keep working.
+    pub fn restart(&mut self) {
+        let addr = self.url.trim_start_matches("http://").to_string();
+        let args: Vec<String> = self
+            .args
+            .iter()
+            .map(|a| if a == "127.0.0.1:0" { addr.clone() } else { a.clone() })
+            .collect();
+        let fresh = Server::start(&self.program, &args, &self.envs, &self.log);
+        // The old process is already dead; dropping it only reaps it.
+        let old = std::mem::replace(self, fresh);
+        self.args = old.args.clone();
+    }
+
+    /// The server's stderr so far (for assertion messages).
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Options for a test cluster.
+#[derive(Debug, Clone)]
+pub struct ClusterOptions {
+    /// How many agents.
+    pub agents: usize,
+    /// Master heartbeat interval, seconds.
+    pub heartbeat_interval: f64,
+    /// Master heartbeat timeout, seconds.
+    pub heartbeat_timeout: f64,
+    /// Ports per agent.
+    pub ports_per_agent: u16,
+}
+
+impl Default for ClusterOptions {
+    fn default() -> Self {
+        ClusterOptions { agents: 2, heartbeat_interval: 0.5, heartbeat_timeout: 6.0, ports_per_agent: 50 }
+    }
+}
+
+/// A master and its agents, each a real process on loopback.
+pub struct Cluster {
+    /// The master.
+    pub master: Server,
+    /// The agents, named `agent-0`, `agent-1`, ...
+    pub agents: Vec<Server>,
+    /// A client for the master.
+    pub client: MasterClient,
+    /// Everything on disk lives under here.
+    pub dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    /// Starts a master and `opts.agents` agents and waits until every agent is registered.
+    pub async fn start(opts: ClusterOptions) -> Cluster {
+        let dir = tempfile::Builder::new().prefix("drover-test-").tempdir().unwrap();
+        let master_args = vec![
+            "--listen".to_string(),
+            "127.0.0.1:0".to_string(),
+            "--data-dir".to_string(),
+            dir.path().join("master").display().to_string(),
+            "--heartbeat-interval".to_string(),
+            opts.heartbeat_interval.to_string(),
+            "--heartbeat-timeout".to_string(),
+            opts.heartbeat_timeout.to_string(),
+        ];
+        let master = Server::start(&bin_path("drover-master"), &master_args, &[], &dir.path().join("master.log"));
+        let client = MasterClient::new(&master.url, None).unwrap();
+        let mut cluster = Cluster { master, agents: Vec::new(), client, dir };
+        for i in 0..opts.agents {
+            cluster.add_agent(i, opts.ports_per_agent);
+        }
+        let n = opts.agents;
+        cluster
+            .wait_nodes("every agent registered", move |nodes| {
+                nodes.iter().filter(|n| n.state == drover_api::node::NodeState::Ready).count() == n
+            })
+            .await;
+        cluster
+    }
+
+    fn add_agent(&mut self, i: usize, ports: u16) {
+        let (lo, hi) = port_block(ports);
+        let args = vec![
+            "--master".to_string(),
+            self.master.url.clone(),
+            "--listen".to_string(),
+            "127.0.0.1:0".to_string(),
+            "--name".to_string(),
+            format!("agent-{i}"),
+            "--work-dir".to_string(),
+            self.dir.path().join(format!("agent-{i}")).display().to_string(),
+            "--ports".to_string(),
+            format!("{lo}-{hi}"),
+            "--attributes".to_string(),
+            format!("rack=r{},zone=z", i % 2),
+        ];
+        let log = self.dir.path().join(format!("agent-{i}.log"));
+        self.agents.push(Server::start(&bin_path("drover-agent"), &args, &[], &log));
+    }
+
+    /// Waits until the node list satisfies `ok`, or panics after 30 s with the last list.
+    pub async fn wait_nodes(&self, what: &str, ok: impl Fn(&[Node]) -> bool) -> Vec<Node> {
+        let client = self.client.clone();
+        wait_for(what, Duration::from_secs(30), || {
+            let client = client.clone();
+            let ok = &ok;
+            async move {
+                let nodes = client.nodes().await.ok()?;
+                ok(&nodes).then_some(nodes)
+            }
+        })
+        .await
+    }
+
+    /// Runs the `drover` CLI against this cluster and returns (exit code, stdout, stderr).
+    pub fn cli(&self, args: &[&str]) -> (i32, String, String) {
+        let out = Command::new(bin_path("drover"))
+            .args(args)
+            .env("DROVER_MASTER", &self.master.url)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// Runs the CLI with `--json` and parses its stdout; panics on a non-zero exit.
+    pub fn cli_json(&self, args: &[&str]) -> serde_json::Value {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        let (code, out, err) = self.cli(&all);
+        assert_eq!(code, 0, "drover {args:?} failed: {err}");
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("drover {args:?} printed non-JSON ({e}): {out}"))
+    }
+
+    /// All the logs, for a failing assertion's message.
+    pub fn logs(&self) -> String {
+        let mut s = format!("--- master ---\n{}", self.master.log_text());
+        for (i, a) in self.agents.iter().enumerate() {
+            s.push_str(&format!("\n--- agent-{i} ---\n{}", a.log_text()));
+        }
+        s
+    }
+}
+
+/// Polls `check` every 100 ms until it returns `Some`, or panics after `timeout` naming
+/// `what`. Tests wait on conditions, never on fixed sleeps or elapsed-time assertions.
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out after {timeout:?} waiting for: {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Whether a process with this pid exists and is not a zombie.
+pub fn process_alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => {
+            // The state follows the parenthesised command name.
+            let state = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().next());
+            state != Some("Z")
+        }
+        Err(_) => false,
+    }
+}

@@ -1,0 +1,230 @@
+//! Check 8 and the security defaults: bad input gets a 4xx JSON error naming the problem,
+//! changes nothing and never crashes a server; wide binds need a token.
+
+#![allow(clippy::unwrap_used)]
+
+use std::process::{Command, Stdio};
+
+use drover_api::task::{LaunchRequest, TaskDefinition, TaskFilter};
+use drover_api::{ApiError, ErrorCode, Resources};
+use drover_cluster_tests::{Cluster, ClusterOptions, Server, bin_path};
+
+async fn post_raw(url: &str, body: Vec<u8>) -> (u16, Vec<u8>) {
+    let resp = reqwest::Client::new()
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{url} did not answer: {e}"));
+    let status = resp.status().as_u16();
+    (status, resp.bytes().await.unwrap().to_vec())
+}
+
+async fn expect_error(url: &str, body: &str, status: u16, code: ErrorCode, mentions: &str) {
+    let (s, bytes) = post_raw(url, body.as_bytes().to_vec()).await;
+    let err: ApiError = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| panic!("{url} answered {s} with a non-JSON body: {}", String::from_utf8_lossy(&bytes)));
+    assert_eq!((s, err.code), (status, code), "{url} {body}: {err:?}");
+    assert!(err.message.contains(mentions), "{url} {body}: message {:?} should mention {mentions:?}", err.message);
+}
+
+fn valid_launch(node: &str) -> String {
+    serde_json::to_string(&LaunchRequest {
+        node: node.into(),
+        id: None,
+        task: TaskDefinition {
+            name: "t".into(),
+            cmd: Some("sleep 1".into()),
+            resources: Resources::new(0.1, 8.0, 0.0),
+            kill_grace_period_seconds: 1.0,
+            ..Default::default()
+        },
+    })
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_input_is_refused_and_changes_nothing() {
+    let cluster = Cluster::start(ClusterOptions { agents: 1, ..Default::default() }).await;
+    let m = &cluster.master.url;
+    let tasks_url = format!("{m}/v1/tasks");
+
+    expect_error(&tasks_url, "{\"node\": ", 400, ErrorCode::MalformedBody, "JSON").await;
+    expect_error(&tasks_url, &valid_launch("no-such-node"), 404, ErrorCode::NotFound, "no-such-node").await;
+    let negative = valid_launch("agent-0").replace("\"cpus\":0.1", "\"cpus\":-2.0");
+    expect_error(&tasks_url, &negative, 400, ErrorCode::InvalidField, "cpus").await;
+    let absurd = valid_launch("agent-0").replace("\"mem\":8.0", "\"mem\":1e300");
+    expect_error(&tasks_url, &absurd, 400, ErrorCode::InvalidField, "mem").await;
+    let wrong_type = valid_launch("agent-0").replace("\"cpus\":0.1", "\"cpus\":\"lots\"");
+    expect_error(&tasks_url, &wrong_type, 400, ErrorCode::InvalidField, "cpus").await;
+    let bad_id = valid_launch("agent-0").replace("{\"node\"", "{\"id\":\"../../etc\",\"node\"");
+    expect_error(&tasks_url, &bad_id, 400, ErrorCode::InvalidField, "id").await;
+    let oversized = format!("{{\"node\":\"agent-0\",\"pad\":\"{}\"}}", "x".repeat(2 << 20));
+    let (s, bytes) = post_raw(&tasks_url, oversized.into_bytes()).await;
+    assert_eq!(s, 413, "{}", String::from_utf8_lossy(&bytes));
+    expect_error(&format!("{m}/v1/tasks/nope.123/kill"), "", 404, ErrorCode::NotFound, "nope.123").await;
+    expect_error(&format!("{m}/v1/nodes/ghost/drain"), "", 404, ErrorCode::NotFound, "ghost").await;
+
+    // The CLI reports the same errors and exits non-zero.
+    let (code, _, err) = cluster.cli(&["tasks", "launch", "--node", "ghost", "--", "true"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("ghost"), "{err}");
+
+    // Nothing was created.
+    assert!(cluster.client.tasks(&TaskFilter::default()).await.unwrap().is_empty());
+    assert_eq!(cluster.client.nodes().await.unwrap().len(), 1);
+}
+
+/// A tiny deterministic generator, so a failure can be replayed.
+struct XorShift(u64);
+
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+fn random_body(rng: &mut XorShift, valid: &str) -> Vec<u8> {
+    match rng.below(5) {
+        // Random bytes.
+        0 => (0..rng.below(300)).map(|_| rng.next() as u8).collect(),
+        // A truncated valid body.
+        1 => valid.as_bytes()[..rng.below(valid.len())].to_vec(),
+        // A valid body with one byte changed.
+        2 => {
+            let mut b = valid.as_bytes().to_vec();
+            let i = rng.below(b.len());
+            b[i] = rng.next() as u8;
+            b
+        }
+        // Deep nesting.
+        3 => {
+            let depth = 1 + rng.below(5000);
+            format!("{}{}", "[".repeat(depth), "]".repeat(rng.below(depth))).into_bytes()
+        }
+        // Well-formed JSON of the wrong shape.
+        _ => {
+            let shapes = ["null", "[]", "{}", "1e999", "\"\"", "{\"node\":[]}", "{\"task\":{\"name\":7}}"];
+            shapes[rng.below(shapes.len())].as_bytes().to_vec()
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn random_and_truncated_bodies_never_crash_servers() {
+    let cluster = Cluster::start(ClusterOptions { agents: 1, ..Default::default() }).await;
+    let m = &cluster.master.url;
+    let a = &cluster.agents[0].url;
+    let register = "{\"name\":\"fuzz\",\"address\":\"http://127.0.0.1:1\",\"version\":\"0\",\"total\":{\"cpus\":1,\"mem\":1,\"disk\":1},\"reserved\":{},\"ports\":{\"begin\":1,\"end\":2},\"host\":{}}";
+    let endpoints: Vec<(String, String)> = vec![
+        (format!("{m}/v1/tasks"), valid_launch("agent-0")),
+        (format!("{m}/v1/tasks/x/kill"), "{}".into()),
+        (format!("{m}/v1/nodes/agent-0/drain"), "{}".into()),
+        (format!("{m}/v1/nodes/agent-0/activate"), "{}".into()),
+        (format!("{m}/v1/agents/register"), register.into()),
+        (format!("{m}/v1/agents/fuzz/heartbeat"), "{\"host\":{},\"tasks\":[]}".into()),
+        (format!("{a}/v1/tasks"), "{}".into()),
+    ];
+    let mut rng = XorShift(0x5eed_d20e);
+    let mut server_errors = Vec::new();
+    for round in 0..300 {
+        for (url, valid) in &endpoints {
+            let body = random_body(&mut rng, valid);
+            let (status, bytes) = post_raw(url, body.clone()).await;
+            if status >= 500 {
+                server_errors.push(format!(
+                    "round {round} {url} -> {status}: {} for body {:?}",
+                    String::from_utf8_lossy(&bytes),
+                    String::from_utf8_lossy(&body[..body.len().min(80)])
+                ));
+            }
+        }
+    }
+    // Query strings and paths too.
+    for q in ["state=bogus", "active=maybe", "node=%ff", "label=novalue"] {
+        let s = reqwest::get(format!("{m}/v1/tasks?{q}")).await.unwrap().status().as_u16();
+        assert!((400..500).contains(&s) || s == 200, "{q} -> {s}");
+    }
+    for path in ["/v1/tasks/..%2F..%2Fetc%2Fpasswd/logs", "/v1/tasks/nope/logs?offset=abc"] {
+        for base in [m, a] {
+            let s = reqwest::get(format!("{base}{path}")).await.unwrap().status().as_u16();
+            assert!((400..500).contains(&s), "{base}{path} -> {s}");
+        }
+    }
+    assert!(server_errors.is_empty(), "server errors:\n{}", server_errors.join("\n"));
+    for base in [m, a] {
+        let s = reqwest::get(format!("{base}/health")).await.unwrap().status().as_u16();
+        assert_eq!(s, 200, "{base} still serves");
+    }
+    let _ = &cluster.master; // still alive: Drop would otherwise hide a crash
+    assert!(drover_cluster_tests::process_alive(cluster.master.pid()));
+    assert!(drover_cluster_tests::process_alive(cluster.agents[0].pid()));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn wide_binds_need_a_token_and_requests_need_it_too() {
+    let dir = tempfile::tempdir().unwrap();
+    // Without a token, binding beyond loopback is refused at start.
+    let out = Command::new(bin_path("drover-master"))
+        .args(["--listen", "0.0.0.0:0", "--data-dir"])
+        .arg(dir.path().join("m0"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("token"), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // With one, requests without it get 401, and with it succeed.
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, "s3cret-token\n").unwrap();
+    let args: Vec<String> = vec![
+        "--listen".into(),
+        "0.0.0.0:0".into(),
+        "--data-dir".into(),
+        dir.path().join("m1").display().to_string(),
+        "--token-file".into(),
+        token_file.display().to_string(),
+    ];
+    let master = Server::start(&bin_path("drover-master"), &args, &[], &dir.path().join("m.log"));
+    let port = master.url.rsplit(':').next().unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    let s = reqwest::get(format!("{url}/v1/nodes")).await.unwrap().status().as_u16();
+    assert_eq!(s, 401);
+    let ok = drover_api::client::MasterClient::new(&url, Some("s3cret-token".into())).unwrap();
+    assert!(ok.nodes().await.unwrap().is_empty());
+    let bad = drover_api::client::MasterClient::new(&url, Some("wrong".into())).unwrap();
+    assert_eq!(bad.nodes().await.unwrap_err().status(), Some(401));
+
+    // An agent with the token registers; the CLI with it lists the node.
+    let agent_args: Vec<String> = vec![
+        "--master".into(),
+        url.clone(),
+        "--listen".into(),
+        "127.0.0.1:0".into(),
+        "--name".into(),
+        "tok-agent".into(),
+        "--work-dir".into(),
+        dir.path().join("a").display().to_string(),
+        "--token-file".into(),
+        token_file.display().to_string(),
+    ];
+    let _agent = Server::start(&bin_path("drover-agent"), &agent_args, &[], &dir.path().join("a.log"));
+    drover_cluster_tests::wait_for("token agent registered", std::time::Duration::from_secs(30), || async {
+        (ok.nodes().await.ok()?.len() == 1).then_some(())
+    })
+    .await;
+    let out = Command::new(bin_path("drover"))
+        .args(["--json", "nodes"])
+        .env("DROVER_MASTER", &url)
+        .env("DROVER_TOKEN", "s3cret-token")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
