@@ -1,1 +1,165 @@
+//! `drover-agent`: one per host, like the Mesos agent or Nomad's client. It tells the
+//! master what the host has, runs the tasks the master assigns as supervised processes,
+//! checks their health, keeps their logs, and survives its own restart without killing
+//! them.
+//!
+//! # Layout
+//!
+//! - [`cli`]: flags (also from the environment and a `--config` file) and their defaults.
+//! - [`host`]: host facts with sysinfo and statvfs; reserved and offered resources.
+//! - [`master`]: register, heartbeat and the assignments long poll.
+//! - [`reconcile`]: pure: local tasks and assignments in, actions out.
+//! - [`runner`]: launches, watches, kills and re-adopts tasks; runs their health checks.
+//! - [`shim`]: the per-task supervisor process (`drover-agent shim SANDBOX`).
+//! - [`sandbox`]: a task's directory and its checkpoint files.
+//! - [`env`](mod@env): a task's argv, environment and user.
+//! - [`health`]: Marathon-style health checks: pure counting, and the probes.
+//! - [`outcome`]: pure: how an ended task is classified.
+//! - [`procfs`]: `/proc` reading and the PID-reuse check.
+//! - [`cgroup`]: per-task cgroup v2 limits behind a trait, with a no-op fallback.
+//! - [`api`]: the HTTP API (tasks, logs, metrics).
 
+#![warn(missing_docs)]
+
+pub mod api;
+pub mod cgroup;
+pub mod cli;
+pub mod env;
+pub mod health;
+pub mod host;
+pub mod master;
+pub mod outcome;
+pub mod procfs;
+pub mod reconcile;
+pub mod runner;
+pub mod sandbox;
+pub mod shim;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use drover_api::client::{ClientError, MasterClient};
+use tokio::sync::watch;
+
+pub use cli::AgentOptions;
+pub use runner::{RunnerConfig, TaskRunner};
+
+/// Why the agent stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// The work dir could not be created.
+    #[error("cannot create the work dir {path}: {source}")]
+    WorkDir {
+        /// The directory.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Host facts could not be read.
+    #[error(transparent)]
+    Host(#[from] host::HostError),
+    /// The task runner could not start.
+    #[error(transparent)]
+    Runner(#[from] runner::RunnerError),
+    /// The master client could not be built (bad URL).
+    #[error("cannot talk to the master: {0}")]
+    Master(#[from] ClientError),
+    /// Serving the API failed.
+    #[error("serving the API failed: {0}")]
+    Serve(#[source] std::io::Error),
+}
+
+/// Runs the agent on an already-bound `listener` until `shutdown` resolves. Tasks keep
+/// running after it returns (an upgrade restarts the agent, not the tasks).
+pub async fn run(
+    listener: tokio::net::TcpListener,
+    opts: AgentOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), AgentError> {
+    std::fs::create_dir_all(&opts.work_dir).map_err(|source| AgentError::WorkDir {
+        path: opts.work_dir.clone(),
+        source,
+    })?;
+    let mut probe = host::HostProbe::new(&opts.work_dir)?;
+    let facts = probe.refresh();
+    let reserved = host::reserved(&facts, opts.reserved);
+    let total = host::offered(&facts, &reserved);
+    tracing::info!(
+        node = %opts.name,
+        cpus = total.cpus, mem_mib = total.mem, disk_mib = total.disk,
+        "offering resources (host totals less the reservation)"
+    );
+    let (cgroups, why_not) = cgroup::detect();
+    if let Some(why) = why_not {
+        tracing::warn!("resource limits are off, tasks run without memory and cpu limits: {why}");
+    }
+    let runner = TaskRunner::start(RunnerConfig {
+        work_dir: opts.work_dir.clone(),
+        shim_exe: opts.shim_exe.clone(),
+        host: env::host_of(&opts.advertise),
+        cgroups,
+        poll_interval: runner::DEFAULT_POLL,
+    })?;
+    let client = MasterClient::new(&opts.master, opts.token.clone())?;
+    let (host_tx, host_rx) = watch::channel(facts);
+    let session = master::Session {
+        client,
+        name: opts.name.clone(),
+        address: opts.advertise.clone(),
+        attributes: opts.attributes.clone(),
+        total,
+        reserved,
+        ports: opts.ports,
+        host: host_rx,
+        runner: runner.clone(),
+        registered: watch::channel(false).0,
+    };
+    let interval = opts.resource_interval;
+    let jobs = [
+        tokio::spawn(session.clone().heartbeat_loop()),
+        tokio::spawn(session.assignments_loop()),
+        tokio::spawn(refresh_loop(probe, host_tx, interval)),
+        tokio::spawn(gc_loop(runner.clone())),
+    ];
+    let (closing_tx, closing_rx) = watch::channel(false);
+    let shutdown = async move {
+        shutdown.await;
+        closing_tx.send_replace(true);
+    };
+    let router = api::router(runner.clone(), opts.token.clone(), closing_rx);
+    let served = drover_service::http::serve(listener, router, shutdown).await;
+    for j in &jobs {
+        j.abort();
+    }
+    runner.detach();
+    served.map_err(AgentError::Serve)
+}
+
+/// How long the sandbox of a task the master has forgotten is kept for its logs (Mesos's
+/// default `gc_delay`).
+pub const SANDBOX_GC_DELAY: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// Deletes old forgotten sandboxes at start and then hourly.
+async fn gc_loop(runner: TaskRunner) {
+    loop {
+        let n = runner.collect_garbage(SANDBOX_GC_DELAY);
+        if n > 0 {
+            tracing::info!("removed {n} old task sandboxes");
+        }
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+    }
+}
+
+/// Refreshes host usage every `interval`; the heartbeat reads the latest.
+async fn refresh_loop(
+    mut probe: host::HostProbe,
+    tx: watch::Sender<drover_api::node::HostInfo>,
+    interval: Duration,
+) {
+    loop {
+        tokio::time::sleep(interval).await;
+        tx.send_replace(probe.refresh());
+    }
+}

@@ -12,6 +12,7 @@
 //! - [`task`]: task definitions, the task state machine and health checks.
 //! - [`app`]: Marathon-compatible app definitions.
 //! - [`job`]: Chronos-compatible job definitions.
+//! - [`job_run`]: job run records, statistics and status.
 //! - [`agent`]: the agent ⇄ master protocol (register, heartbeat, assignments).
 //! - [`event`]: the master's event stream.
 //! - [`meta`]: version and health documents served by every binary.
@@ -26,6 +27,7 @@ pub mod client;
 pub mod error;
 pub mod event;
 pub mod job;
+pub mod job_run;
 pub mod meta;
 pub mod node;
 pub mod resources;

@@ -24,6 +24,7 @@ pub struct Cli {
 
 /// Options every command takes; usable before or after the subcommand.
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// The master's URL.
     #[arg(
@@ -45,7 +46,13 @@ pub struct GlobalArgs {
     )]
     pub scheduler: String,
     /// Bearer token for the master and scheduler (wins over --token-file).
-    #[arg(long, global = true, env = "DROVER_TOKEN", hide_env_values = true, value_name = "TOKEN")]
+    #[arg(
+        long,
+        global = true,
+        env = "DROVER_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
     pub token: Option<String>,
     /// A file holding the bearer token.
     #[arg(long, global = true, env = "DROVER_TOKEN_FILE", value_name = "FILE")]
@@ -112,8 +119,10 @@ pub struct NodeActivateArgs {
 }
 
 /// `drover tasks [VERB]`; without a verb it takes the list options.
+///
+/// (Not `args_conflicts_with_subcommands`: clap then also refuses global options given
+/// between `tasks` and the verb; [`crate::run`] refuses list options with a verb instead.)
 #[derive(Debug, Clone, Args)]
-#[command(args_conflicts_with_subcommands = true)]
 pub struct TasksArgs {
     /// The verb; none lists.
     #[command(subcommand)]
@@ -136,11 +145,11 @@ pub enum TasksCommand {
     /// Print a task's output (stdout, or stderr with --stderr).
     Logs(TaskLogsArgs),
     /// Run a command on a node: `drover tasks launch --node N -- CMD...`.
-    Launch(TaskLaunchArgs),
+    Launch(Box<TaskLaunchArgs>),
 }
 
 /// `drover tasks list`.
-#[derive(Debug, Clone, Default, Args)]
+#[derive(Debug, Clone, Default, PartialEq, Args)]
 pub struct TaskListArgs {
     /// Only tasks on this node.
     #[arg(long, value_name = "NODE")]
@@ -215,7 +224,8 @@ pub struct TaskLaunchArgs {
     #[arg(long, value_name = "MiB", default_value_t = 0.0)]
     pub disk: f64,
     /// Ask for a host port (repeatable); the task sees it as PORT0.., and as PORT_<NAME>
-    /// when named.
+    /// when named. A bare --port just before the command takes the command's first word
+    /// as its name unless the command follows `--`.
     #[arg(
         long = "port",
         value_name = "NAME",
@@ -292,9 +302,13 @@ pub fn parse_label_filter(s: &str) -> Result<String, String> {
 
 /// Checks a port name: letters, digits, `_` and `-` (empty means unnamed).
 pub fn parse_port_name(s: &str) -> Result<String, String> {
-    if s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+    if s.chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
         Ok(s.to_string())
     } else {
-        Err(format!("{s:?} is not a valid port name (letters, digits, '_' and '-')"))
+        Err(format!(
+            "{s:?} is not a valid port name (letters, digits, '_' and '-')"
+        ))
     }
 }

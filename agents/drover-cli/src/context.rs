@@ -54,7 +54,10 @@ impl Context {
 
     /// Awaits one call to the master, bounded by [`CALL_TIMEOUT`], and turns its failure
     /// into the message the CLI prints.
-    pub async fn call<T>(&self, fut: impl Future<Output = Result<T, ClientError>>) -> anyhow::Result<T> {
+    pub async fn call<T>(
+        &self,
+        fut: impl Future<Output = Result<T, ClientError>>,
+    ) -> anyhow::Result<T> {
         match tokio::time::timeout(CALL_TIMEOUT, fut).await {
             Ok(result) => result.map_err(|e| self.master_error(e)),
             Err(_) => bail!(
@@ -78,7 +81,10 @@ pub fn client_error(base: &str, err: ClientError) -> anyhow::Error {
     match err {
         ClientError::Api { body, .. } => {
             if body.code == ErrorCode::Unauthorized {
-                anyhow!("{} (give a token with --token, --token-file or DROVER_TOKEN)", body.message)
+                anyhow!(
+                    "{} (give a token with --token, --token-file or DROVER_TOKEN)",
+                    body.message
+                )
             } else {
                 anyhow!("{}", body.message)
             }
@@ -102,7 +108,10 @@ pub fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
 }
 
 /// The token from `--token` or else `--token-file`; an empty or unreadable file is an error.
-pub fn resolve_token(token: Option<String>, token_file: Option<&Path>) -> anyhow::Result<Option<String>> {
+pub fn resolve_token(
+    token: Option<String>,
+    token_file: Option<&Path>,
+) -> anyhow::Result<Option<String>> {
     if let Some(t) = token.filter(|t| !t.trim().is_empty()) {
         return Ok(Some(t.trim().to_string()));
     }
@@ -135,7 +144,10 @@ mod tests {
         let err = ClientError::Api {
             url: "http://m/v1/tasks".into(),
             status: 400,
-            body: Box::new(ApiError::invalid("task.resources.cpus", "must be a non-negative number, got -1")),
+            body: Box::new(ApiError::invalid(
+                "task.resources.cpus",
+                "must be a non-negative number, got -1",
+            )),
         };
         assert_eq!(
             client_error("http://m", err).to_string(),
@@ -149,8 +161,16 @@ mod tests {
         std::fs::create_dir_all(&dir).expect("temp dir");
         let file = dir.join("token");
         std::fs::write(&file, "  secret\n").expect("write token");
-        assert_eq!(resolve_token(None, Some(&file)).expect("read").as_deref(), Some("secret"));
-        assert_eq!(resolve_token(Some("flag".into()), Some(&file)).expect("flag").as_deref(), Some("flag"));
+        assert_eq!(
+            resolve_token(None, Some(&file)).expect("read").as_deref(),
+            Some("secret")
+        );
+        assert_eq!(
+            resolve_token(Some("flag".into()), Some(&file))
+                .expect("flag")
+                .as_deref(),
+            Some("flag")
+        );
         std::fs::write(&file, "\n").expect("write empty");
         assert!(resolve_token(None, Some(&file)).is_err());
         assert!(resolve_token(None, Some(&dir.join("missing"))).is_err());

@@ -18,7 +18,7 @@ pub mod commands;
 pub mod context;
 pub mod output;
 
-use cli::{Cli, Command, NodesCommand, TasksCommand};
+use cli::{Cli, Command, NodesCommand, TaskListArgs, TasksCommand};
 use context::Context;
 
 /// Runs one parsed command line to completion.
@@ -33,6 +33,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         },
         Command::Tasks(tasks) => match tasks.command {
             None => commands::task_list::run(&ctx, &tasks.list).await,
+            Some(_) if tasks.list != TaskListArgs::default() => {
+                anyhow::bail!(
+                    "the list options (--node, --state, --all, --label) go with `drover tasks` or `drover tasks list`, not with another verb"
+                )
+            }
             Some(TasksCommand::List(args)) => commands::task_list::run(&ctx, &args).await,
             Some(TasksCommand::Show(args)) => commands::task_show::run(&ctx, &args).await,
             Some(TasksCommand::Kill(args)) => commands::task_kill::run(&ctx, &args).await,

@@ -8,7 +8,9 @@
 //!
 //! - [`schedule`]: ISO 8601 repeating intervals (`R5/2026-01-01T00:00:00Z/P1D`), next
 //!   run after an instant, time zones and DST.
+//! - [`jobs`]: the job engine: due runs, retries, dependencies, stats, reconciliation.
 //! - [`placement`]: where an app's instances go on a snapshot of the cluster.
 
+pub mod jobs;
 pub mod placement;
 pub mod schedule;

@@ -8,11 +8,13 @@
 //! - [`auth`]: the bearer-token check.
 //! - [`http`]: JSON errors, a JSON extractor whose rejections name the problem, the
 //!   body-size limit, and the `/health`, `/v1/version`, `/metrics` routes.
+//! - [`install`]: render config and systemd unit from templates, write only on change.
 //! - [`shutdown`]: SIGINT/SIGTERM as a future.
 
 pub mod auth;
 pub mod config;
 pub mod http;
+pub mod install;
 pub mod listen;
 pub mod shutdown;
 

@@ -17,6 +17,9 @@
 //! - [`StoreError`]: why an operation failed; a lost compare-and-swap is
 //!   [`StoreError::Conflict`].
 
+#![warn(missing_docs)]
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 pub mod memory;
 pub mod redb_store;
 
@@ -91,19 +94,36 @@ pub enum Op {
 impl Op {
     /// An unconditional put.
     pub fn put(key: impl Into<String>, value: Vec<u8>) -> Op {
-        Op::Put { key: key.into(), value, expect: Expect::Any }
+        Op::Put {
+            key: key.into(),
+            value,
+            expect: Expect::Any,
+        }
     }
 
     /// An unconditional delete.
     pub fn delete(key: impl Into<String>) -> Op {
-        Op::Delete { key: key.into(), expect: Expect::Any }
+        Op::Delete {
+            key: key.into(),
+            expect: Expect::Any,
+        }
     }
 
     /// A put of `value` encoded as JSON.
-    pub fn put_json<T: Serialize + ?Sized>(key: impl Into<String>, value: &T) -> Result<Op, StoreError> {
+    pub fn put_json<T: Serialize + ?Sized>(
+        key: impl Into<String>,
+        value: &T,
+    ) -> Result<Op, StoreError> {
         let key = key.into();
-        let bytes = serde_json::to_vec(value).map_err(|source| StoreError::Encode { key: key.clone(), source })?;
-        Ok(Op::Put { key, value: bytes, expect: Expect::Any })
+        let bytes = serde_json::to_vec(value).map_err(|source| StoreError::Encode {
+            key: key.clone(),
+            source,
+        })?;
+        Ok(Op::Put {
+            key,
+            value: bytes,
+            expect: Expect::Any,
+        })
     }
 
     /// The key the op writes.
@@ -212,14 +232,23 @@ pub trait Store: Send + Sync {
 
     /// Sets `key` to `value` if `expect` holds; returns the new revision.
     fn put(&self, key: &str, value: &[u8], expect: Expect) -> Result<u64, StoreError> {
-        self.apply(&[Op::Put { key: key.to_string(), value: value.to_vec(), expect }])
+        self.apply(&[Op::Put {
+            key: key.to_string(),
+            value: value.to_vec(),
+            expect,
+        }])
     }
 
     /// Removes `key` if `expect` holds; returns the new revision if a key was removed,
-    /// `None` if there was nothing to remove.
+    /// `None` if there was nothing to remove. The default compares the revision around
+    /// the write, which is exact only without concurrent writers; both backends here
+    /// override it with an atomic answer.
     fn delete(&self, key: &str, expect: Expect) -> Result<Option<u64>, StoreError> {
         let before = self.revision()?;
-        let after = self.apply(&[Op::Delete { key: key.to_string(), expect }])?;
+        let after = self.apply(&[Op::Delete {
+            key: key.to_string(),
+            expect,
+        }])?;
         Ok((after != before).then_some(after))
     }
 }
@@ -231,26 +260,41 @@ pub trait StoreExt: Store {
         match self.get(key)? {
             None => Ok(None),
             Some(v) => {
-                let t = serde_json::from_slice(&v.value)
-                    .map_err(|source| StoreError::Decode { key: key.to_string(), source })?;
+                let t = serde_json::from_slice(&v.value).map_err(|source| StoreError::Decode {
+                    key: key.to_string(),
+                    source,
+                })?;
                 Ok(Some((t, v.mod_revision)))
             }
         }
     }
 
     /// Stores `value` as JSON if `expect` holds; returns the new revision.
-    fn put_json<T: Serialize + ?Sized>(&self, key: &str, value: &T, expect: Expect) -> Result<u64, StoreError> {
-        let bytes =
-            serde_json::to_vec(value).map_err(|source| StoreError::Encode { key: key.to_string(), source })?;
+    fn put_json<T: Serialize + ?Sized>(
+        &self,
+        key: &str,
+        value: &T,
+        expect: Expect,
+    ) -> Result<u64, StoreError> {
+        let bytes = serde_json::to_vec(value).map_err(|source| StoreError::Encode {
+            key: key.to_string(),
+            source,
+        })?;
         self.put(key, &bytes, expect)
     }
 
     /// Every key under `prefix`, decoded from JSON, in key order.
-    fn list_json<T: DeserializeOwned>(&self, prefix: &str) -> Result<Vec<(String, T, u64)>, StoreError> {
+    fn list_json<T: DeserializeOwned>(
+        &self,
+        prefix: &str,
+    ) -> Result<Vec<(String, T, u64)>, StoreError> {
         self.list(prefix)?
             .into_iter()
             .map(|(k, v)| {
-                let t = serde_json::from_slice(&v.value).map_err(|source| StoreError::Decode { key: k.clone(), source })?;
+                let t = serde_json::from_slice(&v.value).map_err(|source| StoreError::Decode {
+                    key: k.clone(),
+                    source,
+                })?;
                 Ok((k, t, v.mod_revision))
             })
             .collect()
@@ -270,7 +314,13 @@ pub(crate) mod contract {
         assert_eq!(s.get("a").unwrap(), None);
         let r1 = s.put("a", b"1", Expect::Absent).unwrap();
         assert_eq!(r1, 1);
-        assert_eq!(s.get("a").unwrap(), Some(Versioned { value: b"1".to_vec(), mod_revision: 1 }));
+        assert_eq!(
+            s.get("a").unwrap(),
+            Some(Versioned {
+                value: b"1".to_vec(),
+                mod_revision: 1
+            })
+        );
         let r2 = s.put("b", b"2", Expect::Any).unwrap();
         assert_eq!(r2, 2);
         assert_eq!(s.revision().unwrap(), 2);
@@ -288,9 +338,21 @@ pub(crate) mod contract {
         let e = s.put("k", b"w", Expect::Absent).unwrap_err();
         assert!(e.is_conflict(), "{e}");
         let e = s.put("k", b"w", Expect::Revision(99)).unwrap_err();
-        assert!(matches!(e, StoreError::Conflict { actual: Some(1), .. }), "{e}");
+        assert!(
+            matches!(
+                e,
+                StoreError::Conflict {
+                    actual: Some(1),
+                    ..
+                }
+            ),
+            "{e}"
+        );
         let e = s.put("missing", b"w", Expect::Revision(1)).unwrap_err();
-        assert!(matches!(e, StoreError::Conflict { actual: None, .. }), "{e}");
+        assert!(
+            matches!(e, StoreError::Conflict { actual: None, .. }),
+            "{e}"
+        );
         let e = s.delete("k", Expect::Revision(7)).unwrap_err();
         assert!(e.is_conflict());
         assert_eq!(s.get("k").unwrap().unwrap().value, b"v");
@@ -301,20 +363,40 @@ pub(crate) mod contract {
         s.put("x/1", b"a", Expect::Any).unwrap();
         // The second op's condition fails: the first must not be applied either.
         let e = s
-            .apply(&[Op::put("x/2", b"b".to_vec()), Op::Put { key: "x/1".into(), value: b"z".to_vec(), expect: Expect::Absent }])
+            .apply(&[
+                Op::put("x/2", b"b".to_vec()),
+                Op::Put {
+                    key: "x/1".into(),
+                    value: b"z".to_vec(),
+                    expect: Expect::Absent,
+                },
+            ])
             .unwrap_err();
         assert!(e.is_conflict());
         assert_eq!(s.get("x/2").unwrap(), None);
         assert_eq!(s.revision().unwrap(), 1);
         // A good batch is one revision, shared by every key it writes.
-        let rev = s.apply(&[Op::put("x/2", b"b".to_vec()), Op::put("x/3", b"c".to_vec()), Op::delete("x/1")]).unwrap();
+        let rev = s
+            .apply(&[
+                Op::put("x/2", b"b".to_vec()),
+                Op::put("x/3", b"c".to_vec()),
+                Op::delete("x/1"),
+            ])
+            .unwrap();
         assert_eq!(rev, 2);
         assert_eq!(s.get("x/2").unwrap().unwrap().mod_revision, 2);
         assert_eq!(s.get("x/3").unwrap().unwrap().mod_revision, 2);
         assert_eq!(s.get("x/1").unwrap(), None);
         // Conditions see earlier ops of the same batch.
         let rev = s
-            .apply(&[Op::put("y", b"1".to_vec()), Op::Put { key: "y".into(), value: b"2".to_vec(), expect: Expect::Revision(3) }])
+            .apply(&[
+                Op::put("y", b"1".to_vec()),
+                Op::Put {
+                    key: "y".into(),
+                    value: b"2".to_vec(),
+                    expect: Expect::Revision(3),
+                },
+            ])
             .unwrap();
         assert_eq!(rev, 3);
         assert_eq!(s.get("y").unwrap().unwrap().value, b"2");
@@ -327,7 +409,12 @@ pub(crate) mod contract {
         for k in ["nodes/b", "nodes/a", "tasks/x", "nodes", "nodes0"] {
             s.put(k, k.as_bytes(), Expect::Any).unwrap();
         }
-        let keys: Vec<String> = s.list("nodes/").unwrap().into_iter().map(|(k, _)| k).collect();
+        let keys: Vec<String> = s
+            .list("nodes/")
+            .unwrap()
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
         assert_eq!(keys, vec!["nodes/a", "nodes/b"]);
         assert_eq!(s.list("").unwrap().len(), 5);
         assert!(s.list("zzz").unwrap().is_empty());
@@ -343,7 +430,10 @@ pub(crate) mod contract {
         let all = s.list_json::<Rec>("r/").unwrap();
         assert_eq!(all, vec![("r/1".to_string(), Rec { n: 7 }, rev)]);
         s.put("r/2", b"not json", Expect::Any).unwrap();
-        assert!(matches!(s.get_json::<Rec>("r/2").unwrap_err(), StoreError::Decode { .. }));
+        assert!(matches!(
+            s.get_json::<Rec>("r/2").unwrap_err(),
+            StoreError::Decode { .. }
+        ));
     }
 
     pub fn all(make: &dyn Fn() -> Box<dyn Store>) {

@@ -30,6 +30,54 @@ impl MemoryStore {
     }
 }
 
+impl MemoryStore {
+    /// Applies `ops` atomically; the revision after, and whether anything changed.
+    fn apply_counted(&self, ops: &[Op]) -> Result<(u64, bool), StoreError> {
+        let mut inner = self.lock();
+        let next = inner.revision + 1;
+        // Work on a copy so a failed condition leaves the store untouched.
+        let mut data = inner.data.clone();
+        let mut changed = false;
+        for op in ops {
+            let actual = data.get(op.key()).map(|v| v.mod_revision);
+            match op {
+                Op::Put { key, value, expect } => {
+                    if !expect.holds(actual) {
+                        return Err(StoreError::Conflict {
+                            key: key.clone(),
+                            expected: *expect,
+                            actual,
+                        });
+                    }
+                    data.insert(
+                        key.clone(),
+                        Versioned {
+                            value: value.clone(),
+                            mod_revision: next,
+                        },
+                    );
+                    changed = true;
+                }
+                Op::Delete { key, expect } => {
+                    if !expect.holds(actual) {
+                        return Err(StoreError::Conflict {
+                            key: key.clone(),
+                            expected: *expect,
+                            actual,
+                        });
+                    }
+                    changed |= data.remove(key).is_some();
+                }
+            }
+        }
+        if changed {
+            inner.data = data;
+            inner.revision = next;
+        }
+        Ok((inner.revision, changed))
+    }
+}
+
 impl Store for MemoryStore {
     fn get(&self, key: &str) -> Result<Option<Versioned>, StoreError> {
         Ok(self.lock().data.get(key).cloned())
@@ -46,34 +94,15 @@ impl Store for MemoryStore {
     }
 
     fn apply(&self, ops: &[Op]) -> Result<u64, StoreError> {
-        let mut inner = self.lock();
-        let next = inner.revision + 1;
-        // Work on a copy so a failed condition leaves the store untouched.
-        let mut data = inner.data.clone();
-        let mut changed = false;
-        for op in ops {
-            let actual = data.get(op.key()).map(|v| v.mod_revision);
-            match op {
-                Op::Put { key, value, expect } => {
-                    if !expect.holds(actual) {
-                        return Err(StoreError::Conflict { key: key.clone(), expected: *expect, actual });
-                    }
-                    data.insert(key.clone(), Versioned { value: value.clone(), mod_revision: next });
-                    changed = true;
-                }
-                Op::Delete { key, expect } => {
-                    if !expect.holds(actual) {
-                        return Err(StoreError::Conflict { key: key.clone(), expected: *expect, actual });
-                    }
-                    changed |= data.remove(key).is_some();
-                }
-            }
-        }
-        if changed {
-            inner.data = data;
-            inner.revision = next;
-        }
-        Ok(inner.revision)
+        self.apply_counted(ops).map(|(rev, _)| rev)
+    }
+
+    fn delete(&self, key: &str, expect: crate::Expect) -> Result<Option<u64>, StoreError> {
+        let (rev, changed) = self.apply_counted(&[Op::Delete {
+            key: key.to_string(),
+            expect,
+        }])?;
+        Ok(changed.then_some(rev))
     }
 
     fn revision(&self) -> Result<u64, StoreError> {

@@ -22,12 +22,17 @@ pub struct RedbStore {
 
 impl std::fmt::Debug for RedbStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedbStore").field("path", &self.path).finish()
+        f.debug_struct("RedbStore")
+            .field("path", &self.path)
+            .finish()
     }
 }
 
 fn backend(op: &'static str) -> impl FnOnce(redb::Error) -> StoreError {
-    move |e| StoreError::Backend { op, source: Box::new(e) }
+    move |e| StoreError::Backend {
+        op,
+        source: Box::new(e),
+    }
 }
 
 fn encode(rev: u64, value: &[u8]) -> Vec<u8> {
@@ -40,8 +45,14 @@ fn encode(rev: u64, value: &[u8]) -> Vec<u8> {
 fn decode(key: &str, raw: &[u8]) -> Result<Versioned, StoreError> {
     let (head, value) = raw
         .split_first_chunk::<8>()
-        .ok_or_else(|| StoreError::Corrupt { key: key.to_string(), message: format!("record of {} bytes is shorter than its header", raw.len()) })?;
-    Ok(Versioned { value: value.to_vec(), mod_revision: u64::from_be_bytes(*head) })
+        .ok_or_else(|| StoreError::Corrupt {
+            key: key.to_string(),
+            message: format!("record of {} bytes is shorter than its header", raw.len()),
+        })?;
+    Ok(Versioned {
+        value: value.to_vec(),
+        mod_revision: u64::from_be_bytes(*head),
+    })
 }
 
 impl RedbStore {
@@ -49,9 +60,15 @@ impl RedbStore {
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
         let path = path.as_ref().to_path_buf();
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir { path: dir.to_path_buf(), source })?;
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+                path: dir.to_path_buf(),
+                source,
+            })?;
         }
-        let db = Database::create(&path).map_err(|e| StoreError::Open { path: path.clone(), source: Box::new(e) })?;
+        let db = Database::create(&path).map_err(|e| StoreError::Open {
+            path: path.clone(),
+            source: Box::new(e),
+        })?;
         let store = RedbStore { db, path };
         // Create both tables up front so reads of a fresh file find them.
         store.write(|_, _| Ok(false))?;
@@ -67,13 +84,24 @@ impl RedbStore {
     /// returns `Ok` (bumping nothing itself) and aborts on `Err`.
     fn write<T>(
         &self,
-        f: impl FnOnce(&mut redb::Table<&str, &[u8]>, &mut redb::Table<&str, u64>) -> Result<T, StoreError>,
+        f: impl FnOnce(
+            &mut redb::Table<&str, &[u8]>,
+            &mut redb::Table<&str, u64>,
+        ) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let mut txn = self.db.begin_write().map_err(|e| backend("begin write")(e.into()))?;
-        txn.set_durability(Durability::Immediate).map_err(|e| backend("set durability")(e.into()))?;
+        let mut txn = self
+            .db
+            .begin_write()
+            .map_err(|e| backend("begin write")(e.into()))?;
+        txn.set_durability(Durability::Immediate)
+            .map_err(|e| backend("set durability")(e.into()))?;
         let out = {
-            let mut kv = txn.open_table(KV).map_err(|e| backend("open table kv")(e.into()))?;
-            let mut meta = txn.open_table(META).map_err(|e| backend("open table meta")(e.into()))?;
+            let mut kv = txn
+                .open_table(KV)
+                .map_err(|e| backend("open table kv")(e.into()))?;
+            let mut meta = txn
+                .open_table(META)
+                .map_err(|e| backend("open table meta")(e.into()))?;
             f(&mut kv, &mut meta)
         };
         match out {
@@ -89,15 +117,73 @@ impl RedbStore {
         }
     }
 
+    /// Applies `ops` in one durable transaction; the revision after, and whether
+    /// anything changed.
+    fn apply_counted(&self, ops: &[Op]) -> Result<(u64, bool), StoreError> {
+        self.write(|kv, meta| {
+            let current = meta
+                .get(REVISION_KEY)
+                .map_err(|e| backend("read revision")(e.into()))?
+                .map_or(0, |g| g.value());
+            let next = current + 1;
+            let mut changed = false;
+            for op in ops {
+                let actual = match kv.get(op.key()).map_err(|e| backend("read")(e.into()))? {
+                    None => None,
+                    Some(g) => Some(decode(op.key(), g.value())?.mod_revision),
+                };
+                match op {
+                    Op::Put { key, value, expect } => {
+                        if !expect.holds(actual) {
+                            return Err(StoreError::Conflict {
+                                key: key.clone(),
+                                expected: *expect,
+                                actual,
+                            });
+                        }
+                        let record = encode(next, value);
+                        kv.insert(key.as_str(), record.as_slice())
+                            .map_err(|e| backend("insert")(e.into()))?;
+                        changed = true;
+                    }
+                    Op::Delete { key, expect } => {
+                        if !expect.holds(actual) {
+                            return Err(StoreError::Conflict {
+                                key: key.clone(),
+                                expected: *expect,
+                                actual,
+                            });
+                        }
+                        if actual.is_some() {
+                            kv.remove(key.as_str())
+                                .map_err(|e| backend("remove")(e.into()))?;
+                            changed = true;
+                        }
+                    }
+                }
+            }
+            if !changed {
+                return Ok((current, false));
+            }
+            meta.insert(REVISION_KEY, next)
+                .map_err(|e| backend("write revision")(e.into()))?;
+            Ok((next, true))
+        })
+    }
+
     fn read_txn(&self) -> Result<redb::ReadTransaction, StoreError> {
-        self.db.begin_read().map_err(|e| backend("begin read")(e.into()))
+        self.db
+            .begin_read()
+            .map_err(|e| backend("begin read")(e.into()))
     }
 }
 
 impl Store for RedbStore {
     fn get(&self, key: &str) -> Result<Option<Versioned>, StoreError> {
         let txn = self.read_txn()?;
-        let kv = txn.open_table(KV).map_err(|e| backend("open table kv")(e.into()))?;
+        let kv = txn
+            .open_table(KV)
+            .map_err(|e| backend("open table kv")(e.into()))?;
         match kv.get(key).map_err(|e| backend("read")(e.into()))? {
             None => Ok(None),
             Some(guard) => decode(key, guard.value()).map(Some),
@@ -106,9 +192,14 @@ impl Store for RedbStore {
 
     fn list(&self, prefix: &str) -> Result<Vec<(String, Versioned)>, StoreError> {
         let txn = self.read_txn()?;
-        let kv = txn.open_table(KV).map_err(|e| backend("open table kv")(e.into()))?;
+        let kv = txn
+            .open_table(KV)
+            .map_err(|e| backend("open table kv")(e.into()))?;
         let mut out = Vec::new();
-        for item in kv.range::<&str>(prefix..).map_err(|e| backend("range")(e.into()))? {
+        for item in kv
+            .range::<&str>(prefix..)
+            .map_err(|e| backend("range")(e.into()))?
+        {
             let (k, v) = item.map_err(|e| backend("range")(e.into()))?;
             let key = k.value();
             if !key.starts_with(prefix) {
@@ -120,47 +211,26 @@ impl Store for RedbStore {
     }
 
     fn apply(&self, ops: &[Op]) -> Result<u64, StoreError> {
-        self.write(|kv, meta| {
-            let current = meta.get(REVISION_KEY).map_err(|e| backend("read revision")(e.into()))?.map_or(0, |g| g.value());
-            let next = current + 1;
-            let mut changed = false;
-            for op in ops {
-                let actual = match kv.get(op.key()).map_err(|e| backend("read")(e.into()))? {
-                    None => None,
-                    Some(g) => Some(decode(op.key(), g.value())?.mod_revision),
-                };
-                match op {
-                    Op::Put { key, value, expect } => {
-                        if !expect.holds(actual) {
-                            return Err(StoreError::Conflict { key: key.clone(), expected: *expect, actual });
-                        }
-                        let record = encode(next, value);
-                        kv.insert(key.as_str(), record.as_slice()).map_err(|e| backend("insert")(e.into()))?;
-                        changed = true;
-                    }
-                    Op::Delete { key, expect } => {
-                        if !expect.holds(actual) {
-                            return Err(StoreError::Conflict { key: key.clone(), expected: *expect, actual });
-                        }
-                        if actual.is_some() {
-                            kv.remove(key.as_str()).map_err(|e| backend("remove")(e.into()))?;
-                            changed = true;
-                        }
-                    }
-                }
-            }
-            if !changed {
-                return Ok(current);
-            }
-            meta.insert(REVISION_KEY, next).map_err(|e| backend("write revision")(e.into()))?;
-            Ok(next)
-        })
+        self.apply_counted(ops).map(|(rev, _)| rev)
+    }
+
+    fn delete(&self, key: &str, expect: crate::Expect) -> Result<Option<u64>, StoreError> {
+        let (rev, changed) = self.apply_counted(&[Op::Delete {
+            key: key.to_string(),
+            expect,
+        }])?;
+        Ok(changed.then_some(rev))
     }
 
     fn revision(&self) -> Result<u64, StoreError> {
         let txn = self.read_txn()?;
-        let meta = txn.open_table(META).map_err(|e| backend("open table meta")(e.into()))?;
-        Ok(meta.get(REVISION_KEY).map_err(|e| backend("read revision")(e.into()))?.map_or(0, |g| g.value()))
+        let meta = txn
+            .open_table(META)
+            .map_err(|e| backend("open table meta")(e.into()))?;
+        Ok(meta
+            .get(REVISION_KEY)
+            .map_err(|e| backend("read revision")(e.into()))?
+            .map_or(0, |g| g.value()))
     }
 }
 
@@ -185,17 +255,25 @@ mod tests {
         let path = dir.path().join("sub/dir/state.redb");
         {
             let s = RedbStore::open(&path).unwrap();
-            s.put_json("tasks/a", &vec![1, 2, 3], Expect::Absent).unwrap();
+            s.put_json("tasks/a", &vec![1, 2, 3], Expect::Absent)
+                .unwrap();
             s.put("tasks/b", b"x", Expect::Any).unwrap();
             s.delete("tasks/b", Expect::Any).unwrap();
         }
         let s = RedbStore::open(&path).unwrap();
         assert_eq!(s.revision().unwrap(), 3);
-        assert_eq!(s.get_json::<Vec<i32>>("tasks/a").unwrap(), Some((vec![1, 2, 3], 1)));
+        assert_eq!(
+            s.get_json::<Vec<i32>>("tasks/a").unwrap(),
+            Some((vec![1, 2, 3], 1))
+        );
         assert_eq!(s.get("tasks/b").unwrap(), None);
         // Revisions keep counting from where they were.
         assert_eq!(s.put("tasks/c", b"y", Expect::Absent).unwrap(), 4);
-        assert!(s.put("tasks/a", b"z", Expect::Absent).unwrap_err().is_conflict());
+        assert!(
+            s.put("tasks/a", b"z", Expect::Absent)
+                .unwrap_err()
+                .is_conflict()
+        );
     }
 
     #[test]
@@ -209,7 +287,16 @@ mod tests {
 
     #[test]
     fn corrupt_record_is_an_error_not_a_panic() {
-        assert!(matches!(decode("k", b"abc").unwrap_err(), StoreError::Corrupt { .. }));
-        assert_eq!(decode("k", &encode(5, b"v")).unwrap(), Versioned { value: b"v".to_vec(), mod_revision: 5 });
+        assert!(matches!(
+            decode("k", b"abc").unwrap_err(),
+            StoreError::Corrupt { .. }
+        ));
+        assert_eq!(
+            decode("k", &encode(5, b"v")).unwrap(),
+            Versioned {
+                value: b"v".to_vec(),
+                mod_revision: 5
+            }
+        );
     }
 }

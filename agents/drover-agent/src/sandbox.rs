@@ -1,0 +1,381 @@
+//! A task's sandbox directory and the checkpoint files the agent and the shim keep in it.
+//!
+//! Layout of `work_dir/tasks/<task-id>/`:
+//!
+//! | file | written by | holds |
+//! | --- | --- | --- |
+//! | `task.json` | agent | the [`Checkpoint`]: spec, goal and resolved launch plan |
+//! | `shim.json` | shim, first thing | the shim's own pid and start time |
+//! | `pid.json` | shim, after spawn | the task's pid and start time ([`PidRecord`]) |
+//! | `exit.json` | shim (or agent when it never started) | how it ended ([`ExitRecord`]) |
+//! | `stdout`, `stderr` | the task | its output |
+//! | `shim.log` | shim | the shim's own complaints |
+//! | `acked` | agent | marker: the master has forgotten the task; skipped on rescan |
+//!
+//! Every JSON file is written whole to a temporary name and renamed into place, so a
+//! reader (or an agent restarted at any instant) sees either nothing or the full record.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use drover_api::TaskId;
+use drover_api::task::{ExitStatus, LogStream, TaskGoal, TaskSpec};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+/// The directory under the work dir that holds one sandbox per task.
+pub const TASKS_DIR: &str = "tasks";
+
+/// Why a sandbox file could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    /// Reading or writing a file failed.
+    #[error("{op} {path}: {source}")]
+    Io {
+        /// What was being done (`write`, `read`, `create`).
+        op: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A checkpoint file holds something that does not decode.
+    #[error("corrupt checkpoint {path}: {message}")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What the decoder said.
+        message: String,
+    },
+}
+
+/// What the shim needs to start the task, resolved by the agent at launch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LaunchPlan {
+    /// Program and arguments (`/bin/sh -c CMD` or the task's args).
+    pub argv: Vec<String>,
+    /// The complete environment; nothing else is inherited.
+    pub env: BTreeMap<String, String>,
+    /// Run as this uid (only when the agent is root and the task names a user).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<u32>,
+    /// Run with this gid, alongside `uid`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gid: Option<u32>,
+    /// The cgroup v2 directory the shim joins before spawning, when limits are on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<PathBuf>,
+}
+
+/// `task.json`: what the agent knows about a task that must survive its own restart.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// The task as the master assigned it.
+    pub spec: TaskSpec,
+    /// Run, or kill once a kill was asked for (so a restarted agent still reports `killed`).
+    pub goal: TaskGoal,
+    /// How to start it; absent when the task could not be prepared (it has an `exit.json`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub launch: Option<LaunchPlan>,
+    /// When the agent accepted it.
+    pub created_at: DateTime<Utc>,
+    /// Why the kill was asked for, once it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kill_reason: Option<String>,
+}
+
+/// A process identified by pid and kernel start time, so a recycled pid is never mistaken
+/// for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessRecord {
+    /// The process id.
+    pub pid: u32,
+    /// Field 22 of `/proc/<pid>/stat` (clock ticks since boot).
+    pub start_time: u64,
+}
+
+/// `pid.json`: the task's main process, written by the shim right after spawning it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PidRecord {
+    /// The task's process (also its process group id).
+    pub process: ProcessRecord,
+    /// When it was spawned.
+    pub started_at: DateTime<Utc>,
+}
+
+/// `exit.json`: how the task ended, written once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExitRecord {
+    /// Exit code or signal; absent when the task never ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<ExitStatus>,
+    /// Why it never ran or could not be watched (spawn error, refused user, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Whether the kernel's OOM killer struck inside the task's cgroup.
+    #[serde(default)]
+    pub oom_killed: bool,
+    /// When it ended.
+    pub finished_at: DateTime<Utc>,
+}
+
+impl ExitRecord {
+    /// A record for a task that never ran (or vanished), with the reason.
+    pub fn error(message: impl Into<String>) -> Self {
+        ExitRecord {
+            status: None,
+            error: Some(message.into()),
+            oom_killed: false,
+            finished_at: Utc::now(),
+        }
+    }
+}
+
+/// One task's sandbox directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sandbox {
+    dir: PathBuf,
+}
+
+impl Sandbox {
+    /// The sandbox of task `id` under `work_dir` (the id must already be validated).
+    pub fn new(work_dir: &Path, id: &TaskId) -> Self {
+        Sandbox {
+            dir: tasks_dir(work_dir).join(id.as_str()),
+        }
+    }
+
+    /// A sandbox at an explicit directory (the shim gets it on its command line).
+    pub fn at(dir: impl Into<PathBuf>) -> Self {
+        Sandbox { dir: dir.into() }
+    }
+
+    /// The directory itself.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Whether the directory exists.
+    pub fn exists(&self) -> bool {
+        self.dir.is_dir()
+    }
+
+    /// The file holding one output stream.
+    pub fn log_path(&self, stream: LogStream) -> PathBuf {
+        self.dir.join(stream.file_name())
+    }
+
+    /// The checkpoint file.
+    pub fn checkpoint_path(&self) -> PathBuf {
+        self.dir.join("task.json")
+    }
+
+    /// The task-process record.
+    pub fn pid_path(&self) -> PathBuf {
+        self.dir.join("pid.json")
+    }
+
+    /// The shim-process record.
+    pub fn shim_path(&self) -> PathBuf {
+        self.dir.join("shim.json")
+    }
+
+    /// The exit record.
+    pub fn exit_path(&self) -> PathBuf {
+        self.dir.join("exit.json")
+    }
+
+    /// Where the shim's own stderr goes.
+    pub fn shim_log_path(&self) -> PathBuf {
+        self.dir.join("shim.log")
+    }
+
+    /// The marker saying the master has forgotten this task.
+    pub fn ack_path(&self) -> PathBuf {
+        self.dir.join("acked")
+    }
+
+    /// Creates the directory and empty stdout/stderr files (so logs can be read at once).
+    pub fn create(&self) -> Result<(), SandboxError> {
+        std::fs::create_dir_all(&self.dir).map_err(|source| io("create", &self.dir, source))?;
+        for stream in [LogStream::Stdout, LogStream::Stderr] {
+            let path = self.log_path(stream);
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .map_err(|source| io("create", &path, source))?;
+        }
+        Ok(())
+    }
+
+    /// Writes `task.json`.
+    pub fn write_checkpoint(&self, cp: &Checkpoint) -> Result<(), SandboxError> {
+        write_json_atomic(&self.checkpoint_path(), cp)
+    }
+
+    /// Reads `task.json`.
+    pub fn read_checkpoint(&self) -> Result<Checkpoint, SandboxError> {
+        let path = self.checkpoint_path();
+        read_json(&path)?.ok_or_else(|| io("read", &path, std::io::ErrorKind::NotFound.into()))
+    }
+
+    /// Reads `pid.json`, if the shim has written it.
+    pub fn read_pid(&self) -> Result<Option<PidRecord>, SandboxError> {
+        read_json(&self.pid_path())
+    }
+
+    /// Writes `pid.json`.
+    pub fn write_pid(&self, rec: &PidRecord) -> Result<(), SandboxError> {
+        write_json_atomic(&self.pid_path(), rec)
+    }
+
+    /// Reads `shim.json`, if the shim has written it.
+    pub fn read_shim(&self) -> Result<Option<ProcessRecord>, SandboxError> {
+        read_json(&self.shim_path())
+    }
+
+    /// Writes `shim.json`.
+    pub fn write_shim(&self, rec: &ProcessRecord) -> Result<(), SandboxError> {
+        write_json_atomic(&self.shim_path(), rec)
+    }
+
+    /// Reads `exit.json`, if the task has ended.
+    pub fn read_exit(&self) -> Result<Option<ExitRecord>, SandboxError> {
+        read_json(&self.exit_path())
+    }
+
+    /// Writes `exit.json`.
+    pub fn write_exit(&self, rec: &ExitRecord) -> Result<(), SandboxError> {
+        write_json_atomic(&self.exit_path(), rec)
+    }
+
+    /// Whether the master has forgotten this task.
+    pub fn is_acked(&self) -> bool {
+        self.ack_path().exists()
+    }
+
+    /// Marks the task as forgotten by the master.
+    pub fn ack(&self) -> Result<(), SandboxError> {
+        let path = self.ack_path();
+        std::fs::write(&path, b"").map_err(|source| io("write", &path, source))
+    }
+
+    /// Clears the forgotten marker (the master listed the task again).
+    pub fn unack(&self) {
+        let _ = std::fs::remove_file(self.ack_path());
+    }
+}
+
+/// Whether a sandbox acknowledged at `acked_at` is old enough to delete at `now`.
+pub fn is_garbage(
+    acked_at: std::time::SystemTime,
+    now: std::time::SystemTime,
+    delay: std::time::Duration,
+) -> bool {
+    now.duration_since(acked_at).is_ok_and(|age| age >= delay)
+}
+
+/// `work_dir/tasks`.
+pub fn tasks_dir(work_dir: &Path) -> PathBuf {
+    work_dir.join(TASKS_DIR)
+}
+
+fn io(op: &'static str, path: &Path, source: std::io::Error) -> SandboxError {
+    SandboxError::Io {
+        op,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Writes `value` as JSON to `path` through a temporary file and a rename, so readers
+/// never see half a record. Mode 0600: the checkpoint may hold secrets from `env`.
+pub fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> Result<(), SandboxError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let bytes = serde_json::to_vec_pretty(value).map_err(|e| SandboxError::Corrupt {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.tmp"));
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(|source| io("write", &tmp, source))?;
+    f.write_all(&bytes)
+        .map_err(|source| io("write", &tmp, source))?;
+    f.sync_all().map_err(|source| io("sync", &tmp, source))?;
+    drop(f);
+    std::fs::rename(&tmp, path).map_err(|source| io("rename", path, source))
+}
+
+/// Reads JSON from `path`; `Ok(None)` when the file does not exist.
+pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>, SandboxError> {
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| SandboxError::Corrupt {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(io("read", path, source)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_round_trips_atomically() {
+        let dir = tempfile::tempdir().unwrap();
+        let sb = Sandbox::new(dir.path(), &TaskId::from("t.1"));
+        sb.create().unwrap();
+        assert!(sb.read_exit().unwrap().is_none());
+        let rec = ExitRecord::error("boom");
+        sb.write_exit(&rec).unwrap();
+        assert_eq!(sb.read_exit().unwrap(), Some(rec));
+        assert!(sb.log_path(LogStream::Stdout).exists());
+        // No temporary file is left behind.
+        let names: Vec<_> = std::fs::read_dir(sb.dir())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert!(
+            names.iter().all(|n| !n.to_string_lossy().ends_with(".tmp")),
+            "{names:?}"
+        );
+    }
+
+    #[test]
+    fn garbage_age() {
+        use std::time::{Duration, SystemTime};
+        let now = SystemTime::now();
+        let day = Duration::from_secs(86_400);
+        assert!(is_garbage(now - 8 * day, now, 7 * day));
+        assert!(!is_garbage(now - day, now, 7 * day));
+        assert!(
+            !is_garbage(now + day, now, 7 * day),
+            "a clock step back keeps it"
+        );
+    }
+
+    #[test]
+    fn corrupt_file_is_an_error_not_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let sb = Sandbox::at(dir.path());
+        std::fs::write(sb.pid_path(), b"{not json").unwrap();
+        assert!(matches!(sb.read_pid(), Err(SandboxError::Corrupt { .. })));
+    }
+}

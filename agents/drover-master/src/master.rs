@@ -1,0 +1,656 @@
+//! The master's core: the state behind one lock, the store it writes through to, and
+//! the event bus. Each operation plans with a pure `State::plan_*`, writes the changes
+//! to the store, and only then applies them in memory, publishes their events and
+//! recomputes the affected nodes' assignments (waking their long polls).
+//!
+//! Operations that write are synchronous (the store commits durably before they
+//! return); the HTTP layer runs them on the blocking pool.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use drover_api::agent::{
+    HeartbeatRequest, HeartbeatResponse, NodeAssignments, RegisterRequest, RegisterResponse,
+};
+use drover_api::event::Event;
+use drover_api::node::{Node, NodeState};
+use drover_api::task::{LaunchRequest, Task, TaskFilter};
+use drover_api::{ApiError, ErrorCode, TaskId, TaskState};
+use drover_store::{Op, Store, StoreExt};
+
+use crate::assignments;
+use crate::events::EventBus;
+use crate::model::{NODE_PREFIX, NodeRecord, TASK_PREFIX, node_key, task_key};
+use crate::state::{Changes, Launch, NodeEntry, State, generate_id, validate_node_name};
+
+/// Settings of the core.
+#[derive(Debug, Clone)]
+pub struct CoreConfig {
+    /// How often agents should heartbeat.
+    pub heartbeat_interval: Duration,
+    /// Silence after which a node is unreachable.
+    pub heartbeat_timeout: Duration,
+    /// How many terminal tasks to keep as history.
+    pub task_history: usize,
+}
+
+/// Why the core could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum CoreError {
+    /// The stored state could not be read.
+    #[error("failed to load the master's state from the store")]
+    Load(#[source] drover_store::StoreError),
+}
+
+/// The master's state, store and event bus.
+pub struct Master {
+    state: Mutex<State>,
+    store: Box<dyn Store>,
+    events: EventBus,
+    /// Random per process, so a revision token from before a restart never matches.
+    epoch: String,
+    config: CoreConfig,
+}
+
+impl std::fmt::Debug for Master {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Master")
+            .field("epoch", &self.epoch)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+fn persist_error(e: drover_store::StoreError) -> ApiError {
+    tracing::error!("store write failed: {e}");
+    ApiError::new(
+        ErrorCode::Internal,
+        format!("failed to persist the change: {e}"),
+    )
+}
+
+impl Master {
+    /// Loads nodes and tasks from `store`. Every node counts as heard from now: agents
+    /// get one heartbeat timeout to come back, and nothing is marked lost at startup.
+    pub fn open(store: Box<dyn Store>, config: CoreConfig) -> Result<Master, CoreError> {
+        let nodes: Vec<NodeRecord> = store
+            .list_json(NODE_PREFIX)
+            .map_err(CoreError::Load)?
+            .into_iter()
+            .map(|(_, n, _)| n)
+            .collect();
+        let tasks: Vec<Task> = store
+            .list_json(TASK_PREFIX)
+            .map_err(CoreError::Load)?
+            .into_iter()
+            .map(|(_, t, _)| t)
+            .collect();
+        tracing::info!(nodes = nodes.len(), tasks = tasks.len(), "loaded state");
+        let mut state = State::load(nodes, tasks, Instant::now());
+        let epoch = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
+        let names: Vec<String> = state.nodes.keys().cloned().collect();
+        for n in &names {
+            refresh(&mut state, n);
+        }
+        Ok(Master {
+            state: Mutex::new(state),
+            store,
+            events: EventBus::default(),
+            epoch,
+            config,
+        })
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &CoreConfig {
+        &self.config
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Every change is applied in memory only after it is persisted, and no step in
+        // between panics on input, so a poisoned lock still guards consistent state.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Writes `changes` to the store, then applies them, publishes their events and
+    /// refreshes the assignments of every node they touch.
+    fn commit(&self, st: &mut State, changes: Changes, now: DateTime<Utc>) -> Result<(), ApiError> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let mut ops = Vec::with_capacity(changes.nodes.len() + changes.tasks.len());
+        for n in changes.nodes.values() {
+            ops.push(Op::put_json(node_key(&n.name), n).map_err(persist_error)?);
+        }
+        for t in changes.tasks.values() {
+            ops.push(Op::put_json(task_key(t.id().as_str()), t).map_err(persist_error)?);
+        }
+        if !ops.is_empty() {
+            self.store.apply(&ops).map_err(persist_error)?;
+        }
+        let mut touched: BTreeSet<String> = BTreeSet::new();
+        let mut ended = false;
+        for (name, record) in changes.nodes {
+            match st.nodes.get_mut(&name) {
+                Some(entry) => entry.record = record,
+                None => {
+                    st.nodes
+                        .insert(name.clone(), NodeEntry::new(record, Instant::now()));
+                }
+            }
+            touched.insert(name);
+        }
+        for t in changes.tasks.into_values() {
+            ended |= t.state.is_terminal();
+            touched.insert(t.spec.node.clone());
+            st.put_task(t);
+        }
+        for kind in changes.events {
+            self.events.publish(kind, now);
+        }
+        for name in &touched {
+            refresh(st, name);
+        }
+        if ended {
+            self.prune(st);
+        }
+        Ok(())
+    }
+
+    /// Forgets the oldest terminal tasks beyond the history cap.
+    fn prune(&self, st: &mut State) {
+        let ids = st.plan_prune(self.config.task_history);
+        if ids.is_empty() {
+            return;
+        }
+        let ops: Vec<Op> = ids
+            .iter()
+            .map(|id| Op::delete(task_key(id.as_str())))
+            .collect();
+        if let Err(e) = self.store.apply(&ops) {
+            // History pruning can wait for the next terminal task.
+            tracing::warn!("failed to prune task history: {e}");
+            return;
+        }
+        for id in &ids {
+            st.remove_task(id);
+        }
+    }
+
+    /// Every node's view, by name.
+    pub fn nodes(&self) -> Vec<Node> {
+        let st = self.lock();
+        st.nodes.keys().filter_map(|n| st.node_view(n)).collect()
+    }
+
+    /// One node's view.
+    pub fn node(&self, name: &str) -> Result<Node, ApiError> {
+        self.lock()
+            .node_view(name)
+            .ok_or_else(|| ApiError::not_found("node", name))
+    }
+
+    /// The tasks matching `filter`, by id.
+    pub fn tasks(&self, filter: &TaskFilter) -> Result<Vec<Task>, ApiError> {
+        let label = match filter.label.as_deref() {
+            None => None,
+            Some(l) => Some(
+                l.split_once('=')
+                    .ok_or_else(|| ApiError::invalid("label", format!("{l:?} is not key=value")))?,
+            ),
+        };
+        let st = self.lock();
+        let matches = |t: &&Task| {
+            filter.state.is_none_or(|s| t.state == s)
+                && filter.active.is_none_or(|a| t.state.is_active() == a)
+                && label
+                    .is_none_or(|(k, v)| t.spec.definition.labels.get(k).is_some_and(|x| x == v))
+        };
+        Ok(match &filter.node {
+            Some(n) => st.node_tasks(n).filter(matches).cloned().collect(),
+            None => st.tasks.values().filter(matches).cloned().collect(),
+        })
+    }
+
+    /// One task.
+    pub fn task(&self, id: &TaskId) -> Result<Task, ApiError> {
+        id.validate()?;
+        self.lock()
+            .tasks
+            .get(id)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found("task", id.as_str()))
+    }
+
+    /// The node address of a task's agent, for proxying its logs.
+    pub fn task_agent(&self, id: &TaskId) -> Result<(String, String), ApiError> {
+        id.validate()?;
+        let st = self.lock();
+        let t = st
+            .tasks
+            .get(id)
+            .ok_or_else(|| ApiError::not_found("task", id.as_str()))?;
+        let n = st
+            .nodes
+            .get(&t.spec.node)
+            .ok_or_else(|| ApiError::not_found("node", &t.spec.node))?;
+        Ok((n.record.name.clone(), n.record.address.clone()))
+    }
+
+    /// Accepts or refuses a placement; `true` with a newly created task, `false` for an
+    /// idempotent retry of an accepted one.
+    pub fn launch(&self, req: LaunchRequest, now: DateTime<Utc>) -> Result<(Task, bool), ApiError> {
+        let mut st = self.lock();
+        match st.plan_launch(req, now, generate_id)? {
+            Launch::Existing(t) => Ok((*t, false)),
+            Launch::New(t, changes) => {
+                self.commit(&mut st, changes, now)?;
+                Ok((*t, true))
+            }
+        }
+    }
+
+    /// Requests a kill.
+    pub fn kill(&self, id: &TaskId, now: DateTime<Utc>) -> Result<Task, ApiError> {
+        let mut st = self.lock();
+        let (t, changes) = st.plan_kill(id, now)?;
+        self.commit(&mut st, changes, now)?;
+        Ok(t)
+    }
+
+    /// Drains (`true`) or activates a node.
+    pub fn drain(&self, name: &str, drain: bool, now: DateTime<Utc>) -> Result<Node, ApiError> {
+        let mut st = self.lock();
+        let (_, changes) = st.plan_drain(name, drain)?;
+        self.commit(&mut st, changes, now)?;
+        st.node_view(name)
+            .ok_or_else(|| ApiError::not_found("node", name))
+    }
+
+    /// Registers (or re-registers) an agent.
+    pub fn register(
+        &self,
+        req: &RegisterRequest,
+        now: DateTime<Utc>,
+    ) -> Result<RegisterResponse, ApiError> {
+        let mut st = self.lock();
+        let changes = st.plan_register(req, now)?;
+        self.commit(&mut st, changes, now)?;
+        self.heard_from(&mut st, &req.name, &req.host, &req.tasks, now);
+        Ok(RegisterResponse {
+            heartbeat_interval_ms: self.config.heartbeat_interval.as_millis() as u64,
+        })
+    }
+
+    /// Takes a heartbeat.
+    pub fn heartbeat(
+        &self,
+        name: &str,
+        req: &HeartbeatRequest,
+        now: DateTime<Utc>,
+    ) -> Result<HeartbeatResponse, ApiError> {
+        let mut st = self.lock();
+        let Some(changes) = st.plan_heartbeat(name, req, now)? else {
+            return Ok(HeartbeatResponse { registered: false });
+        };
+        self.commit(&mut st, changes, now)?;
+        self.heard_from(&mut st, name, &req.host, &req.tasks, now);
+        Ok(HeartbeatResponse { registered: true })
+    }
+
+    /// Records the live facts of a node that just spoke (kept in memory only: a restart
+    /// treats every node as just heard from anyway).
+    fn heard_from(
+        &self,
+        st: &mut State,
+        name: &str,
+        host: &drover_api::node::HostInfo,
+        reports: &[drover_api::task::TaskReport],
+        now: DateTime<Utc>,
+    ) {
+        if let Some(entry) = st.nodes.get_mut(name) {
+            entry.last_seen = Instant::now();
+            entry.record.host = host.clone();
+            entry.record.last_heartbeat_at = now;
+            entry.reported = reports
+                .iter()
+                .map(|r| (r.id.clone(), r.state))
+                .collect::<BTreeMap<_, _>>();
+        }
+        refresh(st, name);
+    }
+
+    /// Marks every node silent past the timeout unreachable; returns their names.
+    pub fn check_failures(&self, now: Instant, wall: DateTime<Utc>) -> Vec<String> {
+        let mut st = self.lock();
+        let overdue = st.overdue(now, self.config.heartbeat_timeout);
+        for name in &overdue {
+            let changes = st.plan_unreachable(name, now, wall);
+            match self.commit(&mut st, changes, wall) {
+                Ok(()) => {
+                    tracing::warn!(node = %name, "node is unreachable: its active tasks are lost")
+                }
+                Err(e) => tracing::error!(node = %name, "failed to mark node unreachable: {e}"),
+            }
+        }
+        overdue
+    }
+
+    /// The node's current assignments, and a receiver that fires when they change.
+    pub fn assignments(
+        &self,
+        name: &str,
+    ) -> Result<(NodeAssignments, tokio::sync::watch::Receiver<u64>), ApiError> {
+        validate_node_name(name, "name")?;
+        let st = self.lock();
+        let entry = st
+            .nodes
+            .get(name)
+            .ok_or_else(|| ApiError::not_found("node", name))?;
+        let revision = format!("{}-{}", self.epoch, entry.revision);
+        Ok((
+            NodeAssignments {
+                revision,
+                tasks: entry.assignments.clone(),
+            },
+            entry.wake.subscribe(),
+        ))
+    }
+
+    /// A receiver of every event from now on.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+
+    /// The Prometheus text of `/metrics`.
+    pub fn metrics(&self) -> String {
+        let st = self.lock();
+        let mut m = drover_service::http::Metrics::default();
+        for s in [
+            NodeState::Ready,
+            NodeState::Draining,
+            NodeState::Unreachable,
+        ] {
+            let n = st.nodes.values().filter(|n| n.record.state() == s).count();
+            m.gauge(
+                "drover_master_nodes",
+                "Nodes by state",
+                &[("state", s.as_str())],
+                n as f64,
+            );
+        }
+        for s in TaskState::ALL {
+            let n = st.tasks.values().filter(|t| t.state == s).count();
+            m.gauge(
+                "drover_master_tasks",
+                "Tasks by state",
+                &[("state", s.as_str())],
+                n as f64,
+            );
+        }
+        let mut total = drover_api::Resources::default();
+        let mut allocated = drover_api::Resources::default();
+        for entry in st.nodes.values().filter(|n| !n.record.unreachable) {
+            let view = entry.record.view(st.node_tasks(&entry.record.name));
+            total = total.plus(view.total);
+            allocated = allocated.plus(view.allocated);
+        }
+        for (name, t, a) in [
+            ("cpus", total.cpus, allocated.cpus),
+            ("mem", total.mem, allocated.mem),
+            ("disk", total.disk, allocated.disk),
+        ] {
+            m.gauge(
+                "drover_master_resources_total",
+                "Resources offered by reachable nodes",
+                &[("resource", name)],
+                t,
+            );
+            m.gauge(
+                "drover_master_resources_allocated",
+                "Resources held by active tasks on reachable nodes",
+                &[("resource", name)],
+                a,
+            );
+        }
+        m.render()
+    }
+}
+
+/// Recomputes a node's assignments; when they changed, bumps its revision and wakes its
+/// long polls.
+fn refresh(st: &mut State, name: &str) {
+    let Some(entry) = st.nodes.get(name) else {
+        return;
+    };
+    let next = assignments::compute(name, st.node_tasks(name), &entry.reported);
+    if let Some(entry) = st.nodes.get_mut(name)
+        && (next != entry.assignments || entry.revision == 0)
+    {
+        entry.assignments = next;
+        entry.revision += 1;
+        entry.wake.send_replace(entry.revision);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use drover_api::node::HostInfo;
+    use drover_api::task::{TaskDefinition, TaskGoal, TaskReport};
+    use drover_api::{PortRange, Resources};
+    use drover_store::MemoryStore;
+
+    fn config() -> CoreConfig {
+        CoreConfig {
+            heartbeat_interval: Duration::from_millis(300),
+            heartbeat_timeout: Duration::from_secs(1),
+            task_history: 3,
+        }
+    }
+
+    fn register(name: &str, tasks: Vec<TaskReport>) -> RegisterRequest {
+        RegisterRequest {
+            name: name.into(),
+            address: "http://127.0.0.1:5051".into(),
+            version: "0.1.0".into(),
+            attributes: Default::default(),
+            capabilities: vec![],
+            total: Resources::new(2.0, 1024.0, 1000.0),
+            reserved: Resources::default(),
+            ports: PortRange {
+                begin: 31000,
+                end: 31010,
+            },
+            host: HostInfo::default(),
+            tasks,
+        }
+    }
+
+    fn launch_req(node: &str) -> LaunchRequest {
+        LaunchRequest {
+            node: node.into(),
+            id: None,
+            task: TaskDefinition {
+                name: "web".into(),
+                cmd: Some("sleep 100".into()),
+                resources: Resources::new(0.5, 64.0, 0.0),
+                kill_grace_period_seconds: 5.0,
+                ..Default::default()
+            },
+        }
+    }
+
+    fn report(id: &TaskId, state: TaskState) -> TaskReport {
+        TaskReport {
+            id: id.clone(),
+            state,
+            pid: Some(1),
+            exit: None,
+            message: None,
+            started_at: None,
+            finished_at: None,
+            health: None,
+        }
+    }
+
+    #[test]
+    fn revision_changes_only_when_assignments_change_and_wakes_waiters() {
+        let m = Master::open(Box::new(MemoryStore::new()), config()).unwrap();
+        let now = crate::testutil::t0();
+        m.register(&register("n1", vec![]), now).unwrap();
+        let (a0, rx) = m.assignments("n1").unwrap();
+        assert!(a0.tasks.is_empty());
+        m.heartbeat(
+            "n1",
+            &HeartbeatRequest {
+                host: HostInfo::default(),
+                tasks: vec![],
+            },
+            now,
+        )
+        .unwrap();
+        assert_eq!(
+            m.assignments("n1").unwrap().0.revision,
+            a0.revision,
+            "a quiet heartbeat changes nothing"
+        );
+        assert!(!rx.has_changed().unwrap());
+        let (t, created) = m.launch(launch_req("n1"), now).unwrap();
+        assert!(created);
+        assert!(rx.has_changed().unwrap());
+        let (a1, _) = m.assignments("n1").unwrap();
+        assert_ne!(a1.revision, a0.revision);
+        assert_eq!(a1.tasks.len(), 1);
+        assert_eq!(a1.tasks[0].goal, TaskGoal::Run);
+        // Kill: the agent still runs it, so it stays listed with goal Kill.
+        m.heartbeat(
+            "n1",
+            &HeartbeatRequest {
+                host: HostInfo::default(),
+                tasks: vec![report(t.id(), TaskState::Running)],
+            },
+            now,
+        )
+        .unwrap();
+        m.kill(t.id(), now).unwrap();
+        let (a2, _) = m.assignments("n1").unwrap();
+        assert_eq!(a2.tasks[0].goal, TaskGoal::Kill);
+        m.heartbeat(
+            "n1",
+            &HeartbeatRequest {
+                host: HostInfo::default(),
+                tasks: vec![report(t.id(), TaskState::Killed)],
+            },
+            now,
+        )
+        .unwrap();
+        assert_eq!(m.task(t.id()).unwrap().state, TaskState::Killed);
+        assert!(m.assignments("n1").unwrap().0.tasks.is_empty());
+    }
+
+    #[test]
+    fn silent_node_goes_unreachable_and_returning_gets_kills() {
+        let m = Master::open(Box::new(MemoryStore::new()), config()).unwrap();
+        let now = crate::testutil::t0();
+        m.register(&register("n1", vec![]), now).unwrap();
+        let (t, _) = m.launch(launch_req("n1"), now).unwrap();
+        m.heartbeat(
+            "n1",
+            &HeartbeatRequest {
+                host: HostInfo::default(),
+                tasks: vec![report(t.id(), TaskState::Running)],
+            },
+            now,
+        )
+        .unwrap();
+        let mut events = m.subscribe();
+        assert!(m.check_failures(Instant::now(), now).is_empty());
+        let later = Instant::now() + Duration::from_secs(5);
+        assert_eq!(m.check_failures(later, now), vec!["n1".to_string()]);
+        assert_eq!(m.node("n1").unwrap().state, NodeState::Unreachable);
+        assert_eq!(m.task(t.id()).unwrap().state, TaskState::Lost);
+        let kinds: Vec<&str> = std::iter::from_fn(|| events.try_recv().ok())
+            .map(|e| e.kind.name())
+            .collect();
+        assert_eq!(kinds, vec!["node_state", "task_state"]);
+        // It comes back still running the lost task: ready again, and told to kill it.
+        m.heartbeat(
+            "n1",
+            &HeartbeatRequest {
+                host: HostInfo::default(),
+                tasks: vec![report(t.id(), TaskState::Running)],
+            },
+            now,
+        )
+        .unwrap();
+        assert_eq!(m.node("n1").unwrap().state, NodeState::Ready);
+        let (a, _) = m.assignments("n1").unwrap();
+        assert_eq!(a.tasks.len(), 1);
+        assert_eq!(
+            (a.tasks[0].spec.id.clone(), a.tasks[0].goal),
+            (t.id().clone(), TaskGoal::Kill)
+        );
+        assert_eq!(
+            m.task(t.id()).unwrap().state,
+            TaskState::Lost,
+            "terminal states never change"
+        );
+    }
+
+    #[test]
+    fn history_is_pruned_to_the_cap() {
+        let m = Master::open(Box::new(MemoryStore::new()), config()).unwrap();
+        let now = crate::testutil::t0();
+        m.register(&register("n1", vec![]), now).unwrap();
+        for _ in 0..6 {
+            let (t, _) = m.launch(launch_req("n1"), now).unwrap();
+            m.kill(t.id(), now).unwrap(); // staging and unreported: killed at once
+        }
+        let all = m.tasks(&TaskFilter::default()).unwrap();
+        assert_eq!(all.len(), 3);
+        assert!(all.iter().all(|t| t.state == TaskState::Killed));
+    }
+
+    #[test]
+    fn task_filters() {
+        let m = Master::open(Box::new(MemoryStore::new()), config()).unwrap();
+        let now = crate::testutil::t0();
+        m.register(&register("n1", vec![]), now).unwrap();
+        m.register(&register("n2", vec![]), now).unwrap();
+        let mut r = launch_req("n1");
+        r.task.labels.insert("drover.app".into(), "/web".into());
+        m.launch(r, now).unwrap();
+        let (b, _) = m.launch(launch_req("n2"), now).unwrap();
+        m.kill(b.id(), now).unwrap();
+        let f = |node: Option<&str>,
+                 state: Option<TaskState>,
+                 active: Option<bool>,
+                 label: Option<&str>| {
+            m.tasks(&TaskFilter {
+                node: node.map(Into::into),
+                state,
+                active,
+                label: label.map(Into::into),
+            })
+            .unwrap()
+            .len()
+        };
+        assert_eq!(f(None, None, None, None), 2);
+        assert_eq!(f(Some("n1"), None, None, None), 1);
+        assert_eq!(f(Some("zz"), None, None, None), 0);
+        assert_eq!(f(None, Some(TaskState::Killed), None, None), 1);
+        assert_eq!(f(None, None, Some(true), None), 1);
+        assert_eq!(f(None, None, None, Some("drover.app=/web")), 1);
+        assert_eq!(f(None, None, None, Some("drover.app=/other")), 0);
+        assert!(
+            m.tasks(&TaskFilter {
+                label: Some("novalue".into()),
+                ..Default::default()
+            })
+            .is_err()
+        );
+    }
+}

@@ -1,0 +1,102 @@
+//! The command line: every flag also from `DROVER_MASTER_<NAME>` and from the
+//! `--config` TOML file (see `drover_service::config`).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+/// `drover-master`: the node registry, resource ledger, task tracker and event stream.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "drover-master",
+    version,
+    about = "Drover's master: node registry, resource ledger and task tracker"
+)]
+pub struct Opts {
+    /// What to do; serving the API when absent.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Address to listen on (anything but loopback requires a token).
+    #[arg(long, env = "DROVER_MASTER_LISTEN", default_value = "127.0.0.1:5050")]
+    pub listen: String,
+    /// Directory of the master's state file.
+    #[arg(long, env = "DROVER_MASTER_DATA_DIR", default_value_os_t = default_data_dir())]
+    pub data_dir: PathBuf,
+    /// Seconds between agent heartbeats (told to agents when they register).
+    #[arg(long, env = "DROVER_MASTER_HEARTBEAT_INTERVAL", default_value = "1", value_parser = parse_seconds)]
+    pub heartbeat_interval: Duration,
+    /// Seconds of silence after which a node is unreachable and its tasks lost.
+    #[arg(long, env = "DROVER_MASTER_HEARTBEAT_TIMEOUT", default_value = "5", value_parser = parse_seconds)]
+    pub heartbeat_timeout: Duration,
+    /// How many finished, failed, killed or lost tasks to keep as history.
+    #[arg(long, env = "DROVER_MASTER_TASK_HISTORY", default_value_t = 10_000)]
+    pub task_history: usize,
+    /// Bearer token clients and agents must present (and the master presents to agents).
+    #[arg(long, env = "DROVER_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// File holding the token.
+    #[arg(long, env = "DROVER_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
+    /// TOML file of flag values (keys are the long flag names).
+    #[arg(long, env = "DROVER_MASTER_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+/// Subcommands. Room for `install` (render config and systemd unit) later.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Serve the API (the default).
+    Serve,
+}
+
+/// `$XDG_DATA_HOME/drover/master`, else `~/.local/share/drover/master`, else
+/// `/var/lib/drover/master` (a service user without a home).
+pub fn default_data_dir() -> PathBuf {
+    let base = std::env::var_os("XDG_DATA_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .filter(|v| !v.is_empty())
+                .map(|h| PathBuf::from(h).join(".local/share"))
+        });
+    match base {
+        Some(b) => b.join("drover/master"),
+        None => PathBuf::from("/var/lib/drover/master"),
+    }
+}
+
+/// Parses a positive number of seconds (fractions allowed), at most an hour.
+pub fn parse_seconds(s: &str) -> Result<Duration, String> {
+    let v: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    if !v.is_finite() || v <= 0.0 || v > 3600.0 {
+        return Err(format!(
+            "{s:?} must be more than 0 and at most 3600 seconds"
+        ));
+    }
+    Ok(Duration::from_secs_f64(v))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_seconds() {
+        let o = Opts::try_parse_from(["drover-master"]).unwrap();
+        assert_eq!(o.listen, "127.0.0.1:5050");
+        assert_eq!(o.heartbeat_interval, Duration::from_secs(1));
+        assert_eq!(o.heartbeat_timeout, Duration::from_secs(5));
+        assert!(o.command.is_none());
+        assert!(o.data_dir.ends_with("drover/master"));
+        let o = Opts::try_parse_from(["drover-master", "--heartbeat-interval", "0.3", "serve"])
+            .unwrap();
+        assert_eq!(o.heartbeat_interval, Duration::from_millis(300));
+        assert!(Opts::try_parse_from(["drover-master", "--heartbeat-timeout", "-1"]).is_err());
+        assert!(Opts::try_parse_from(["drover-master", "--heartbeat-timeout", "NaN"]).is_err());
+    }
+}

@@ -1,0 +1,247 @@
+//! Merging an agent's task reports into the master's tasks: the task state machine as
+//! the master applies it. Pure functions; the caller persists what they return.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use drover_api::event::EventKind;
+use drover_api::task::{Task, TaskGoal, TaskReport};
+use drover_api::{TaskId, TaskState};
+
+/// A task as it should be stored after a change, with the event to publish if its
+/// state changed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskChange {
+    /// The task after the change.
+    pub task: Task,
+    /// The state-change event, if the state changed.
+    pub event: Option<EventKind>,
+}
+
+/// Applies one heartbeat's (or registration's) reports from node `node` to the node's
+/// tasks. Terminal tasks never change. A started task the agent no longer reports has
+/// been lost by the agent: it fails (or counts as killed when a kill was requested). A
+/// staging task the agent has not reported yet stays staging. Returns only the tasks that
+/// changed.
+pub fn apply<'a>(
+    node: &str,
+    tasks: impl IntoIterator<Item = &'a Task>,
+    reports: &[TaskReport],
+    now: DateTime<Utc>,
+) -> Vec<TaskChange> {
+    let by_id: BTreeMap<&TaskId, &TaskReport> = reports.iter().map(|r| (&r.id, r)).collect();
+    let mut out = Vec::new();
+    for t in tasks
+        .into_iter()
+        .filter(|t| t.spec.node == node && t.state.is_active())
+    {
+        let change = match by_id.get(t.id()) {
+            Some(r) => merge(t, r, now),
+            None if t.state.is_started() => {
+                let (to, message) = match t.goal {
+                    TaskGoal::Kill => (
+                        TaskState::Killed,
+                        format!("killed: the agent on node {node:?} no longer runs it"),
+                    ),
+                    TaskGoal::Run => (
+                        TaskState::Failed,
+                        format!(
+                            "the agent on node {node:?} lost this task: it no longer reports it"
+                        ),
+                    ),
+                };
+                Some(transition(t, to, Some(message), now))
+            }
+            None => None,
+        };
+        out.extend(change);
+    }
+    out
+}
+
+/// Merges one report into a task; `None` when nothing changed.
+pub fn merge(t: &Task, r: &TaskReport, now: DateTime<Utc>) -> Option<TaskChange> {
+    if t.state.is_terminal() {
+        return None;
+    }
+    let mut next = t.clone();
+    if r.pid.is_some() {
+        next.pid = r.pid;
+    }
+    if r.exit.is_some() {
+        next.exit = r.exit;
+    }
+    if r.message.is_some() {
+        next.message = r.message.clone();
+    }
+    if r.health.is_some() {
+        next.health = r.health.clone();
+    }
+    if r.started_at.is_some() {
+        next.started_at = r.started_at;
+    }
+    let mut event = None;
+    if t.state.can_transition_to(r.state) {
+        next.state = r.state;
+        if r.state.is_started() && next.started_at.is_none() {
+            next.started_at = Some(now);
+        }
+        if r.state.is_terminal() {
+            next.finished_at = Some(r.finished_at.unwrap_or(now));
+        }
+        event = Some(EventKind::TaskState {
+            task: t.id().clone(),
+            node: t.spec.node.clone(),
+            from: Some(t.state),
+            to: r.state,
+            message: r.message.clone(),
+        });
+    }
+    if next == *t {
+        return None;
+    }
+    next.updated_at = now;
+    Some(TaskChange { task: next, event })
+}
+
+/// Moves an active task to `to` (a terminal state here), with an event.
+pub fn transition(
+    t: &Task,
+    to: TaskState,
+    message: Option<String>,
+    now: DateTime<Utc>,
+) -> TaskChange {
+    let mut next = t.clone();
+    next.state = to;
+    if message.is_some() {
+        next.message = message.clone();
+    }
+    if to.is_terminal() {
+        next.finished_at = Some(now);
+    }
+    next.updated_at = now;
+    TaskChange {
+        event: Some(EventKind::TaskState {
+            task: t.id().clone(),
+            node: t.spec.node.clone(),
+            from: Some(t.state),
+            to,
+            message,
+        }),
+        task: next,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::{t0, task};
+    use drover_api::Resources;
+    use drover_api::task::ExitStatus;
+
+    fn report(id: &str, state: TaskState) -> TaskReport {
+        TaskReport {
+            id: TaskId::from(id),
+            state,
+            pid: Some(42),
+            exit: None,
+            message: None,
+            started_at: None,
+            finished_at: None,
+            health: None,
+        }
+    }
+
+    #[test]
+    fn staging_to_running_to_finished() {
+        let t = task("a", "n1", Resources::default(), TaskState::Staging, &[]);
+        let c = merge(&t, &report("a", TaskState::Running), t0()).unwrap();
+        assert_eq!(c.task.state, TaskState::Running);
+        assert_eq!(c.task.pid, Some(42));
+        assert_eq!(c.task.started_at, Some(t0()));
+        assert!(matches!(
+            c.event,
+            Some(EventKind::TaskState {
+                from: Some(TaskState::Staging),
+                to: TaskState::Running,
+                ..
+            })
+        ));
+        // The same report again changes nothing.
+        assert_eq!(merge(&c.task, &report("a", TaskState::Running), t0()), None);
+        let mut done = report("a", TaskState::Finished);
+        done.exit = Some(ExitStatus {
+            code: Some(0),
+            signal: None,
+        });
+        let c = merge(&c.task, &done, t0()).unwrap();
+        assert_eq!(c.task.state, TaskState::Finished);
+        assert_eq!(c.task.finished_at, Some(t0()));
+        assert_eq!(c.task.exit.map(|e| e.success()), Some(true));
+    }
+
+    #[test]
+    fn terminal_states_never_change_and_staging_is_never_re_entered() {
+        for s in [
+            TaskState::Finished,
+            TaskState::Failed,
+            TaskState::Killed,
+            TaskState::Lost,
+        ] {
+            let t = task("a", "n1", Resources::default(), s, &[]);
+            assert_eq!(
+                merge(&t, &report("a", TaskState::Running), t0()),
+                None,
+                "{s}"
+            );
+        }
+        let t = task("a", "n1", Resources::default(), TaskState::Running, &[]);
+        // A late "staging" report updates the pid but not the state.
+        let c = merge(&t, &report("a", TaskState::Staging), t0()).unwrap();
+        assert_eq!(c.task.state, TaskState::Running);
+        assert_eq!(c.event, None);
+    }
+
+    #[test]
+    fn unreported_started_tasks_fail_unreported_staging_tasks_wait() {
+        let run = task("a", "n1", Resources::default(), TaskState::Running, &[]);
+        let staging = task("b", "n1", Resources::default(), TaskState::Staging, &[]);
+        let mut killing = task("c", "n1", Resources::default(), TaskState::Healthy, &[]);
+        killing.goal = TaskGoal::Kill;
+        let elsewhere = task("d", "n2", Resources::default(), TaskState::Running, &[]);
+        let changes = apply("n1", &[run, staging, killing, elsewhere], &[], t0());
+        let got: Vec<(String, TaskState)> = changes
+            .iter()
+            .map(|c| (c.task.id().to_string(), c.task.state))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("a".into(), TaskState::Failed),
+                ("c".into(), TaskState::Killed)
+            ]
+        );
+        assert!(
+            changes[0]
+                .task
+                .message
+                .as_deref()
+                .unwrap_or("")
+                .contains("lost this task")
+        );
+    }
+
+    #[test]
+    fn kill_then_agent_reports_killed() {
+        let mut t = task("a", "n1", Resources::default(), TaskState::Running, &[]);
+        t.goal = TaskGoal::Kill;
+        let mut r = report("a", TaskState::Killed);
+        r.exit = Some(ExitStatus {
+            code: None,
+            signal: Some(15),
+        });
+        let c = apply("n1", &[t], &[r], t0());
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0].task.state, TaskState::Killed);
+    }
+}
