@@ -1,27 +1,21 @@
 //! The whole agent on loopback: its HTTP API (tasks, logs, metrics, token) and the
-//! protocol against a small fake master that serves exactly the routes `MasterClient` calls.
+//! protocol against the real master, run in-process.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::extract::{Path, Query, State};
-use axum::routing::{get, post};
 use common::*;
 use drover_agent::cli::AgentOptions;
 use drover_agent::host::Reservation;
-use drover_api::agent::{
-    AssignmentsQuery, HeartbeatRequest, HeartbeatResponse, NodeAssignments, RegisterRequest,
-    RegisterResponse, TaskAssignment,
+use drover_api::client::{AgentClient, MasterClient};
+use drover_api::task::{
+    LaunchRequest, LogQuery, LogStream, Task, TaskDefinition, TaskReport, TaskState,
 };
-use drover_api::client::AgentClient;
-use drover_api::task::{LogQuery, LogStream, TaskGoal, TaskReport, TaskState};
 use drover_api::{PortRange, TaskId};
 use futures::StreamExt;
-use tokio::sync::Notify;
 
 async fn serve_api(r: drover_agent::TaskRunner, token: Option<String>) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -158,109 +152,77 @@ async fn api_requires_the_token_when_set() {
     );
 }
 
-/// A fake master: records registrations and heartbeats, serves assignments set by the test.
-struct FakeMaster {
-    registrations: Mutex<Vec<RegisterRequest>>,
-    heartbeats: Mutex<Vec<HeartbeatRequest>>,
-    assignments: Mutex<NodeAssignments>,
-    changed: Notify,
-    /// Answer the next heartbeat with `registered: false`.
-    forget_node: Mutex<bool>,
-}
-
-impl FakeMaster {
-    fn set(&self, rev: &str, tasks: Vec<TaskAssignment>) {
-        *self.assignments.lock().unwrap() = NodeAssignments {
-            revision: rev.into(),
-            tasks,
-        };
-        self.changed.notify_waiters();
-    }
-
-    fn last_reports(&self) -> Option<Vec<TaskReport>> {
-        self.heartbeats
-            .lock()
-            .unwrap()
-            .last()
-            .map(|h| h.tasks.clone())
-    }
-}
-
-async fn start_master(listener: tokio::net::TcpListener) -> Arc<FakeMaster> {
-    let m = Arc::new(FakeMaster {
-        registrations: Mutex::default(),
-        heartbeats: Mutex::default(),
-        assignments: Mutex::new(NodeAssignments {
-            revision: "0".into(),
-            tasks: vec![],
-        }),
-        changed: Notify::new(),
-        forget_node: Mutex::default(),
+/// A real master, in-process, on `listener` with its state in `data_dir`; stopped by
+/// sending on (or dropping) the returned sender.
+fn start_master(
+    listener: tokio::net::TcpListener,
+    data_dir: &std::path::Path,
+) -> (
+    MasterClient,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+) {
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let config = drover_master::Config {
+        data_dir: data_dir.to_path_buf(),
+        heartbeat_interval: Duration::from_millis(200),
+        // Long: a busy test machine must not turn the node unreachable by accident.
+        heartbeat_timeout: Duration::from_secs(30),
+        task_history: 1000,
+        token: None,
+    };
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let handle = tokio::spawn(async move {
+        drover_master::run(listener, config, async move {
+            let _ = rx.await;
+        })
+        .await
+        .unwrap();
     });
-    let app =
-        axum::Router::new()
-            .route(
-                "/v1/agents/register",
-                post(
-                    |State(m): State<Arc<FakeMaster>>,
-                     axum::Json(req): axum::Json<RegisterRequest>| async move {
-                        m.registrations.lock().unwrap().push(req);
-                        axum::Json(RegisterResponse {
-                            heartbeat_interval_ms: 200,
-                        })
-                    },
-                ),
-            )
-            .route(
-                "/v1/agents/{name}/heartbeat",
-                post(
-                    |State(m): State<Arc<FakeMaster>>,
-                     Path(_name): Path<String>,
-                     axum::Json(req): axum::Json<HeartbeatRequest>| async move {
-                        m.heartbeats.lock().unwrap().push(req);
-                        let forget = std::mem::take(&mut *m.forget_node.lock().unwrap());
-                        axum::Json(HeartbeatResponse {
-                            registered: !forget,
-                        })
-                    },
-                ),
-            )
-            .route(
-                "/v1/agents/{name}/assignments",
-                get(
-                    |State(m): State<Arc<FakeMaster>>,
-                     Path(_name): Path<String>,
-                     Query(q): Query<AssignmentsQuery>| async move {
-                        let changed = m.changed.notified();
-                        let current = m.assignments.lock().unwrap().clone();
-                        if q.after.as_deref() == Some(current.revision.as_str()) {
-                            let _ = tokio::time::timeout(Duration::from_secs(1), changed).await;
-                        }
-                        axum::Json(m.assignments.lock().unwrap().clone())
-                    },
-                ),
-            )
-            .with_state(m.clone());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    m
+    (MasterClient::new(&url, None).unwrap(), tx, handle)
 }
 
-async fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+async fn eventually_async<T, F, Fut>(what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
-        if let Some(v) = f() {
+        if let Some(v) = f().await {
             return v;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
             "timed out waiting for {what}"
         );
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+async fn task_in_state(m: &MasterClient, id: &TaskId, state: TaskState) -> Task {
+    eventually_async(&format!("{id} {state}"), || async {
+        m.task(id).await.ok().filter(|t| t.state == state)
+    })
+    .await
 }
 
 fn report_of(reports: &[TaskReport], id: &str) -> Option<TaskReport> {
     reports.iter().find(|r| r.id.as_str() == id).cloned()
+}
+
+fn launch_request(node: &str, cmd: &str) -> LaunchRequest {
+    LaunchRequest {
+        node: node.into(),
+        id: None,
+        task: TaskDefinition {
+            name: "web".into(),
+            cmd: Some(cmd.into()),
+            resources: drover_api::Resources::new(0.1, 16.0, 0.0),
+            kill_grace_period_seconds: 2.0,
+            ..Default::default()
+        },
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -275,7 +237,7 @@ async fn agent_follows_the_master_and_survives_its_absence() {
     let opts = AgentOptions {
         master: format!("http://{master_addr}"),
         advertise: format!("http://{agent_addr}"),
-        work_dir: dir.path().to_path_buf(),
+        work_dir: dir.path().join("agent"),
         name: "node-a".into(),
         attributes: BTreeMap::from([("rack".to_string(), "r1".to_string())]),
         ports: PortRange {
@@ -296,83 +258,65 @@ async fn agent_follows_the_master_and_survives_its_absence() {
         let _ = stop_rx.await;
     }));
     tokio::time::sleep(Duration::from_millis(600)).await;
-    let m = start_master(tokio::net::TcpListener::bind(master_addr).await.unwrap()).await;
+    let (m, stop_master, master) = start_master(
+        tokio::net::TcpListener::bind(master_addr).await.unwrap(),
+        &dir.path().join("master-a"),
+    );
 
-    let reg = eventually("registration", || {
-        m.registrations.lock().unwrap().first().cloned()
-    })
-    .await;
-    assert_eq!(reg.name, "node-a");
-    assert_eq!(reg.address, format!("http://{agent_addr}"));
-    assert_eq!(reg.attributes["rack"], "r1");
-    assert_eq!(reg.reserved.cpus, 0.5);
-    assert!(reg.total.cpus >= 0.5 && reg.total.mem > 0.0);
+    let node = eventually_async("registration", || async { m.node("node-a").await.ok() }).await;
+    assert_eq!(node.address, format!("http://{agent_addr}"));
+    assert_eq!(node.attributes["rack"], "r1");
+    assert_eq!(node.reserved.cpus, 0.5);
+    assert!(node.total.cpus >= 0.5 && node.total.mem > 0.0);
     assert_eq!(
-        reg.ports,
+        node.ports,
         PortRange {
             begin: 31000,
             end: 31010
         }
     );
-    assert!(reg.host.cpus >= 1);
+    assert!(node.host.cpus >= 1);
 
-    // Launch through the assignments.
-    let mut web = spec("web.1", "echo serving; sleep 60");
-    web.node = "node-a".into();
-    m.set(
-        "1",
-        vec![TaskAssignment {
-            spec: web.clone(),
-            goal: TaskGoal::Run,
-        }],
-    );
-    eventually("web.1 running in a heartbeat", || {
-        m.last_reports()
-            .and_then(|r| report_of(&r, "web.1"))
-            .filter(|t| t.state == TaskState::Running)
-    })
-    .await;
+    // Launch, then kill, through the master.
+    let web = m
+        .launch(&launch_request("node-a", "echo serving; sleep 60"))
+        .await
+        .unwrap();
+    task_in_state(&m, web.id(), TaskState::Running).await;
+    m.kill(web.id()).await.unwrap();
+    task_in_state(&m, web.id(), TaskState::Killed).await;
 
-    // The master forgets the node: the agent registers again, reporting its task.
-    *m.forget_node.lock().unwrap() = true;
-    let rereg = eventually("re-registration", || {
-        m.registrations.lock().unwrap().get(1).cloned()
-    })
-    .await;
-    assert_eq!(
-        report_of(&rereg.tasks, "web.1").unwrap().state,
-        TaskState::Running
-    );
-
-    // Kill through the assignments.
-    m.set(
-        "2",
-        vec![TaskAssignment {
-            spec: web.clone(),
-            goal: TaskGoal::Kill,
-        }],
-    );
-    eventually("web.1 killed in a heartbeat", || {
-        m.last_reports()
-            .and_then(|r| report_of(&r, "web.1"))
-            .filter(|t| t.state == TaskState::Killed)
-    })
-    .await;
-
-    // Dropped from the assignments once terminal: no longer reported.
-    m.set("3", vec![]);
-    eventually("web.1 forgotten", || {
-        m.last_reports().filter(|r| r.is_empty())
-    })
-    .await;
-
-    // The agent's own API works all along.
+    // The agent's own API serves the ended task's logs.
     let c = AgentClient::new(&format!("http://{agent_addr}"), None).unwrap();
-    assert!(c.tasks().await.unwrap().is_empty());
     assert_eq!(
-        read_logs(&c, "web.1", LogQuery::default()).await,
+        read_logs(&c, web.id().as_str(), LogQuery::default()).await,
         "serving\n"
     );
+
+    // A master that lost its state (a fresh data dir on the same address) does not know
+    // the node: the agent registers again, and the task the new master never placed is
+    // killed.
+    let other = m
+        .launch(&launch_request("node-a", "exec sleep 60"))
+        .await
+        .unwrap();
+    let other = task_in_state(&m, other.id(), TaskState::Running).await;
+    let _ = stop_master.send(());
+    master.await.unwrap();
+    let (m2, stop_master2, master2) = start_master(
+        tokio::net::TcpListener::bind(master_addr).await.unwrap(),
+        &dir.path().join("master-b"),
+    );
+    eventually_async("re-registration", || async { m2.node("node-a").await.ok() }).await;
+    let pid = other.pid.unwrap();
+    eventually_async("the unknown task is killed", || async {
+        let gone = !std::path::Path::new(&format!("/proc/{pid}")).exists()
+            || std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .map(|s| s.contains(") Z "))
+                .unwrap_or(true);
+        gone.then_some(())
+    })
+    .await;
 
     let _ = stop_tx.send(());
     tokio::time::timeout(WAIT, agent)
@@ -380,6 +324,8 @@ async fn agent_follows_the_master_and_survives_its_absence() {
         .unwrap()
         .unwrap()
         .unwrap();
+    let _ = stop_master2.send(());
+    master2.await.unwrap();
 }
 
 /// Starts the real binary against `master`; returns the child and its API base URL.
@@ -419,27 +365,22 @@ async fn tasks_survive_a_sigkilled_agent_binary() {
     let dir = tempfile::tempdir().unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let master = format!("http://{}", listener.local_addr().unwrap());
-    let m = start_master(listener).await;
-    let mut web = spec(
-        "web.2",
-        "echo up; while [ ! -f stop ]; do sleep 0.05; done; env",
-    );
-    web.node = "node-b".into();
-    m.set(
-        "1",
-        vec![TaskAssignment {
-            spec: web.clone(),
-            goal: TaskGoal::Run,
-        }],
-    );
+    let (m, stop_master, master_task) = start_master(listener, &dir.path().join("master"));
+    let work = dir.path().join("agent");
 
-    let (mut first, _) = start_binary(&master, dir.path());
-    let running = eventually("web.2 running", || {
-        m.last_reports()
-            .and_then(|r| report_of(&r, "web.2"))
-            .filter(|t| t.state == TaskState::Running)
+    let (mut first, _) = start_binary(&master, &work);
+    eventually_async("node-b registered", || async {
+        m.node("node-b").await.ok()
     })
     .await;
+    let web = m
+        .launch(&launch_request(
+            "node-b",
+            "echo up; while [ ! -f stop ]; do sleep 0.05; done; env",
+        ))
+        .await
+        .unwrap();
+    let running = task_in_state(&m, web.id(), TaskState::Running).await;
     let pid = running.pid.unwrap();
     first.kill().unwrap(); // SIGKILL
     first.wait().unwrap();
@@ -448,40 +389,39 @@ async fn tasks_survive_a_sigkilled_agent_binary() {
         "the task died with the agent"
     );
 
-    let registered_before = m.registrations.lock().unwrap().len();
-    let (mut second, _) = start_binary(&master, dir.path());
-    let rereg = eventually("re-registration", || {
-        m.registrations
-            .lock()
-            .unwrap()
-            .get(registered_before)
-            .cloned()
+    let (mut second, base) = start_binary(&master, &work);
+    let agent = AgentClient::new(&base, None).unwrap();
+    let adopted = eventually_async("the restarted agent reports the task", || async {
+        agent
+            .tasks()
+            .await
+            .ok()
+            .and_then(|r| report_of(&r, web.id().as_str()))
     })
     .await;
-    let adopted = report_of(&rereg.tasks, "web.2").unwrap();
     assert_eq!(
         (adopted.state, adopted.pid),
         (TaskState::Running, Some(pid)),
         "{adopted:?}"
     );
 
-    std::fs::write(dir.path().join("tasks/web.2/stop"), b"").unwrap();
-    let done = eventually("web.2 finished", || {
-        m.last_reports()
-            .and_then(|r| report_of(&r, "web.2"))
-            .filter(|t| t.state.is_terminal())
-    })
-    .await;
-    assert_eq!(done.state, TaskState::Finished, "{done:?}");
+    std::fs::write(work.join(format!("tasks/{}/stop", web.id())), b"").unwrap();
+    let done = task_in_state(&m, web.id(), TaskState::Finished).await;
+    assert_eq!(done.pid, Some(pid));
     // The agent's own settings never reach the task's environment.
-    let out = std::fs::read_to_string(dir.path().join("tasks/web.2/stdout")).unwrap();
-    assert!(out.contains("DROVER_TASK_ID=web.2"), "{out}");
+    let out = std::fs::read_to_string(work.join(format!("tasks/{}/stdout", web.id()))).unwrap();
+    assert!(
+        out.contains(&format!("DROVER_TASK_ID={}", web.id())),
+        "{out}"
+    );
     assert!(
         !out.contains("DROVER_AGENT_") && !out.contains("RUST_LOG"),
         "{out}"
     );
     second.kill().unwrap();
     second.wait().unwrap();
+    let _ = stop_master.send(());
+    master_task.await.unwrap();
 }
 
 #[tokio::test]
