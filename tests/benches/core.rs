@@ -85,6 +85,17 @@ async fn main() {
         ids.push(id);
     }
     latencies.sort_by(|a, b| a.total_cmp(b));
+
+    // Baseline in the same run: a bare fork+exec+wait of `true` from this process, the
+    // floor any launch path pays.
+    let mut baseline: Vec<f64> = (0..100)
+        .map(|_| {
+            let t = Instant::now();
+            std::process::Command::new("true").status().unwrap();
+            t.elapsed().as_secs_f64() * 1000.0
+        })
+        .collect();
+    baseline.sort_by(|a, b| a.total_cmp(b));
     let active = cluster.client.tasks(&TaskFilter { active: Some(true), ..Default::default() }).await.unwrap();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let master_rss = rss_kib(cluster.master.pid());
@@ -96,6 +107,12 @@ async fn main() {
         percentile(&latencies, 0.5),
         percentile(&latencies, 0.99),
         latencies.last().copied().unwrap_or(0.0)
+    );
+    println!(
+        "baseline (fork+exec+wait of `true`): median {:.2} ms, p99 {:.2} ms; launch median is {:.0}x the baseline",
+        percentile(&baseline, 0.5),
+        percentile(&baseline, 0.99),
+        percentile(&latencies, 0.5) / percentile(&baseline, 0.5)
     );
     println!("idle agent: {:.1} MiB resident, {:.2}% of one core over 10 s", agent_rss as f64 / 1024.0, cpu_pct);
     println!(
