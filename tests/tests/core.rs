@@ -33,22 +33,23 @@ async fn launch(cluster: &Cluster, node: &str, def: TaskDefinition) -> Task {
 }
 
 async fn wait_state(cluster: &Cluster, id: &TaskId, ok: impl Fn(&Task) -> bool, what: &str) -> Task {
-    let client = cluster.client.clone();
-    let id2 = id.clone();
-    let ok = &ok;
-    let found = tokio::time::timeout(
-        LONG,
-        wait_for(what, LONG, || {
-            let client = client.clone();
-            let id = id2.clone();
-            async move { client.task(&id).await.ok().filter(|t| ok(t)) }
-        }),
-    )
-    .await;
-    match found {
-        Ok(t) => t,
-        Err(_) => panic!("{what}: timed out\n{}", cluster.logs()),
+    let deadline = std::time::Instant::now() + LONG;
+    let mut last = None;
+    while std::time::Instant::now() < deadline {
+        if let Ok(t) = cluster.client.task(id).await {
+            if ok(&t) {
+                return t;
+            }
+            last = Some(t);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let (_, stdout, _) = cluster.cli(&["tasks", "logs", id.as_str()]);
+    let (_, stderr, _) = cluster.cli(&["tasks", "logs", "--stderr", id.as_str()]);
+    panic!(
+        "{what}: timed out; last seen {last:#?}\n--- task stdout ---\n{stdout}\n--- task stderr ---\n{stderr}\n{}",
+        cluster.logs()
+    )
 }
 
 fn host_cpus() -> u32 {
