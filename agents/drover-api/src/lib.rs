@@ -11,6 +11,7 @@
 //! - [`node`]: what an agent says about its host, and the master's view of a node.
 //! - [`task`]: task definitions, the task state machine and health checks.
 //! - [`app`]: Marathon-compatible app definitions.
+//! - [`deployment`]: deployments of app changes (steps, progress) and app status.
 //! - [`job`]: Chronos-compatible job definitions.
 //! - [`job_run`]: job run records, statistics and status.
 //! - [`agent`]: the agent ⇄ master protocol (register, heartbeat, assignments).
@@ -22,6 +23,7 @@
 
 pub mod agent;
 pub mod app;
+pub mod deployment;
 #[cfg(feature = "client")]
 pub mod client;
 pub mod error;

@@ -10,7 +10,9 @@
 //!   run after an instant, time zones and DST.
 //! - [`jobs`]: the job engine: due runs, retries, dependencies, stats, reconciliation.
 //! - [`placement`]: where an app's instances go on a snapshot of the cluster.
+//! - [`apps`]: the app engine: deployments, rollouts, replacement, backoff (snapshot in, plan out).
 
+pub mod apps;
 pub mod jobs;
 pub mod placement;
 pub mod schedule;

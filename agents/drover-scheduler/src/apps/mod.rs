@@ -1,0 +1,71 @@
+//! The app engine (Marathon's part): keeps long-running apps at their wanted instances
+//! and carries out deployments. Pure: snapshot in, plan out; no I/O, no clock but the
+//! `now` it is given, no threads, no randomness (the master picks task ids).
+//!
+//! ```text
+//!  API change ──▶ begin(change, app, running deployments, force, now)
+//!                   └─▶ Began { app, deployment, superseded }      (server persists)
+//!
+//!  every tick ──▶ plan(&Snapshot { now, apps, deployments, tasks, cluster, versions })
+//!                   │ per app, in id order:
+//!                   │  reconcile: sort the app's tasks into buckets
+//!                   │  backoff:   count new failures, reset after a stable instance
+//!                   │  deployment: progress, success, deadline → failed (+ auto-revert)
+//!                   │  rollout:   how many to launch and which to kill (the strategy)
+//!                   │  placement: where the launches go (placement::place)
+//!                   ▼
+//!  AppsPlan { launches, kills, apps, deployments, removed, status, wake_at }
+//!      server: persist apps + deployments + removals, then send launches and kills
+//! ```
+//!
+//! - [`state`]: [`AppState`], what the server keeps per app, and version stamps.
+//! - [`begin`](mod@begin): every change to an app ([`AppChange`]) becomes a [`Deployment`];
+//!   conflicts, `force`, [`cancel`].
+//! - [`reconcile`]: the buckets an app's tasks fall into ([`Buckets`]).
+//! - [`rollout`]: the upgrade-strategy arithmetic ([`Limits`], [`rollout::decide`]).
+//! - [`backoff`]: crash-loop delays and their reset.
+//! - [`plan`](mod@plan): [`Snapshot`], [`plan()`] and [`AppsPlan`].
+//!
+//! # Vocabulary
+//!
+//! - *target version*: the app's current version; instances of other versions are *old*.
+//! - *ready*: healthy, or running when the task has no health checks.
+//! - *alive*: active and wanted (goal `run`, not unhealthy).
+//! - *stopping*: Drover asked the master to kill it (goal `kill`) and it is still active;
+//!   it holds resources, so it counts towards the over-capacity limit, and it is never
+//!   counted as ready (it is going away).
+//! - *mode* of an app in a tick: *replace* (create, update, restart, rollback: old
+//!   instances are replaced), *count* (no deployment, or a scale: only the number of
+//!   alive instances is corrected, whatever their version), *delete* (everything goes).
+//!
+//! # Contract with the server
+//!
+//! The plan is a function of the snapshot only: everything the engine must remember
+//! between ticks is in [`AppState`] and [`Deployment`], and comes back changed in the
+//! plan. The server persists `apps`, `deployments` and `removed` *before* it sends the
+//! launches and kills; after a restart the same store and the master's tasks give the
+//! same decisions, so a deployment carries on with no duplicate or orphan instance.
+//! The snapshot's tasks must include what the master accepted from earlier plans (the
+//! master's reply to a launch is a task the server adds to its view before the next
+//! tick), or the next plan would launch the same instance again.
+//! Kills are idempotent; a task already asked to stop (goal `kill`) is not killed again.
+
+pub mod backoff;
+pub mod begin;
+pub mod plan;
+pub mod reconcile;
+pub mod rollout;
+pub mod state;
+
+pub use begin::{AppChange, Began, Cancelled, begin, cancel};
+pub use plan::{AppsConfig, AppsPlan, Kill, KillReason, Snapshot, plan, versions_needed};
+pub use reconcile::Buckets;
+pub use rollout::Limits;
+pub use state::AppState;
+
+pub use drover_api::deployment::{
+    AppStatus, Backoff, Deployment, DeploymentId, DeploymentKind, DeploymentState,
+};
+
+#[cfg(test)]
+mod tests;
