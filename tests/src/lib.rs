@@ -9,7 +9,8 @@
 //!
 //! - [`bin_path`]: where a workspace binary is.
 //! - [`Server`]: one running server process and the address it announced.
-//! - [`Cluster`]: a master and N agents.
+//! - [`Cluster`]: a master and N agents, and optionally a scheduler
+//!   ([`Cluster::start_scheduler`]).
 //! - [`wait_for`]: poll a condition until a generous deadline.
 
 #![allow(clippy::unwrap_used)] // test harness: a failure here should fail the test loudly
@@ -20,7 +21,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
-use drover_api::client::MasterClient;
+use drover_api::client::{MasterClient, SchedulerClient};
 use drover_api::node::Node;
 
 /// Path of a workspace binary (`drover-master`, `drover-agent`, `drover`, `hello`).
@@ -41,14 +42,24 @@ pub fn bin_path(name: &str) -> PathBuf {
 }
 
 /// A block of host ports no other cluster in this test process uses, below the
-/// kernel's ephemeral range so that tasks never collide with `:0` binds.
+/// kernel's ephemeral range so that tasks never collide with `:0` binds. A block any of
+/// whose ports is bound right now (by another test process on this machine) is skipped.
 pub fn port_block(size: u16) -> (u16, u16) {
     static NEXT: AtomicU16 = AtomicU16::new(0);
-    // Spread test processes apart too: cargo runs test binaries one after another, but
-    // keep a margin for a leftover process from an earlier binary.
+    // Spread test processes apart: several may run on one machine at once.
     let base = 20000 + (std::process::id() % 20) as u16 * 600;
-    let start = base + NEXT.fetch_add(size, Ordering::SeqCst);
-    (start, start + size - 1)
+    loop {
+        let offset = NEXT.fetch_add(size, Ordering::SeqCst);
+        let start = 20000 + (base - 20000 + offset) % 12000;
+        let end = start + size - 1;
+        if end >= 32000 {
+            continue;
+        }
+        let free = (start..=end).all(|p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok());
+        if free {
+            return (start, end);
+        }
+    }
 }
 
 /// One running server process.
@@ -180,6 +191,8 @@ pub struct Cluster {
     pub client: MasterClient,
     /// Everything on disk lives under here.
     pub dir: tempfile::TempDir,
+    /// The scheduler, once [`Cluster::start_scheduler`] started one.
+    pub scheduler: Option<Server>,
 }
 
 impl Cluster {
@@ -198,7 +211,7 @@ impl Cluster {
         ];
         let master = Server::start(&bin_path("drover-master"), &master_args, &[], &dir.path().join("master.log"));
         let client = MasterClient::new(&master.url, None).unwrap();
-        let mut cluster = Cluster { master, agents: Vec::new(), client, dir };
+        let mut cluster = Cluster { master, agents: Vec::new(), client, dir, scheduler: None };
         for i in 0..opts.agents {
             cluster.add_agent(i, opts.ports_per_agent);
         }
@@ -231,6 +244,34 @@ impl Cluster {
         self.agents.push(Server::start(&bin_path("drover-agent"), &args, &[], &log));
     }
 
+    /// Starts a `drover-scheduler` against this cluster's master, with its data under the
+    /// cluster's directory and `extra` flags (e.g. `--job-retry-delay 0.5`).
+    pub fn start_scheduler(&mut self, extra: &[&str]) -> &Server {
+        let mut args = vec![
+            "--master".to_string(),
+            self.master.url.clone(),
+            "--listen".to_string(),
+            "127.0.0.1:0".to_string(),
+            "--data-dir".to_string(),
+            self.dir.path().join("scheduler").display().to_string(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let log = self.dir.path().join("scheduler.log");
+        let envs = vec![("RUST_LOG".to_string(), "info,drover_scheduler=debug".to_string())];
+        self.scheduler = Some(Server::start(&bin_path("drover-scheduler"), &args, &envs, &log));
+        self.scheduler.as_ref().unwrap()
+    }
+
+    /// The scheduler's base URL; panics when none was started.
+    pub fn scheduler_url(&self) -> String {
+        self.scheduler.as_ref().expect("no scheduler started").url.clone()
+    }
+
+    /// A client for the scheduler; panics when none was started.
+    pub fn scheduler_client(&self) -> SchedulerClient {
+        SchedulerClient::new(&self.scheduler_url(), None).unwrap()
+    }
+
     /// Waits until the node list satisfies `ok`, or panics after 30 s with the last list.
     pub async fn wait_nodes(&self, what: &str, ok: impl Fn(&[Node]) -> bool) -> Vec<Node> {
         let client = self.client.clone();
@@ -250,6 +291,7 @@ impl Cluster {
         let out = Command::new(bin_path("drover"))
             .args(args)
             .env("DROVER_MASTER", &self.master.url)
+            .envs(self.scheduler.as_ref().map(|s| ("DROVER_SCHEDULER", s.url.clone())))
             .stdin(Stdio::null())
             .output()
             .unwrap();
@@ -274,6 +316,9 @@ impl Cluster {
         let mut s = format!("--- master ---\n{}", self.master.log_text());
         for (i, a) in self.agents.iter().enumerate() {
             s.push_str(&format!("\n--- agent-{i} ---\n{}", a.log_text()));
+        }
+        if let Some(sched) = &self.scheduler {
+            s.push_str(&format!("\n--- scheduler ---\n{}", sched.log_text()));
         }
         s
     }

@@ -1,6 +1,7 @@
 //! The command line: `drover-agent [FLAGS]` runs the agent; `drover-agent shim SANDBOX`
-//! (hidden) is the per-task supervisor the agent starts. Every flag also comes from
-//! `DROVER_AGENT_<NAME>` and from the `--config` TOML file.
+//! (hidden) is the per-task supervisor the agent starts; `drover-agent install` and
+//! `uninstall` write and remove the host's config file and systemd unit. Every flag also
+//! comes from `DROVER_AGENT_<NAME>` and from the `--config` TOML file.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -38,6 +39,10 @@ pub enum Command {
         /// The task's sandbox directory.
         sandbox: PathBuf,
     },
+    /// Write this host's config file and systemd unit (only what changed).
+    Install(Box<crate::install::InstallCmd>),
+    /// Remove the config file and systemd unit `install` wrote (tasks and work dir stay).
+    Uninstall(crate::install::UninstallCmd),
 }
 
 /// Flags of the agent itself.

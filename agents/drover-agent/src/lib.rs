@@ -6,6 +6,7 @@
 //! # Layout
 //!
 //! - [`cli`]: flags (also from the environment and a `--config` file) and their defaults.
+//! - [`install`]: `install` / `uninstall`: the config file and systemd unit from templates.
 //! - [`host`]: host facts with sysinfo and statvfs; reserved and offered resources.
 //! - [`master`]: register, heartbeat and the assignments long poll.
 //! - [`reconcile`]: pure: local tasks and assignments in, actions out.
@@ -27,6 +28,7 @@ pub mod cli;
 pub mod env;
 pub mod health;
 pub mod host;
+pub mod install;
 pub mod master;
 pub mod outcome;
 pub mod procfs;

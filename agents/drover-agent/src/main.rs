@@ -1,13 +1,28 @@
 //! The `drover-agent` binary: parses flags, starts logging, binds, and hands over to
-//! [`drover_agent::run`]; or, as `drover-agent shim SANDBOX`, supervises one task.
+//! [`drover_agent::run`]; or, as `drover-agent shim SANDBOX`, supervises one task; or,
+//! as `drover-agent install` / `uninstall`, writes or removes this host's config file
+//! and systemd unit.
 
 use anyhow::Context;
 use drover_agent::cli::{Cli, Command};
 
 fn main() -> anyhow::Result<()> {
     let cli: Cli = drover_service::config::parse_with_config();
-    if let Some(Command::Shim { sandbox }) = &cli.command {
-        std::process::exit(drover_agent::shim::main(sandbox));
+    match &cli.command {
+        Some(Command::Shim { sandbox }) => std::process::exit(drover_agent::shim::main(sandbox)),
+        Some(Command::Install(cmd)) => {
+            let report =
+                drover_agent::install::install(cmd).context("failed to install drover-agent")?;
+            drover_service::install::print_report(&report);
+            return Ok(());
+        }
+        Some(Command::Uninstall(cmd)) => {
+            let report = drover_agent::install::uninstall(cmd)
+                .context("failed to uninstall drover-agent")?;
+            drover_service::install::print_report(&report);
+            return Ok(());
+        }
+        None => {}
     }
     drover_service::init_tracing();
     // One thread is plenty for an agent that mostly waits, and keeps it small.

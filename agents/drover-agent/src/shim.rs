@@ -13,9 +13,9 @@ use std::process::{Command, Stdio};
 
 use chrono::Utc;
 use drover_api::task::{ExitStatus, LogStream, TaskGoal};
-use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use nix::sys::wait::{Id, WaitPidFlag, waitid};
 use nix::unistd::Pid;
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
 use crate::cgroup;
 use crate::procfs;

@@ -1,14 +1,20 @@
-//! Typed async clients: [`MasterClient`] for the master's API and [`AgentClient`] for an
-//! agent's. Both sit on [`HttpClient`], which adds the bearer token, decodes error bodies
-//! into [`ApiError`] and streams bodies for logs and events.
+//! Typed async clients: [`MasterClient`] for the master's API, [`AgentClient`] for an
+//! agent's and [`SchedulerClient`] for the scheduler's. All sit on [`HttpClient`], which
+//! adds the bearer token, decodes error bodies into [`ApiError`] and streams bodies for
+//! logs and events. The few answer shapes of the scheduler's job API that are not
+//! drover-api types of their own ([`JobDetails`], [`JobAccepted`], [`RunJobRequest`],
+//! [`JobLogQuery`]) are defined here, next to the client that reads them.
 
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
+use crate::job::ChronosJob;
+use crate::job_run::{JobRun, JobStats, JobStatus};
+use crate::task::LogStream;
 use crate::agent::{
     AssignmentsQuery, HeartbeatRequest, HeartbeatResponse, NodeAssignments, RegisterRequest, RegisterResponse,
 };
@@ -348,6 +354,324 @@ impl AgentClient {
         query: &LogQuery,
     ) -> Result<impl Stream<Item = Result<Bytes, ClientError>> + use<>, ClientError> {
         self.http.stream(&format!("/v1/tasks/{}/logs", path_segment(id.as_str())), query).await
+    }
+}
+
+/// A job with its status: `GET /v1/jobs/{name}`, and each entry of `GET /v1/jobs`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobDetails {
+    /// The definition, in Chronos's format.
+    pub job: ChronosJob,
+    /// Its state, next runs (one in a list), open attempts and statistics.
+    pub status: JobStatus,
+}
+
+/// The answer to creating or updating a job (`POST /v1/jobs`, `PUT /v1/jobs/{name}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobAccepted {
+    /// The job as stored.
+    pub job: ChronosJob,
+    /// Whether it is new (`201`) rather than an update (`200`).
+    pub created: bool,
+    /// Fields Drover keeps and returns but does not act on (JSON paths).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ignored_fields: Vec<String>,
+}
+
+/// The body of `POST /v1/jobs/{name}/run`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunJobRequest {
+    /// Appended to the job's command for this run (and its retries).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub arguments: Vec<String>,
+}
+
+/// Query of `GET /v1/jobs/{name}/runs/{run}/logs`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobLogQuery {
+    /// stdout (default) or stderr.
+    #[serde(default)]
+    pub stream: LogStream,
+    /// The attempt; default the run's latest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<u32>,
+    /// Start at this byte offset; negative counts back from the end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset: Option<i64>,
+}
+
+/// The scheduler's job API (native `/v1/jobs`, plus Chronos's DOT graph).
+#[derive(Debug, Clone)]
+pub struct SchedulerClient {
+    http: HttpClient,
+}
+
+impl SchedulerClient {
+    /// A client for the scheduler at `base`.
+    pub fn new(base: &str, token: Option<String>) -> Result<Self, ClientError> {
+        Ok(SchedulerClient { http: HttpClient::new(base, token)? })
+    }
+
+    /// The underlying HTTP client.
+    pub fn http(&self) -> &HttpClient {
+        &self.http
+    }
+
+    /// `GET /v1/version`.
+    pub async fn version(&self) -> Result<VersionInfo, ClientError> {
+        self.http.get::<_, ()>("/v1/version", None).await
+    }
+
+    fn job_path(name: &str, rest: &str) -> String {
+        format!("/v1/jobs/{}{rest}", path_segment(name))
+    }
+
+    /// `GET /v1/jobs`: every job with its state and next run.
+    pub async fn jobs(&self) -> Result<Vec<JobDetails>, ClientError> {
+        self.http.get::<_, ()>("/v1/jobs", None).await
+    }
+
+    /// `GET /v1/jobs/{name}?next=N`: one job with its next `next` runs (default 5).
+    pub async fn job(&self, name: &str, next: Option<usize>) -> Result<JobDetails, ClientError> {
+        let q: Vec<(&str, String)> = next.map(|n| ("next", n.to_string())).into_iter().collect();
+        self.http.get(&Self::job_path(name, ""), Some(&q)).await
+    }
+
+    /// `POST /v1/jobs`: creates or updates a job from its Chronos JSON.
+    pub async fn put_job(&self, job: &serde_json::Value) -> Result<JobAccepted, ClientError> {
+        self.http.post("/v1/jobs", job).await
+    }
+
+    /// `DELETE /v1/jobs/{name}`: the job as it was.
+    pub async fn delete_job(&self, name: &str) -> Result<ChronosJob, ClientError> {
+        self.http.send_json::<(), _>(reqwest::Method::DELETE, &Self::job_path(name, ""), None).await
+    }
+
+    /// `POST /v1/jobs/{name}/run`: starts a run now; the pending first attempt.
+    pub async fn run_job(&self, name: &str, arguments: Vec<String>) -> Result<JobRun, ClientError> {
+        self.http.post(&Self::job_path(name, "/run"), &RunJobRequest { arguments }).await
+    }
+
+    /// `POST /v1/jobs/{name}/kill`: kills the job's open runs.
+    pub async fn kill_job(&self, name: &str) -> Result<JobStatus, ClientError> {
+        self.http.post(&Self::job_path(name, "/kill"), &()).await
+    }
+
+    /// `POST /v1/jobs/{name}/success`: counts a success now, so its children fire.
+    pub async fn mark_job_success(&self, name: &str) -> Result<JobStatus, ClientError> {
+        self.http.post(&Self::job_path(name, "/success"), &()).await
+    }
+
+    /// `POST /v1/jobs/{name}/enable`.
+    pub async fn enable_job(&self, name: &str) -> Result<JobDetails, ClientError> {
+        self.http.post(&Self::job_path(name, "/enable"), &()).await
+    }
+
+    /// `POST /v1/jobs/{name}/disable`.
+    pub async fn disable_job(&self, name: &str) -> Result<JobDetails, ClientError> {
+        self.http.post(&Self::job_path(name, "/disable"), &()).await
+    }
+
+    /// `GET /v1/jobs/{name}/runs?limit=N`: run records (attempts), newest first.
+    pub async fn job_runs(&self, name: &str, limit: Option<usize>) -> Result<Vec<JobRun>, ClientError> {
+        let q: Vec<(&str, String)> = limit.map(|n| ("limit", n.to_string())).into_iter().collect();
+        self.http.get(&Self::job_path(name, "/runs"), Some(&q)).await
+    }
+
+    /// `GET /v1/jobs/{name}/stats`.
+    pub async fn job_stats(&self, name: &str) -> Result<JobStats, ClientError> {
+        self.http.get::<_, ()>(&Self::job_path(name, "/stats"), None).await
+    }
+
+    /// `GET /v1/jobs/{name}/runs/{run}/logs`: a run's output (`run` is its number, its
+    /// id, or `latest`), proxied from the master.
+    pub async fn job_logs(
+        &self,
+        name: &str,
+        run: &str,
+        query: &JobLogQuery,
+    ) -> Result<impl Stream<Item = Result<Bytes, ClientError>> + use<>, ClientError> {
+        self.http.stream(&Self::job_path(name, &format!("/runs/{}/logs", path_segment(run))), query).await
+    }
+
+    /// `GET /scheduler/graph/dot`: the jobs' parent graph in Graphviz DOT.
+    pub async fn job_graph_dot(&self) -> Result<String, ClientError> {
+        let mut stream = std::pin::pin!(self.http.stream("/scheduler/graph/dot", &()).await?);
+        let mut out = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            out.extend_from_slice(&chunk?);
+        }
+        Ok(String::from_utf8_lossy(&out).into_owned())
+    }
+}
+
+/// An app with its status: `GET /v1/apps/{id}`, and each entry of `GET /v1/apps`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AppDetails {
+    /// The definition in force (its `version` set).
+    pub app: crate::app::AppDefinition,
+    /// What runs, what cannot be placed and why, the backoff; absent until the
+    /// scheduler has looked at the cluster once for this app.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<crate::deployment::AppStatus>,
+    /// The app's running deployment, if one is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment: Option<crate::deployment::Deployment>,
+    /// A delete is stopping the app's instances.
+    #[serde(default)]
+    pub deleting: bool,
+}
+
+/// The answer to a change of an app (create, update, scale, restart, rollback, delete).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AppChanged {
+    /// The app's definition after the change.
+    pub app: crate::app::AppDefinition,
+    /// The deployment that carries the change out.
+    pub deployment: crate::deployment::Deployment,
+    /// Whether the app is new.
+    pub created: bool,
+    /// Running deployments this one superseded (with `force`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub superseded: Vec<crate::deployment::DeploymentId>,
+    /// Fields of the definition Drover keeps but does not act on (JSON paths).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ignored: Vec<String>,
+}
+
+/// The body of `POST /v1/apps/{id}/scale`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScaleRequest {
+    /// Instances wanted.
+    pub instances: u32,
+}
+
+/// The body of `POST /v1/apps/{id}/rollback`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RollbackRequest {
+    /// The version to go back to; default the app's last fully healthy version other
+    /// than the current one, else the one before the current.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+}
+
+/// `GET /v1/apps/{id}/versions`: the stored versions, newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AppVersions {
+    /// The version stamps.
+    pub versions: Vec<String>,
+}
+
+/// The answer to `DELETE /v1/deployments/{id}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeploymentCancelled {
+    /// The deployment, now failed.
+    pub deployment: crate::deployment::Deployment,
+    /// The rollback begun instead (when the app has `autoRevert`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback: Option<crate::deployment::Deployment>,
+}
+
+/// The `?force=true` query of the app changes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForceQuery {
+    /// Supersede a running deployment of the app instead of refusing (409).
+    #[serde(default)]
+    pub force: bool,
+}
+
+/// The path of an app under `prefix` (`/v1/apps`): each segment of the id escaped.
+pub fn app_path(prefix: &str, id: &str, rest: &str) -> String {
+    let segments: Vec<String> = id.split('/').filter(|s| !s.is_empty()).map(path_segment).collect();
+    format!("{prefix}/{}{rest}", segments.join("/"))
+}
+
+/// The scheduler's app and deployment API (native `/v1/apps`, `/v1/deployments`).
+impl SchedulerClient {
+    /// `GET /v1/apps`: every app with its status.
+    pub async fn apps(&self) -> Result<Vec<AppDetails>, ClientError> {
+        self.http.get::<_, ()>("/v1/apps", None).await
+    }
+
+    /// `GET /v1/apps/{id}`.
+    pub async fn app(&self, id: &str) -> Result<AppDetails, ClientError> {
+        self.http.get::<_, ()>(&app_path("/v1/apps", id, ""), None).await
+    }
+
+    fn force_suffix(force: bool) -> &'static str {
+        if force { "?force=true" } else { "" }
+    }
+
+    /// `POST /v1/apps`: creates an app from its Marathon JSON (409 when it exists).
+    pub async fn create_app(&self, app: &serde_json::Value, force: bool) -> Result<AppChanged, ClientError> {
+        self.http.post(&format!("/v1/apps{}", Self::force_suffix(force)), app).await
+    }
+
+    /// `PUT /v1/apps/{id}`: creates or updates an app from its Marathon JSON.
+    pub async fn put_app(&self, id: &str, app: &serde_json::Value, force: bool) -> Result<AppChanged, ClientError> {
+        let path = app_path("/v1/apps", id, Self::force_suffix(force));
+        self.http.send_json(reqwest::Method::PUT, &path, Some(app)).await
+    }
+
+    /// `POST /v1/apps/{id}/scale`.
+    pub async fn scale_app(&self, id: &str, instances: u32, force: bool) -> Result<AppChanged, ClientError> {
+        let path = app_path("/v1/apps", id, &format!("/scale{}", Self::force_suffix(force)));
+        self.http.post(&path, &ScaleRequest { instances }).await
+    }
+
+    /// `POST /v1/apps/{id}/restart`.
+    pub async fn restart_app(&self, id: &str, force: bool) -> Result<AppChanged, ClientError> {
+        let path = app_path("/v1/apps", id, &format!("/restart{}", Self::force_suffix(force)));
+        self.http.post(&path, &()).await
+    }
+
+    /// `POST /v1/apps/{id}/rollback`: back to `version` (default: see [`RollbackRequest`]).
+    pub async fn rollback_app(&self, id: &str, version: Option<String>, force: bool) -> Result<AppChanged, ClientError> {
+        let path = app_path("/v1/apps", id, &format!("/rollback{}", Self::force_suffix(force)));
+        self.http.post(&path, &RollbackRequest { version }).await
+    }
+
+    /// `DELETE /v1/apps/{id}`: stops every instance, then removes the app.
+    pub async fn delete_app(&self, id: &str, force: bool) -> Result<AppChanged, ClientError> {
+        let path = app_path("/v1/apps", id, Self::force_suffix(force));
+        self.http.send_json::<(), _>(reqwest::Method::DELETE, &path, None).await
+    }
+
+    /// `GET /v1/apps/{id}/versions`.
+    pub async fn app_versions(&self, id: &str) -> Result<AppVersions, ClientError> {
+        self.http.get::<_, ()>(&app_path("/v1/apps", id, "/versions"), None).await
+    }
+
+    /// `GET /v1/apps/{id}/tasks`: the app's active tasks.
+    pub async fn app_tasks(&self, id: &str) -> Result<Vec<Task>, ClientError> {
+        self.http.get::<_, ()>(&app_path("/v1/apps", id, "/tasks"), None).await
+    }
+
+    /// `GET /v1/deployments`: running deployments and recent history, newest first.
+    pub async fn deployments(&self) -> Result<Vec<crate::deployment::Deployment>, ClientError> {
+        self.http.get::<_, ()>("/v1/deployments", None).await
+    }
+
+    /// `GET /v1/deployments/{id}`.
+    pub async fn deployment(&self, id: &str) -> Result<crate::deployment::Deployment, ClientError> {
+        self.http.get::<_, ()>(&format!("/v1/deployments/{}", path_segment(id)), None).await
+    }
+
+    /// `DELETE /v1/deployments/{id}`: cancels a running deployment (it fails now; with
+    /// `autoRevert` the app rolls back).
+    pub async fn cancel_deployment(&self, id: &str) -> Result<DeploymentCancelled, ClientError> {
+        let path = format!("/v1/deployments/{}", path_segment(id));
+        self.http.send_json::<(), _>(reqwest::Method::DELETE, &path, None).await
     }
 }
 

@@ -71,8 +71,288 @@ pub enum Command {
     /// List, inspect, launch and kill tasks, and read their logs (`drover tasks` lists them).
     #[command(visible_alias = "task")]
     Tasks(TasksArgs),
+    /// List, inspect, create, run and kill jobs; history, stats, logs, graph (talks to
+    /// the scheduler; `drover jobs` lists them).
+    #[command(visible_alias = "job")]
+    Jobs(JobsArgs),
+    /// List, inspect, create, update, scale, restart, roll back and delete apps
+    /// (Marathon's JSON; talks to the scheduler; `drover apps` lists them).
+    #[command(visible_alias = "app")]
+    Apps(AppsArgs),
+    /// List, inspect, follow and cancel deployments (`drover deployments` lists the
+    /// running ones).
+    #[command(visible_alias = "deployment")]
+    Deployments(DeploymentsArgs),
+    /// Create or update everything described in a file or a folder of JSON files (jobs
+    /// in Chronos's format, apps in Marathon's).
+    Apply(ApplyArgs),
     /// Print the CLI's version and, if reachable, the master's.
     Version,
+}
+
+/// `drover jobs [VERB]`.
+#[derive(Debug, Clone, Args)]
+pub struct JobsArgs {
+    /// The verb; none lists.
+    #[command(subcommand)]
+    pub command: Option<JobsCommand>,
+}
+
+/// The verbs on jobs.
+#[derive(Debug, Clone, Subcommand)]
+pub enum JobsCommand {
+    /// List the jobs with their state and next run.
+    #[command(visible_alias = "ls")]
+    List,
+    /// Show a job: definition, state, next runs (UTC and the job's zone), open runs, stats.
+    Show(JobShowArgs),
+    /// Create or update a job from a Chronos-format JSON file (`-` reads stdin).
+    Create(JobCreateArgs),
+    /// Run a job now: `drover jobs run NAME [-- ARGS...]`.
+    Run(JobRunArgs),
+    /// Kill a job's running (and retry-waiting) runs.
+    Kill(JobNameArgs),
+    /// A job's runs, newest first (one row per attempt).
+    History(JobHistoryArgs),
+    /// A job's counts and duration statistics.
+    Stats(JobNameArgs),
+    /// Print a run's output (default: the latest run; stdout, or stderr with --stderr).
+    Logs(JobLogsArgs),
+    /// Print the dependency graph (text, or Graphviz DOT with --dot).
+    Graph(JobGraphArgs),
+    /// Enable a job (instants before now are not run).
+    Enable(JobNameArgs),
+    /// Disable a job: nothing new starts; runs going on finish.
+    Disable(JobNameArgs),
+    /// Delete a job and its history.
+    Delete(JobNameArgs),
+    /// Count a success of the job now, so its children run (Chronos's "mark success").
+    Success(JobNameArgs),
+}
+
+/// A verb that takes only the job's name.
+#[derive(Debug, Clone, Args)]
+pub struct JobNameArgs {
+    /// The job's name.
+    pub name: String,
+}
+
+/// `drover jobs show NAME [--next N]`.
+#[derive(Debug, Clone, Args)]
+pub struct JobShowArgs {
+    /// The job's name.
+    pub name: String,
+    /// How many upcoming runs to list.
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    pub next: usize,
+}
+
+/// `drover jobs create -f FILE`.
+#[derive(Debug, Clone, Args)]
+pub struct JobCreateArgs {
+    /// The job file (Chronos JSON); `-` for stdin.
+    #[arg(long = "file", short = 'f', value_name = "FILE")]
+    pub file: PathBuf,
+}
+
+/// `drover jobs run NAME [-- ARGS...]`.
+#[derive(Debug, Clone, Args)]
+pub struct JobRunArgs {
+    /// The job's name.
+    pub name: String,
+    /// Extra arguments appended to the job's command for this run.
+    #[arg(last = true, value_name = "ARGS")]
+    pub arguments: Vec<String>,
+}
+
+/// `drover jobs history NAME [--limit N]`.
+#[derive(Debug, Clone, Args)]
+pub struct JobHistoryArgs {
+    /// The job's name.
+    pub name: String,
+    /// How many attempts to show.
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub limit: usize,
+}
+
+/// `drover jobs logs NAME [RUN] [--stderr]`.
+#[derive(Debug, Clone, Args)]
+pub struct JobLogsArgs {
+    /// The job's name.
+    pub name: String,
+    /// The run: its number (as in `history`), its id, or `latest` (the default).
+    pub run: Option<String>,
+    /// Read stderr instead of stdout.
+    #[arg(long)]
+    pub stderr: bool,
+    /// The attempt (default: the run's latest).
+    #[arg(long, value_name = "N")]
+    pub attempt: Option<u32>,
+    /// Start this many bytes before the end.
+    #[arg(long, value_name = "BYTES")]
+    pub tail: Option<u64>,
+}
+
+/// `drover jobs graph [--dot]`.
+#[derive(Debug, Clone, Args)]
+pub struct JobGraphArgs {
+    /// Print Graphviz DOT instead of text.
+    #[arg(long)]
+    pub dot: bool,
+}
+
+/// `drover apps [VERB]`.
+#[derive(Debug, Clone, Args)]
+pub struct AppsArgs {
+    /// The verb; none lists.
+    #[command(subcommand)]
+    pub command: Option<AppsCommand>,
+}
+
+/// The verbs on apps.
+#[derive(Debug, Clone, Subcommand)]
+pub enum AppsCommand {
+    /// List the apps with their instance counts and running deployment.
+    #[command(visible_alias = "ls")]
+    List,
+    /// Show an app: definition, tasks, why instances cannot be placed, backoff.
+    Show(AppIdArgs),
+    /// Create an app from a Marathon JSON file (`-` reads stdin).
+    Create(AppFileArgs),
+    /// Update an app (or create it) from a Marathon JSON file; the file's `id` names it.
+    Update(AppFileArgs),
+    /// Change an app's instance count; nothing is replaced.
+    Scale(AppScaleArgs),
+    /// Replace every instance of an app, honouring its upgrade strategy.
+    Restart(AppChangeArgs),
+    /// Go back to an earlier version (default: the last fully healthy one).
+    Rollback(AppRollbackArgs),
+    /// Stop every instance, then remove the app.
+    Delete(AppChangeArgs),
+}
+
+/// A verb that takes only the app's id.
+#[derive(Debug, Clone, Args)]
+pub struct AppIdArgs {
+    /// The app's id (`/shop/web` or `shop/web`).
+    pub app: String,
+}
+
+/// Options of every change to an app.
+#[derive(Debug, Clone, Args)]
+pub struct ChangeOptions {
+    /// Supersede the app's running deployment instead of being refused.
+    #[arg(long)]
+    pub force: bool,
+    /// Follow the deployment with a progress bar until it ends; exit non-zero if it fails.
+    #[arg(long)]
+    pub wait: bool,
+    /// With --wait, give up waiting after this many seconds (the deployment goes on).
+    #[arg(long, value_name = "SECS", default_value_t = 900, requires = "wait")]
+    pub timeout: u64,
+}
+
+/// `drover apps create|update -f FILE`.
+#[derive(Debug, Clone, Args)]
+pub struct AppFileArgs {
+    /// The app file (Marathon JSON); `-` for stdin.
+    #[arg(long = "file", short = 'f', value_name = "FILE")]
+    pub file: PathBuf,
+    /// Force, wait.
+    #[command(flatten)]
+    pub change: ChangeOptions,
+}
+
+/// `drover apps restart|delete APP`.
+#[derive(Debug, Clone, Args)]
+pub struct AppChangeArgs {
+    /// The app's id.
+    pub app: String,
+    /// Force, wait.
+    #[command(flatten)]
+    pub change: ChangeOptions,
+}
+
+/// `drover apps scale APP N`.
+#[derive(Debug, Clone, Args)]
+pub struct AppScaleArgs {
+    /// The app's id.
+    pub app: String,
+    /// Instances wanted.
+    pub instances: u32,
+    /// Force, wait.
+    #[command(flatten)]
+    pub change: ChangeOptions,
+}
+
+/// `drover apps rollback APP [VERSION]`.
+#[derive(Debug, Clone, Args)]
+pub struct AppRollbackArgs {
+    /// The app's id.
+    pub app: String,
+    /// The version to go back to (see `GET /v2/apps/{id}/versions`). Named apart from
+    /// `version` because clap's `--version` flag owns that id.
+    #[arg(value_name = "VERSION")]
+    pub to_version: Option<String>,
+    /// Force, wait.
+    #[command(flatten)]
+    pub change: ChangeOptions,
+}
+
+/// `drover deployments [VERB]`.
+#[derive(Debug, Clone, Args)]
+pub struct DeploymentsArgs {
+    /// The verb; none lists the running ones.
+    #[command(subcommand)]
+    pub command: Option<DeploymentsCommand>,
+}
+
+/// The verbs on deployments.
+#[derive(Debug, Clone, Subcommand)]
+pub enum DeploymentsCommand {
+    /// List deployments (running ones unless --all).
+    #[command(visible_alias = "ls")]
+    List(DeploymentListArgs),
+    /// Show a deployment's steps and progress; --wait follows it to the end.
+    Show(DeploymentShowArgs),
+    /// Cancel a running deployment (an app with autoRevert rolls back).
+    Cancel(DeploymentIdArgs),
+}
+
+/// `drover deployments list [--all]`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct DeploymentListArgs {
+    /// Include finished deployments.
+    #[arg(long, short = 'a')]
+    pub all: bool,
+}
+
+/// `drover deployments show ID`.
+#[derive(Debug, Clone, Args)]
+pub struct DeploymentShowArgs {
+    /// The deployment's id.
+    pub id: String,
+    /// Follow it with a progress bar until it ends; exit non-zero if it fails.
+    #[arg(long)]
+    pub wait: bool,
+    /// With --wait, give up after this many seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 900, requires = "wait")]
+    pub timeout: u64,
+}
+
+/// `drover deployments cancel ID`.
+#[derive(Debug, Clone, Args)]
+pub struct DeploymentIdArgs {
+    /// The deployment's id.
+    pub id: String,
+}
+
+/// `drover apply -f FILE_OR_DIR`.
+#[derive(Debug, Clone, Args)]
+pub struct ApplyArgs {
+    /// A JSON file, or a folder whose `*.json` files (and subfolders') are applied.
+    #[arg(long = "file", short = 'f', value_name = "FILE_OR_DIR")]
+    pub file: PathBuf,
 }
 
 /// `drover nodes [VERB]`.

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context as _, anyhow, bail};
-use drover_api::client::{ClientError, MasterClient};
+use drover_api::client::{ClientError, MasterClient, SchedulerClient};
 use drover_api::{ErrorCode, TaskId};
 
 use crate::cli::GlobalArgs;
@@ -45,6 +45,32 @@ impl Context {
             json: g.json,
             master,
         })
+    }
+
+    /// A client for the scheduler (jobs, and apps next).
+    pub fn scheduler(&self) -> anyhow::Result<SchedulerClient> {
+        SchedulerClient::new(&self.scheduler_url, self.token.clone()).map_err(|e| match e {
+            ClientError::InvalidUrl(url) => {
+                anyhow!("invalid scheduler URL {url:?}: it must start with http:// or https://")
+            }
+            other => anyhow!("cannot set up the HTTP client: {other}"),
+        })
+    }
+
+    /// Awaits one call to the scheduler, bounded by [`CALL_TIMEOUT`], and turns its
+    /// failure into the message the CLI prints.
+    pub async fn call_scheduler<T>(
+        &self,
+        fut: impl Future<Output = Result<T, ClientError>>,
+    ) -> anyhow::Result<T> {
+        match tokio::time::timeout(CALL_TIMEOUT, fut).await {
+            Ok(result) => result.map_err(|e| scheduler_error(&self.scheduler_url, e)),
+            Err(_) => bail!(
+                "the scheduler at {} did not answer within {}s",
+                self.scheduler_url,
+                CALL_TIMEOUT.as_secs()
+            ),
+        }
     }
 
     /// The master client, for calls that need their own error handling (streams).
@@ -94,6 +120,17 @@ pub fn client_error(base: &str, err: ClientError) -> anyhow::Error {
         }
         ClientError::Decode { url, message } => anyhow!("unexpected answer from {url}: {message}"),
         ClientError::InvalidUrl(url) => anyhow!("invalid URL {url:?}"),
+    }
+}
+
+/// The message for a failed call to the scheduler at `base` (as [`client_error`], naming
+/// the scheduler when there was no answer).
+pub fn scheduler_error(base: &str, err: ClientError) -> anyhow::Error {
+    match err {
+        ClientError::Transport { source, .. } => {
+            anyhow!("cannot reach the scheduler at {base}: {} (set --scheduler or DROVER_SCHEDULER)", root_cause(&source))
+        }
+        other => client_error(base, other),
     }
 }
 

@@ -12,13 +12,18 @@
 //! - [`commands`]: one file per verb (`node_drain.rs`, `task_launch.rs`, ...).
 //! - [`output`]: tables, detail views and JSON printing; pure functions over the
 //!   drover-api types.
+//! - [`app_output`]: the same for apps and deployments, and the `--wait` progress bar.
+//! - [`job_output`]: the same for jobs: job list, job details, run history, stats, graph.
 
+pub mod app_output;
 pub mod cli;
 pub mod commands;
 pub mod context;
+pub mod job_output;
 pub mod output;
 
-use cli::{Cli, Command, NodesCommand, TaskListArgs, TasksCommand};
+use cli::{
+    AppsCommand, Cli, Command, DeploymentListArgs, DeploymentsCommand, JobsCommand, NodesCommand, TaskListArgs, TasksCommand};
 use context::Context;
 
 /// Runs one parsed command line to completion.
@@ -44,6 +49,44 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Some(TasksCommand::Logs(args)) => commands::task_logs::run(&ctx, &args).await,
             Some(TasksCommand::Launch(args)) => commands::task_launch::run(&ctx, &args).await,
         },
+        Command::Jobs(jobs) => match jobs.command {
+            None | Some(JobsCommand::List) => commands::job_list::run(&ctx).await,
+            Some(JobsCommand::Show(args)) => commands::job_show::run(&ctx, &args).await,
+            Some(JobsCommand::Create(args)) => commands::job_create::run(&ctx, &args).await,
+            Some(JobsCommand::Run(args)) => commands::job_run::run(&ctx, &args).await,
+            Some(JobsCommand::Kill(args)) => commands::job_kill::run(&ctx, &args).await,
+            Some(JobsCommand::History(args)) => commands::job_history::run(&ctx, &args).await,
+            Some(JobsCommand::Stats(args)) => commands::job_stats::run(&ctx, &args).await,
+            Some(JobsCommand::Logs(args)) => commands::job_logs::run(&ctx, &args).await,
+            Some(JobsCommand::Graph(args)) => commands::job_graph::run(&ctx, &args).await,
+            Some(JobsCommand::Enable(args)) => commands::job_enable::run(&ctx, &args).await,
+            Some(JobsCommand::Disable(args)) => commands::job_disable::run(&ctx, &args).await,
+            Some(JobsCommand::Delete(args)) => commands::job_delete::run(&ctx, &args).await,
+            Some(JobsCommand::Success(args)) => commands::job_success::run(&ctx, &args).await,
+        },
+        Command::Apps(apps) => match apps.command {
+            None | Some(AppsCommand::List) => commands::app_list::run(&ctx).await,
+            Some(AppsCommand::Show(args)) => commands::app_show::run(&ctx, &args).await,
+            Some(AppsCommand::Create(args)) => commands::app_create::run(&ctx, &args).await,
+            Some(AppsCommand::Update(args)) => commands::app_update::run(&ctx, &args).await,
+            Some(AppsCommand::Scale(args)) => commands::app_scale::run(&ctx, &args).await,
+            Some(AppsCommand::Restart(args)) => commands::app_restart::run(&ctx, &args).await,
+            Some(AppsCommand::Rollback(args)) => commands::app_rollback::run(&ctx, &args).await,
+            Some(AppsCommand::Delete(args)) => commands::app_delete::run(&ctx, &args).await,
+        },
+        Command::Deployments(d) => match d.command {
+            None => commands::deployment_list::run(&ctx, &DeploymentListArgs::default()).await,
+            Some(DeploymentsCommand::List(args)) => {
+                commands::deployment_list::run(&ctx, &args).await
+            }
+            Some(DeploymentsCommand::Show(args)) => {
+                commands::deployment_show::run(&ctx, &args).await
+            }
+            Some(DeploymentsCommand::Cancel(args)) => {
+                commands::deployment_cancel::run(&ctx, &args).await
+            }
+        },
+        Command::Apply(args) => commands::apply::run(&ctx, &args).await,
         Command::Version => commands::version::run(&ctx).await,
     }
 }

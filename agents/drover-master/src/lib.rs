@@ -10,6 +10,7 @@
 //! # Layout
 //!
 //! - [`opts`]: the command line.
+//! - [`install`]: `install` / `uninstall`: the config file and systemd unit from templates.
 //! - [`server`]: `run` — store, core, HTTP server and failure detector, with shutdown.
 //! - [`api`]: the HTTP handlers, thin shells over [`master`].
 //! - [`extract`]: path and query extractors with JSON errors.
@@ -31,6 +32,7 @@ pub mod assignments;
 pub mod events;
 pub mod extract;
 pub mod failure;
+pub mod install;
 pub mod ledger;
 pub mod master;
 pub mod model;
@@ -42,5 +44,5 @@ pub mod state;
 #[cfg(test)]
 mod testutil;
 
-pub use opts::Opts;
+pub use opts::{Cli, Opts};
 pub use server::{Config, RunError, run};

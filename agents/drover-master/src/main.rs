@@ -1,16 +1,31 @@
 //! `drover-master`: parse flags, start logging, bind, and hand over to
-//! [`drover_master::run`].
+//! [`drover_master::run`]; or, as `drover-master install` / `uninstall`, write or remove
+//! this host's config file and systemd unit.
 
 use anyhow::Context;
 use drover_master::opts::Command;
-use drover_master::{Config, Opts};
+use drover_master::{Cli, Config, Opts};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let opts: Opts = drover_service::config::parse_with_config();
-    drover_service::init_tracing();
-    match opts.command {
-        None | Some(Command::Serve) => serve(opts).await,
+    let cli: Cli = drover_service::config::parse_with_config();
+    match cli.command {
+        None | Some(Command::Serve) => {
+            drover_service::init_tracing();
+            serve(cli.opts).await
+        }
+        Some(Command::Install(cmd)) => {
+            let report =
+                drover_master::install::install(&cmd).context("failed to install drover-master")?;
+            drover_service::install::print_report(&report);
+            Ok(())
+        }
+        Some(Command::Uninstall(cmd)) => {
+            let report = drover_master::install::uninstall(&cmd)
+                .context("failed to uninstall drover-master")?;
+            drover_service::install::print_report(&report);
+            Ok(())
+        }
     }
 }
 

@@ -13,10 +13,21 @@ use clap::{Parser, Subcommand};
     version,
     about = "Drover's master: node registry, resource ledger and task tracker"
 )]
-pub struct Opts {
+// Serving flags and a subcommand do not mix: `install` takes the same flags itself, and
+// flags given before it would otherwise be silently ignored.
+#[command(args_conflicts_with_subcommands = true)]
+pub struct Cli {
     /// What to do; serving the API when absent.
     #[command(subcommand)]
     pub command: Option<Command>,
+    /// The serving flags.
+    #[command(flatten)]
+    pub opts: Opts,
+}
+
+/// The serving flags; `install` takes the same ones and writes them into the config file.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Opts {
     /// Address to listen on (anything but loopback requires a token).
     #[arg(long, env = "DROVER_MASTER_LISTEN", default_value = "127.0.0.1:5050")]
     pub listen: String,
@@ -43,15 +54,22 @@ pub struct Opts {
     pub config: Option<PathBuf>,
 }
 
-/// Subcommands. Room for `install` (render config and systemd unit) later.
+/// Subcommands.
 #[derive(Debug, Clone, Subcommand)]
 pub enum Command {
-    /// Serve the API (the default).
+    /// Serve the API (the default; the serving flags go without a subcommand).
     Serve,
+    /// Write this host's config file and systemd unit (only what changed).
+    Install(crate::install::InstallCmd),
+    /// Remove the config file and systemd unit `install` wrote (the data dir stays).
+    Uninstall(crate::install::UninstallCmd),
 }
 
+/// Where a master that runs as a service keeps its state (it has no home directory).
+pub const SERVICE_DATA_DIR: &str = "/var/lib/drover/master";
+
 /// `$XDG_DATA_HOME/drover/master`, else `~/.local/share/drover/master`, else
-/// `/var/lib/drover/master` (a service user without a home).
+/// [`SERVICE_DATA_DIR`] (a service user without a home).
 pub fn default_data_dir() -> PathBuf {
     let base = std::env::var_os("XDG_DATA_HOME")
         .filter(|v| !v.is_empty())
@@ -63,7 +81,7 @@ pub fn default_data_dir() -> PathBuf {
         });
     match base {
         Some(b) => b.join("drover/master"),
-        None => PathBuf::from("/var/lib/drover/master"),
+        None => PathBuf::from(SERVICE_DATA_DIR),
     }
 }
 
@@ -87,16 +105,26 @@ mod tests {
 
     #[test]
     fn defaults_and_seconds() {
-        let o = Opts::try_parse_from(["drover-master"]).unwrap();
+        let cli = Cli::try_parse_from(["drover-master"]).unwrap();
+        let o = &cli.opts;
         assert_eq!(o.listen, "127.0.0.1:5050");
         assert_eq!(o.heartbeat_interval, Duration::from_secs(1));
         assert_eq!(o.heartbeat_timeout, Duration::from_secs(5));
-        assert!(o.command.is_none());
+        assert!(cli.command.is_none());
         assert!(o.data_dir.ends_with("drover/master"));
-        let o = Opts::try_parse_from(["drover-master", "--heartbeat-interval", "0.3", "serve"])
-            .unwrap();
-        assert_eq!(o.heartbeat_interval, Duration::from_millis(300));
-        assert!(Opts::try_parse_from(["drover-master", "--heartbeat-timeout", "-1"]).is_err());
-        assert!(Opts::try_parse_from(["drover-master", "--heartbeat-timeout", "NaN"]).is_err());
+        let cli = Cli::try_parse_from(["drover-master", "--heartbeat-interval", "0.3"]).unwrap();
+        assert_eq!(cli.opts.heartbeat_interval, Duration::from_millis(300));
+        assert!(matches!(
+            Cli::try_parse_from(["drover-master", "serve"])
+                .unwrap()
+                .command,
+            Some(Command::Serve)
+        ));
+        assert!(Cli::try_parse_from(["drover-master", "--heartbeat-timeout", "-1"]).is_err());
+        assert!(Cli::try_parse_from(["drover-master", "--heartbeat-timeout", "NaN"]).is_err());
+        // Serving flags before a subcommand would be ignored by it: refused instead.
+        assert!(
+            Cli::try_parse_from(["drover-master", "--listen", "127.0.0.1:1", "install"]).is_err()
+        );
     }
 }

@@ -1,0 +1,877 @@
+//! The apps runtime: apps and deployments behind one lock, the tick that plans with the
+//! pure engine ([`crate::apps::plan`]) and carries the plan out, and the changes the API
+//! asks for ([`crate::apps::begin`], [`crate::apps::cancel`]).
+//!
+//! ```text
+//!  API change ─ lock ─ begin ─ one store batch (app, version, deployment, superseded) ─ poke
+//!  loop tick ── lock ─ snapshot(apps, running deployments, master tasks + launches the
+//!               │      master accepted since its last read, nodes, versions) ─ plan
+//!               ├─ one store batch (apps, deployments, removals, pruned history)
+//!               └─ unlock ─ launches and kills to the master ─ accepted tasks kept
+//! ```
+//!
+//! The plan is a function of the snapshot, and the snapshot is built from the store and
+//! the master only: a scheduler killed at any point and started again decides the same,
+//! so a deployment carries on with no duplicate and no orphan instance. The loop plans
+//! only with a recent read of the master (a stale one could launch twice what runs), and
+//! ticks after every read of the master, after every change, at the plan's `wake_at`,
+//! and at least every [`MAX_SLEEP`].
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex as StdMutex};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use drover_api::app::{AppDefinition, AppId};
+use drover_api::client::{AppChanged, AppDetails, ClientError, MasterClient};
+use drover_api::deployment::{AppStatus, Deployment, DeploymentId, DeploymentState};
+use drover_api::task::{Task, TaskGoal, TaskId, TaskState, labels};
+use drover_api::{ApiError, ErrorCode};
+use drover_service::http::Metrics;
+use drover_store::{Op, Store};
+use futures::StreamExt;
+use tokio::sync::{Mutex, Notify, broadcast, watch};
+use tokio::task::JoinHandle;
+
+use crate::apps::{self, AppChange, AppState, AppsConfig, AppsPlan, Snapshot};
+use crate::apps_store;
+use crate::component::{Component, LoopContext};
+use crate::master_sync::{MasterView, stopped};
+use crate::placement::ClusterSnapshot;
+
+/// Longest the loop sleeps between ticks.
+pub const MAX_SLEEP: Duration = Duration::from_secs(1);
+/// A master view older than this is not planned with.
+pub const MAX_VIEW_AGE: Duration = Duration::from_secs(5);
+/// How long the first tick waits for the first read of the master.
+const FIRST_VIEW_WAIT: Duration = Duration::from_secs(5);
+/// Launches and kills in flight at once.
+const CONCURRENT_CALLS: usize = 32;
+/// How long one call to the master may take.
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// Events buffered for slow `/v2/events` readers before they miss some.
+const EVENT_BUFFER: usize = 1024;
+
+/// The apps runtime's settings.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AppsSettings {
+    /// The engine's settings.
+    pub engine: AppsConfig,
+}
+
+/// Why the apps runtime could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum AppsError {
+    /// The store could not be read.
+    #[error("failed to load the apps from the store")]
+    Load(#[source] drover_store::StoreError),
+    /// The blocking task that read the store did not complete.
+    #[error("the store task did not complete: {0}")]
+    Task(String),
+}
+
+/// One event of `GET /v2/events`, in Marathon's shape (`eventType` inside `data`).
+#[derive(Debug, Clone)]
+pub struct AppEvent {
+    /// Marathon's event type (`deployment_info`, `status_update_event`, ...).
+    pub kind: &'static str,
+    /// The event's JSON.
+    pub data: serde_json::Value,
+}
+
+/// Which definition a cancelled deployment reverts to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Revert {
+    /// The deployment's own `revert_to` (set when the app has `autoRevert`): the native API.
+    AutoRevert,
+    /// The version before the deployment: Marathon's `DELETE /v2/deployments/{id}`.
+    Previous,
+    /// None: the deployment just stops (Marathon's `?force=true`).
+    Nothing,
+}
+
+/// Apps, deployments and what the loop remembers between ticks.
+#[derive(Default)]
+struct AppsState {
+    apps: BTreeMap<AppId, AppState>,
+    deployments: BTreeMap<DeploymentId, Deployment>,
+    /// The last plan's status per app.
+    status: BTreeMap<AppId, AppStatus>,
+    /// Tasks the master accepted, with when: the snapshot includes them until a read of
+    /// the master sent after that instant shows them.
+    accepted: Vec<(Task, Instant)>,
+    /// When a kill was sent per task: until a newer read shows goal `kill`, the snapshot
+    /// marks the task as stopping, so it is not counted as alive (nor killed again).
+    kills_sent: HashMap<TaskId, Instant>,
+    /// Each app task's last seen state, for `status_update_event`s.
+    last_states: HashMap<TaskId, TaskState>,
+    /// The last plan's wake-up.
+    wake_at: Option<DateTime<Utc>>,
+}
+
+/// Counters for `/metrics`.
+#[derive(Debug, Default)]
+struct AppMetrics {
+    apps: usize,
+    running_deployments: usize,
+    launches: u64,
+    launch_refusals: u64,
+    kills: u64,
+    ticks: u64,
+    store_errors: u64,
+}
+
+/// The apps component: state, loop and the operations behind the API (see `apps_api`
+/// and `marathon` for the routes).
+pub struct Apps {
+    store: Arc<dyn Store>,
+    master: MasterClient,
+    settings: AppsSettings,
+    state: Mutex<AppsState>,
+    /// Poked by API changes so the loop ticks at once; a permit is kept when the loop
+    /// is busy, so no poke is lost.
+    wake: Notify,
+    /// Marathon-style events; `/v2/events` subscribers hold receivers. Sending fails
+    /// only when nobody listens, which is fine.
+    events: broadcast::Sender<AppEvent>,
+    /// The latest master view (the master-sync loop holds the sender).
+    view: watch::Receiver<Arc<MasterView>>,
+    metrics: StdMutex<AppMetrics>,
+}
+
+fn internal(what: impl std::fmt::Display) -> ApiError {
+    ApiError::new(ErrorCode::Internal, what.to_string())
+}
+
+/// Whether a master task belongs to an app.
+pub fn is_app_task(t: &Task) -> bool {
+    t.spec.definition.labels.contains_key(labels::APP_ID)
+}
+
+/// The app a task belongs to, by its label.
+pub fn task_app(t: &Task) -> Option<&str> {
+    t.spec
+        .definition
+        .labels
+        .get(labels::APP_ID)
+        .map(String::as_str)
+}
+
+impl Apps {
+    /// Loads the apps and deployments from `store`; call [`Component::spawn`] to start
+    /// the loop.
+    pub async fn open(
+        store: Arc<dyn Store>,
+        master: MasterClient,
+        settings: AppsSettings,
+        view: watch::Receiver<Arc<MasterView>>,
+    ) -> Result<Apps, AppsError> {
+        let s = store.clone();
+        let loaded = tokio::task::spawn_blocking(move || apps_store::load(&*s))
+            .await
+            .map_err(|e| AppsError::Task(e.to_string()))?
+            .map_err(AppsError::Load)?;
+        for (key, why) in &loaded.broken {
+            tracing::error!(%key, "app record not loaded (kept in the store): {why}");
+        }
+        let running = loaded
+            .deployments
+            .values()
+            .filter(|d| d.is_running())
+            .count();
+        tracing::info!(
+            apps = loaded.apps.len(),
+            running_deployments = running,
+            "apps loaded"
+        );
+        let (events, _) = broadcast::channel(EVENT_BUFFER);
+        let metrics = AppMetrics {
+            apps: loaded.apps.len(),
+            running_deployments: running,
+            ..AppMetrics::default()
+        };
+        Ok(Apps {
+            store,
+            master,
+            settings,
+            state: Mutex::new(AppsState {
+                apps: loaded.apps,
+                deployments: loaded.deployments,
+                ..AppsState::default()
+            }),
+            wake: Notify::new(),
+            events,
+            view,
+            metrics: StdMutex::new(metrics),
+        })
+    }
+
+    fn metrics_lock(&self) -> std::sync::MutexGuard<'_, AppMetrics> {
+        // Plain counters: a panic elsewhere while holding the lock leaves them usable.
+        self.metrics.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A receiver of the events from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<AppEvent> {
+        self.events.subscribe()
+    }
+
+    fn emit(&self, kind: &'static str, mut data: serde_json::Value) {
+        if let Some(o) = data.as_object_mut() {
+            o.insert("eventType".into(), kind.into());
+            o.insert(
+                "timestamp".into(),
+                crate::apps::state::format_version(Utc::now()).into(),
+            );
+        }
+        // Nobody listening is fine.
+        let _ = self.events.send(AppEvent { kind, data });
+    }
+
+    fn emit_deployment(&self, d: &Deployment, app: Option<&AppDefinition>) {
+        let kind = match d.state {
+            DeploymentState::Running => "deployment_info",
+            DeploymentState::Succeeded => "deployment_success",
+            DeploymentState::Failed => "deployment_failed",
+            DeploymentState::Superseded => "deployment_failed",
+        };
+        let mut data = serde_json::json!({
+            "id": d.id.as_str(),
+            "plan": d.to_marathon(),
+            "deployment": d,
+        });
+        if let (Some(a), Some(o)) = (app, data.as_object_mut()) {
+            o.insert("currentStep".into(), serde_json::json!({
+                "actions": d.marathon_actions().iter().map(|x| serde_json::json!({"action": x, "app": a.id.as_str()})).collect::<Vec<_>>()
+            }));
+        }
+        self.emit(kind, data);
+    }
+
+    async fn write(&self, ops: Vec<Op>) -> Result<(), ApiError> {
+        if ops.is_empty() {
+            return Ok(());
+        }
+        let store = self.store.clone();
+        let written = tokio::task::spawn_blocking(move || store.apply(&ops)).await;
+        let failure = match written {
+            Ok(Ok(_)) => None,
+            Ok(Err(e)) => Some(e.to_string()),
+            Err(e) => Some(e.to_string()),
+        };
+        match failure {
+            None => Ok(()),
+            Some(why) => {
+                self.metrics_lock().store_errors += 1;
+                tracing::error!("failed to save the apps' state: {why}");
+                Err(internal(format!("failed to save the apps' state: {why}")))
+            }
+        }
+    }
+
+    /// Begins a change of app `id` (for a create or update, the id of the definition)
+    /// and persists it; `ignored` is handed back in the answer.
+    pub async fn change(
+        &self,
+        id: &AppId,
+        change: AppChange,
+        force: bool,
+        ignored: Vec<String>,
+    ) -> Result<AppChanged, ApiError> {
+        let mut st = self.state.lock().await;
+        let current = st.apps.get(id).cloned();
+        let running: Vec<Deployment> = st
+            .deployments
+            .values()
+            .filter(|d| d.is_running() && d.app_id == *id)
+            .cloned()
+            .collect();
+        let created = current.is_none();
+        let began = apps::begin(change, current.as_ref(), &running, force, Utc::now())?;
+        let ops = apps_store::began_ops(&began).map_err(internal)?;
+        self.write(ops).await?;
+        st.apps.insert(began.app.id().clone(), began.app.clone());
+        st.deployments
+            .insert(began.deployment.id.clone(), began.deployment.clone());
+        for d in &began.superseded {
+            st.deployments.insert(d.id.clone(), d.clone());
+        }
+        drop(st);
+        for d in &began.superseded {
+            self.emit_deployment(d, Some(&began.app.definition));
+        }
+        self.emit(
+            "api_post_event",
+            serde_json::json!({ "appDefinition": crate::marathon::app_json(&began.app.definition) }),
+        );
+        self.emit_deployment(&began.deployment, Some(&began.app.definition));
+        self.wake.notify_one();
+        tracing::info!(app = %id, deployment = %began.deployment.id, kind = %began.deployment.kind, version = %began.app.version, "deployment begun");
+        Ok(AppChanged {
+            app: began.app.definition,
+            deployment: began.deployment,
+            created,
+            superseded: began.superseded.into_iter().map(|d| d.id).collect(),
+            ignored,
+        })
+    }
+
+    /// The definition of `version` of app `id`, from the store.
+    pub async fn version(&self, id: &AppId, version: &str) -> Result<AppDefinition, ApiError> {
+        let store = self.store.clone();
+        let (i, v) = (id.clone(), version.to_string());
+        tokio::task::spawn_blocking(move || apps_store::version(&*store, &i, &v))
+            .await
+            .map_err(internal)?
+            .map_err(internal)?
+            .ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::NotFound,
+                    format!("app {id} has no version {version:?}"),
+                )
+            })
+    }
+
+    /// The stored versions of app `id`, newest first; 404 when the app does not exist.
+    pub async fn versions(&self, id: &AppId) -> Result<Vec<String>, ApiError> {
+        if !self.state.lock().await.apps.contains_key(id) {
+            return Err(app_not_found(id));
+        }
+        let store = self.store.clone();
+        let i = id.clone();
+        let mut v = tokio::task::spawn_blocking(move || apps_store::versions(&*store, &i))
+            .await
+            .map_err(internal)?
+            .map_err(internal)?;
+        v.reverse();
+        Ok(v)
+    }
+
+    /// The definition a rollback without a version goes back to: the last fully healthy
+    /// version when it is not the current one, else the newest stored version before
+    /// the current one.
+    pub async fn rollback_target(
+        &self,
+        id: &AppId,
+        version: Option<&str>,
+    ) -> Result<AppDefinition, ApiError> {
+        if let Some(v) = version {
+            return self.version(id, v).await;
+        }
+        let app = self
+            .state
+            .lock()
+            .await
+            .apps
+            .get(id)
+            .cloned()
+            .ok_or_else(|| app_not_found(id))?;
+        if let Some(v) = app
+            .last_healthy_version
+            .as_deref()
+            .filter(|v| *v != app.version)
+        {
+            return self.version(id, v).await;
+        }
+        let versions = self.versions(id).await?;
+        match versions.iter().find(|v| v.as_str() < app.version.as_str()) {
+            Some(v) => self.version(id, v).await,
+            None => Err(ApiError::new(
+                ErrorCode::Conflict,
+                format!(
+                    "app {id} has no version before {} to roll back to",
+                    app.version
+                ),
+            )),
+        }
+    }
+
+    /// Cancels a running deployment; see [`Revert`] for what it reverts to.
+    pub async fn cancel(
+        &self,
+        id: &DeploymentId,
+        revert: Revert,
+    ) -> Result<(Deployment, Option<Deployment>), ApiError> {
+        let (deployment, app) = {
+            let st = self.state.lock().await;
+            let d = st
+                .deployments
+                .get(id)
+                .cloned()
+                .ok_or_else(|| ApiError::not_found("deployment", id.as_str()))?;
+            let app = st.apps.get(&d.app_id).cloned();
+            (d, app)
+        };
+        let target = match revert {
+            Revert::AutoRevert => deployment.revert_to.clone(),
+            Revert::Previous => deployment.previous_version.clone(),
+            Revert::Nothing => None,
+        };
+        let revert_def = match target {
+            Some(v) => self.version(&deployment.app_id, &v).await.ok(),
+            None => None,
+        };
+        let mut st = self.state.lock().await;
+        // Re-read under the lock the write happens under: the tick may have finished it.
+        let deployment = st.deployments.get(id).cloned().unwrap_or(deployment);
+        let app = st.apps.get(&deployment.app_id).cloned().or(app);
+        let cancelled = apps::cancel(&deployment, app.as_ref(), revert_def.as_ref(), Utc::now())?;
+        let mut ops = vec![
+            Op::put_json(
+                apps_store::deployment_key(&cancelled.deployment.id),
+                &cancelled.deployment,
+            )
+            .map_err(internal)?,
+        ];
+        if let Some(b) = &cancelled.rollback {
+            ops.extend(apps_store::began_ops(b).map_err(internal)?);
+        }
+        self.write(ops).await?;
+        st.deployments.insert(
+            cancelled.deployment.id.clone(),
+            cancelled.deployment.clone(),
+        );
+        if let Some(b) = &cancelled.rollback {
+            st.apps.insert(b.app.id().clone(), b.app.clone());
+            st.deployments
+                .insert(b.deployment.id.clone(), b.deployment.clone());
+        }
+        drop(st);
+        self.emit_deployment(&cancelled.deployment, None);
+        if let Some(b) = &cancelled.rollback {
+            self.emit_deployment(&b.deployment, Some(&b.app.definition));
+        }
+        self.wake.notify_one();
+        Ok((
+            cancelled.deployment,
+            cancelled.rollback.map(|b| b.deployment),
+        ))
+    }
+
+    /// One app with its status and running deployment.
+    pub async fn details(&self, id: &AppId) -> Result<AppDetails, ApiError> {
+        let st = self.state.lock().await;
+        let app = st.apps.get(id).ok_or_else(|| app_not_found(id))?;
+        Ok(details_of(&st, app))
+    }
+
+    /// Every app with its status, in id order.
+    pub async fn list(&self) -> Vec<AppDetails> {
+        let st = self.state.lock().await;
+        st.apps.values().map(|a| details_of(&st, a)).collect()
+    }
+
+    /// Every kept deployment, newest first.
+    pub async fn deployments(&self) -> Vec<Deployment> {
+        let st = self.state.lock().await;
+        let mut v: Vec<Deployment> = st.deployments.values().cloned().collect();
+        v.sort_by(|a, b| (b.started_at, &b.id).cmp(&(a.started_at, &a.id)));
+        v
+    }
+
+    /// One deployment.
+    pub async fn deployment(&self, id: &DeploymentId) -> Result<Deployment, ApiError> {
+        self.state
+            .lock()
+            .await
+            .deployments
+            .get(id)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found("deployment", id.as_str()))
+    }
+
+    /// The active tasks of the apps (of `app` only when given), as the master last
+    /// showed them plus launches it accepted since.
+    pub async fn tasks(&self, app: Option<&AppId>) -> Vec<Task> {
+        let view = self.view.borrow().clone();
+        let st = self.state.lock().await;
+        let mut seen = HashSet::new();
+        let mut out = Vec::new();
+        let from_view = view.tasks.as_deref().map(Vec::as_slice).unwrap_or_default();
+        for t in from_view.iter().chain(st.accepted.iter().map(|(t, _)| t)) {
+            if !t.state.is_active() || !is_app_task(t) || !seen.insert(t.spec.id.clone()) {
+                continue;
+            }
+            if app.is_some_and(|a| task_app(t) != Some(a.as_str())) {
+                continue;
+            }
+            out.push(t.clone());
+        }
+        out.sort_by(|a, b| (a.staged_at, &a.spec.id).cmp(&(b.staged_at, &b.spec.id)));
+        out
+    }
+
+    /// Host names of the nodes (from their agents' addresses), for Marathon's `host`.
+    pub fn node_hosts(&self) -> HashMap<String, String> {
+        let view = self.view.borrow().clone();
+        view.nodes
+            .iter()
+            .map(|n| (n.name.clone(), host_of(&n.address, &n.name)))
+            .collect()
+    }
+
+    /// Whether the app exists.
+    pub async fn exists(&self, id: &AppId) -> bool {
+        self.state.lock().await.apps.contains_key(id)
+    }
+
+    /// One tick: snapshot, plan, persist, then launches and kills.
+    async fn tick(&self) {
+        let view = self.view.borrow().clone();
+        let Some(all) = view.fresh_tasks(MAX_VIEW_AGE).cloned() else {
+            // No recent read of the master: deciding now could launch what already runs.
+            return;
+        };
+        let as_of = view.as_of;
+        let newer = |at: &Instant| as_of.is_none_or(|a| *at >= a);
+        let now = Utc::now();
+        let mut st = self.state.lock().await;
+
+        let mut tasks: Vec<Task> = all.iter().filter(|t| is_app_task(t)).cloned().collect();
+        let known: HashSet<TaskId> = tasks.iter().map(|t| t.spec.id.clone()).collect();
+        st.accepted
+            .retain(|(t, at)| !known.contains(&t.spec.id) && newer(at));
+        tasks.extend(st.accepted.iter().map(|(t, _)| t.clone()));
+        st.kills_sent
+            .retain(|_, at| at.elapsed() < Duration::from_secs(600));
+        for t in &mut tasks {
+            if t.goal == TaskGoal::Run && st.kills_sent.get(&t.spec.id).is_some_and(newer) {
+                t.goal = TaskGoal::Kill;
+            }
+        }
+        self.status_events(&mut st, &tasks, &view);
+
+        let running: Vec<Deployment> = st
+            .deployments
+            .values()
+            .filter(|d| d.is_running())
+            .cloned()
+            .collect();
+        let needed = apps::versions_needed(&running);
+        let mut versions = Vec::new();
+        if !needed.is_empty() {
+            let store = self.store.clone();
+            let got = tokio::task::spawn_blocking(move || {
+                needed
+                    .iter()
+                    .filter_map(|(id, v)| apps_store::version(&*store, id, v).ok().flatten())
+                    .collect::<Vec<_>>()
+            })
+            .await;
+            versions = got.unwrap_or_default();
+        }
+        let snap = Snapshot {
+            now,
+            apps: st.apps.values().cloned().collect(),
+            deployments: running,
+            tasks,
+            cluster: ClusterSnapshot::from_nodes(view.reads, &view.nodes),
+            versions,
+            config: self.settings.engine,
+        };
+        let plan = apps::plan(&snap);
+
+        // Persist first: after a crash right after this, the same decisions follow.
+        let mut deployments = st.deployments.clone();
+        for d in &plan.deployments {
+            deployments.insert(d.id.clone(), d.clone());
+        }
+        let pruned = apps_store::prune(&deployments, apps_store::DEPLOYMENT_HISTORY);
+        let store = self.store.clone();
+        let p = plan.clone();
+        let pr = pruned.clone();
+        let ops = tokio::task::spawn_blocking(move || {
+            let mut ops = apps_store::plan_ops(&*store, &p)?;
+            ops.extend(
+                pr.iter()
+                    .map(|id| Op::delete(apps_store::deployment_key(id))),
+            );
+            Ok::<_, drover_store::StoreError>(ops)
+        })
+        .await;
+        let ops = match ops {
+            Ok(Ok(ops)) => ops,
+            Ok(Err(e)) => {
+                tracing::error!("cannot prepare the apps' writes: {e}");
+                return;
+            }
+            Err(e) => {
+                tracing::error!("cannot prepare the apps' writes: {e}");
+                return;
+            }
+        };
+        if self.write(ops).await.is_err() {
+            // Nothing was saved: nothing is carried out; the next tick decides again.
+            return;
+        }
+        let AppsPlan {
+            launches,
+            kills,
+            apps: changed,
+            deployments: changed_deployments,
+            removed,
+            status,
+            wake_at,
+            ..
+        } = plan;
+        for a in changed {
+            st.apps.insert(a.id().clone(), a);
+        }
+        for d in &changed_deployments {
+            let before = st.deployments.insert(d.id.clone(), d.clone());
+            let new_state = before.as_ref().is_none_or(|b| b.state != d.state);
+            if new_state {
+                let def = st.apps.get(&d.app_id).map(|a| a.definition.clone());
+                self.emit_deployment(d, def.as_ref());
+                tracing::info!(deployment = %d.id, app = %d.app_id, state = %d.state, message = d.message.as_deref().unwrap_or(""), "deployment");
+            }
+        }
+        for id in &pruned {
+            st.deployments.remove(id);
+        }
+        for id in &removed {
+            st.apps.remove(id);
+            st.status.remove(id);
+            self.emit(
+                "app_terminated_event",
+                serde_json::json!({ "appId": id.as_str() }),
+            );
+            tracing::info!(app = %id, "app removed");
+        }
+        st.status = status.into_iter().map(|s| (s.app_id.clone(), s)).collect();
+        st.wake_at = wake_at;
+        let kill_at = Instant::now();
+        for k in &kills {
+            st.kills_sent.insert(k.task.clone(), kill_at);
+        }
+        {
+            let mut m = self.metrics_lock();
+            m.ticks += 1;
+            m.apps = st.apps.len();
+            m.running_deployments = st.deployments.values().filter(|d| d.is_running()).count();
+        }
+        drop(st);
+
+        // Effects, after the lock: API reads stay quick while the master is called.
+        if !kills.is_empty() {
+            let master = self.master.clone();
+            let n = kills.len();
+            futures::stream::iter(kills)
+                .for_each_concurrent(CONCURRENT_CALLS, |k| {
+                    let master = master.clone();
+                    async move {
+                        tracing::info!(task = %k.task, app = %k.app, reason = %k.reason, "killing");
+                        match tokio::time::timeout(CALL_TIMEOUT, master.kill(&k.task)).await {
+                            Ok(Ok(_)) => {}
+                            Ok(Err(e)) if e.status() == Some(404) => {}
+                            Ok(Err(e)) => tracing::warn!(task = %k.task, "kill failed: {e}"),
+                            Err(_) => tracing::warn!(task = %k.task, "kill not answered in time"),
+                        }
+                    }
+                })
+                .await;
+            self.metrics_lock().kills += n as u64;
+        }
+        if !launches.is_empty() {
+            let master = self.master.clone();
+            let results: Vec<Result<Task, ClientError>> = futures::stream::iter(launches)
+                .map(|req| {
+                    let master = master.clone();
+                    async move {
+                        match tokio::time::timeout(CALL_TIMEOUT, master.launch(&req)).await {
+                            Ok(r) => r,
+                            Err(_) => Err(ClientError::Decode {
+                                url: "POST /v1/tasks".into(),
+                                message: format!(
+                                    "the master did not answer within {CALL_TIMEOUT:?}"
+                                ),
+                            }),
+                        }
+                    }
+                })
+                .buffer_unordered(CONCURRENT_CALLS)
+                .collect()
+                .await;
+            let at = Instant::now();
+            let mut accepted = Vec::new();
+            let mut refused = 0u64;
+            for r in results {
+                match r {
+                    Ok(t) => {
+                        tracing::debug!(task = %t.spec.id, node = %t.spec.node, "launched");
+                        accepted.push((t, at));
+                    }
+                    Err(e) => {
+                        refused += 1;
+                        // The next tick places it again with a newer view of the nodes.
+                        tracing::info!("launch refused: {e}");
+                    }
+                }
+            }
+            let n = accepted.len() as u64;
+            self.state.lock().await.accepted.extend(accepted);
+            let mut m = self.metrics_lock();
+            m.launches += n;
+            m.launch_refusals += refused;
+        }
+    }
+
+    /// Emits a `status_update_event` for every app task whose state changed.
+    fn status_events(&self, st: &mut AppsState, tasks: &[Task], view: &MasterView) {
+        let hosts: HashMap<String, String> = view
+            .nodes
+            .iter()
+            .map(|n| (n.name.clone(), host_of(&n.address, &n.name)))
+            .collect();
+        let mut next = HashMap::with_capacity(tasks.len());
+        for t in tasks {
+            next.insert(t.spec.id.clone(), t.state);
+            if st.last_states.get(&t.spec.id) != Some(&t.state) {
+                let host = hosts
+                    .get(&t.spec.node)
+                    .cloned()
+                    .unwrap_or_else(|| t.spec.node.clone());
+                let mut data = crate::marathon::task_json(t, &host);
+                if let Some(o) = data.as_object_mut() {
+                    o.insert("taskId".into(), t.spec.id.as_str().into());
+                    o.insert("taskStatus".into(), crate::marathon::task_status(t).into());
+                    o.insert("slaveId".into(), t.spec.node.clone().into());
+                    if let Some(m) = &t.message {
+                        o.insert("message".into(), m.clone().into());
+                    }
+                }
+                self.emit("status_update_event", data);
+            }
+        }
+        // Only tasks still listed are remembered, so the map does not grow forever.
+        st.last_states = next;
+    }
+
+    /// The loop: tick, then sleep until the next wake-up, a master read or a change.
+    async fn run_loop(self: Arc<Self>, mut ctx: LoopContext) {
+        let mut first = ctx.view.clone();
+        let _ = tokio::time::timeout(FIRST_VIEW_WAIT, async move {
+            first.wait_for(|v| v.reads > 0).await.map(|_| ())
+        })
+        .await;
+        loop {
+            self.tick().await;
+            let wake_at = self.state.lock().await.wake_at;
+            let sleep = wake_at
+                .map(|t| (t - Utc::now()).to_std().unwrap_or(Duration::ZERO))
+                .unwrap_or(MAX_SLEEP)
+                .min(MAX_SLEEP);
+            tokio::select! {
+                _ = tokio::time::sleep(sleep) => {}
+                _ = self.wake.notified() => {}
+                r = ctx.view.changed() => if r.is_err() {
+                    tokio::time::sleep(sleep).await;
+                },
+                _ = stopped(ctx.stop.clone()) => break,
+            }
+        }
+    }
+}
+
+/// The 404 of an app that does not exist (Marathon's wording).
+pub fn app_not_found(id: &AppId) -> ApiError {
+    ApiError::new(ErrorCode::NotFound, format!("App '{id}' does not exist"))
+}
+
+fn details_of(st: &AppsState, app: &AppState) -> AppDetails {
+    AppDetails {
+        app: app.definition.clone(),
+        status: st.status.get(app.id()).cloned(),
+        deployment: st
+            .deployments
+            .values()
+            .filter(|d| d.is_running() && d.app_id == *app.id())
+            .max_by(|a, b| (a.started_at, &a.id).cmp(&(b.started_at, &b.id)))
+            .cloned(),
+        deleting: app.deleting,
+    }
+}
+
+/// The host part of an agent's address (`http://10.0.0.5:5051` -> `10.0.0.5`), else `fallback`.
+pub fn host_of(address: &str, fallback: &str) -> String {
+    let rest = address.split_once("://").map_or(address, |(_, r)| r);
+    let hostport = rest.split('/').next().unwrap_or(rest);
+    let host = if let Some(stripped) = hostport.strip_prefix('[') {
+        stripped.split(']').next().unwrap_or(stripped)
+    } else {
+        hostport.rsplit_once(':').map_or(hostport, |(h, _)| h)
+    };
+    if host.is_empty() {
+        fallback.to_string()
+    } else {
+        host.to_string()
+    }
+}
+
+impl Component for Apps {
+    fn name(&self) -> &'static str {
+        "apps"
+    }
+
+    fn router(self: Arc<Self>) -> axum::Router {
+        crate::apps_api::router(self.clone()).merge(crate::marathon::router(self))
+    }
+
+    fn metrics(&self, out: &mut Metrics) {
+        let m = self.metrics_lock();
+        out.gauge("drover_scheduler_apps", "Apps defined", &[], m.apps as f64);
+        out.gauge(
+            "drover_scheduler_app_running_deployments",
+            "Deployments being carried out",
+            &[],
+            m.running_deployments as f64,
+        );
+        out.gauge(
+            "drover_scheduler_app_launches_total",
+            "App task launches the master accepted",
+            &[],
+            m.launches as f64,
+        );
+        out.gauge(
+            "drover_scheduler_app_launch_refusals_total",
+            "App task launches the master refused or left unanswered",
+            &[],
+            m.launch_refusals as f64,
+        );
+        out.gauge(
+            "drover_scheduler_app_kills_total",
+            "App task kills sent",
+            &[],
+            m.kills as f64,
+        );
+        out.gauge(
+            "drover_scheduler_app_ticks_total",
+            "Ticks of the app engine",
+            &[],
+            m.ticks as f64,
+        );
+        out.gauge(
+            "drover_scheduler_app_store_errors_total",
+            "Failed writes of app state",
+            &[],
+            m.store_errors as f64,
+        );
+    }
+
+    fn spawn(self: Arc<Self>, ctx: LoopContext) -> JoinHandle<()> {
+        tokio::spawn(self.run_loop(ctx))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_come_from_addresses() {
+        assert_eq!(host_of("http://10.0.0.5:5051", "n"), "10.0.0.5");
+        assert_eq!(host_of("http://[::1]:5051/", "n"), "::1");
+        assert_eq!(host_of("127.0.0.1:80", "n"), "127.0.0.1");
+        assert_eq!(host_of("", "n"), "n");
+    }
+}

@@ -1,0 +1,34 @@
+//! What a part of the scheduler (jobs now, apps next) plugs into the server with: its
+//! routes, its loop over the shared master view, and its metrics. The server
+//! (`server::run`) assembles the components in one place.
+
+use std::sync::Arc;
+
+use axum::Router;
+use drover_service::http::Metrics;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::master_sync::MasterView;
+
+/// What a component's loop gets from the server.
+#[derive(Debug, Clone)]
+pub struct LoopContext {
+    /// The latest master view; `changed()` wakes the loop after every read of the master.
+    pub view: watch::Receiver<Arc<MasterView>>,
+    /// Turns true when the server shuts down; the loop returns then. The server holds
+    /// the sender.
+    pub stop: watch::Receiver<bool>,
+}
+
+/// A part of the scheduler with its own state, routes and loop.
+pub trait Component: Send + Sync + 'static {
+    /// A short name for logs.
+    fn name(&self) -> &'static str;
+    /// The component's API routes (without the shared ones).
+    fn router(self: Arc<Self>) -> Router;
+    /// Adds the component's gauges to the `/metrics` text.
+    fn metrics(&self, out: &mut Metrics);
+    /// Starts the component's loop; it ends when `ctx.stop` turns true.
+    fn spawn(self: Arc<Self>, ctx: LoopContext) -> JoinHandle<()>;
+}

@@ -1,0 +1,1025 @@
+//! The jobs runtime: the [`JobEngine`] behind one lock, its loop, and the effects
+//! worker that talks to the master.
+//!
+//! ```text
+//!  API handler ─┐                      ┌─ persist: one store batch (spawn_blocking)
+//!               ├─ lock ─ engine.step / command / put_job ─ Plan ─┤
+//!  loop tick ───┘    (the lock is held until the batch is written,   └─ effects ─▶ worker
+//!                     so records are written in the order decided)         │
+//!                                                                          ▼
+//!                  place (placement::place over the master's nodes) ─ POST /v1/tasks
+//!                  kill ─ POST /v1/tasks/{id}/kill; a 4xx refusal ─▶ Command::LaunchRefused
+//! ```
+//!
+//! The loop ticks when the earliest `wake_at` of the last plan comes, after every read
+//! of the master (its event stream makes that prompt), after an API command, and at
+//! least every [`MAX_SLEEP`]. Each tick steps the engine with the master's view of the
+//! jobs' tasks when that view is recent, or with none while the master is down (then
+//! schedules still run on time and records are kept; launches are re-sent later).
+//!
+//! Launches run on their own worker so that a burst of them (1,000 jobs due in the same
+//! second) never delays the next tick's decisions; lateness is recorded at the decision
+//! (`launchedAt - scheduledFor`) and exported in `/metrics`.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex as StdMutex};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use drover_api::app::{Constraint, ConstraintOperator};
+use drover_api::client::{ClientError, JobDetails, MasterClient};
+use drover_api::job::{ChronosJob, check_job_graph, parse_job};
+use drover_api::job_run::{JobRun, JobRunState, RunTrigger};
+use drover_api::task::{LaunchRequest, Task, TaskDefinition, TaskGoal, TaskId, labels};
+use drover_api::{ApiError, ErrorCode};
+use drover_service::http::Metrics;
+use drover_store::{Op, Store, StoreExt};
+use futures::StreamExt;
+use tokio::sync::{Mutex, Notify, mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::component::{Component, LoopContext};
+use crate::jobs::{
+    Action, Command, EngineConfig, EngineError, JobEngine, MasterTasks, Plan, TaskObservation,
+};
+use crate::jobs_store::{self, Loaded};
+use crate::master_sync::{MasterView, stopped};
+use crate::placement::{ClusterSnapshot, PlacementRequest, place};
+
+/// Longest the loop sleeps between ticks.
+pub const MAX_SLEEP: Duration = Duration::from_secs(1);
+/// A master view older than this is not used to reconcile runs (the engine re-sends a
+/// pending launch after `relaunch_after`, 10 s by default: the view must be younger).
+pub const MAX_VIEW_AGE: Duration = Duration::from_secs(5);
+/// How long the first tick waits for the first read of the master, so a restart does
+/// not re-send launches the master already has.
+const FIRST_VIEW_WAIT: Duration = Duration::from_secs(3);
+/// Launches and kills in flight at once.
+const CONCURRENT_CALLS: usize = 32;
+/// How long one call to the master may take.
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long after a kill request a task the master still runs is killed again.
+const KILL_RESEND_AFTER: chrono::TimeDelta = chrono::TimeDelta::seconds(5);
+/// How many nodes a launch tries before it counts as refused.
+const PLACEMENT_TRIES: usize = 3;
+/// Lateness samples kept for `/metrics`.
+const LATENESS_SAMPLES: usize = 10_000;
+/// How often finished run records beyond `history` are pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(600);
+/// How long the node a task was placed on is remembered, so a re-sent launch goes to
+/// the same node (the master takes only a same-node, same-definition launch as a retry).
+const REMEMBER_PLACEMENT: Duration = Duration::from_secs(3600);
+
+/// The jobs runtime's settings.
+#[derive(Debug, Clone, Copy)]
+pub struct JobsConfig {
+    /// The engine's settings (retry delay, relaunch delay, kill grace).
+    pub engine: EngineConfig,
+    /// Run records (attempts) kept per job.
+    pub history: usize,
+}
+
+/// Why the jobs runtime could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum JobsError {
+    /// The store could not be read.
+    #[error("failed to load the jobs from the store")]
+    Load(#[source] drover_store::StoreError),
+    /// The load's own writes failed.
+    #[error("failed to save the jobs' progress after loading")]
+    Save(#[source] drover_store::StoreError),
+    /// The blocking task that read or wrote the store did not complete.
+    #[error("the store task did not complete: {0}")]
+    Task(String),
+}
+
+/// Which Chronos endpoint (or native route) a job definition came through.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PutKind {
+    /// `POST /v1/jobs`: either kind.
+    Any,
+    /// `PUT /v1/jobs/{name}`: the body's name must be this (or absent).
+    Named(String),
+    /// `POST /scheduler/iso8601`: a scheduled job.
+    Scheduled,
+    /// `POST /scheduler/dependency`: a dependent job.
+    Dependent,
+}
+
+/// What a create or update did.
+#[derive(Debug, Clone)]
+pub struct PutOutcome {
+    /// The job as stored.
+    pub job: ChronosJob,
+    /// Whether it is new.
+    pub created: bool,
+    /// Fields kept but not acted on.
+    pub ignored: Vec<String>,
+}
+
+/// The engine and what goes with it, behind one lock.
+struct JobsState {
+    engine: JobEngine,
+}
+
+/// Counters for `/metrics`, updated after each plan.
+#[derive(Debug, Default)]
+struct JobMetrics {
+    jobs: usize,
+    open_runs: usize,
+    /// Lateness of scheduled first attempts, seconds, newest last.
+    lateness: VecDeque<f64>,
+    lateness_max: f64,
+    launches: u64,
+    refusals: u64,
+    launch_errors: u64,
+    ticks: u64,
+    store_errors: u64,
+}
+
+/// The jobs component: state, loop, effects worker and API (see `jobs_api` and
+/// `chronos_api` for the routes).
+pub struct Jobs {
+    store: Arc<dyn Store>,
+    master: MasterClient,
+    config: JobsConfig,
+    state: Mutex<JobsState>,
+    /// Poked by API commands so the loop recomputes its wake-up; a permit is kept when
+    /// the loop is busy, so no poke is lost.
+    wake: Notify,
+    /// Effects of committed plans, in commit order; the worker spawned by `spawn` owns
+    /// the receiver. Sending fails only after the worker ended (shutdown).
+    effects: mpsc::UnboundedSender<Vec<Action>>,
+    /// The receiver until `spawn` takes it.
+    effects_rx: StdMutex<Option<mpsc::UnboundedReceiver<Vec<Action>>>>,
+    /// The latest master view (the master-sync loop holds the sender).
+    view: watch::Receiver<Arc<MasterView>>,
+    metrics: StdMutex<JobMetrics>,
+    /// When a kill was last re-sent per task (see `resend_kills`); only the loop uses it.
+    kills_sent: StdMutex<HashMap<TaskId, Instant>>,
+    /// The last committed plan's wake-up (each plan's covers every job).
+    wake_at: StdMutex<Option<DateTime<Utc>>>,
+    /// When the current process started: lateness of instants before it is a restart's
+    /// catch-up, not the loop's, and is not counted.
+    started: DateTime<Utc>,
+}
+
+fn internal(what: impl std::fmt::Display) -> ApiError {
+    ApiError::new(ErrorCode::Internal, what.to_string())
+}
+
+/// The API error for an engine refusal.
+pub fn engine_error(e: EngineError) -> ApiError {
+    match e {
+        EngineError::UnknownJob(name) => ApiError::not_found("job", &name),
+        EngineError::Schedule { source, .. } => ApiError::invalid("schedule", source.to_string()),
+        EngineError::NoTrigger(_) => ApiError::invalid("schedule", e.to_string()),
+        EngineError::AlreadyRunning(_) | EngineError::NotRunning(_) => {
+            ApiError::new(ErrorCode::Conflict, e.to_string())
+        }
+        EngineError::UnknownTask(_) => ApiError::new(ErrorCode::NotFound, e.to_string()),
+    }
+}
+
+/// The master's tasks that belong to jobs, as the engine reads them.
+pub fn job_observations(tasks: &[Task]) -> MasterTasks {
+    tasks
+        .iter()
+        .filter(|t| t.spec.definition.labels.contains_key(labels::JOB_NAME))
+        .map(|t| (t.spec.id.clone(), TaskObservation::from(t)))
+        .collect()
+}
+
+/// A Chronos constraint `[attribute, EQUALS|LIKE|UNLIKE, value]` as a placement
+/// constraint; `None` for an operator placement does not know (validation refuses
+/// those before they get here).
+pub fn placement_constraint(c: &[String; 3]) -> Option<Constraint> {
+    let operator = match c[1].as_str() {
+        "EQUALS" => ConstraintOperator::Is(c[2].clone()),
+        "LIKE" => ConstraintOperator::Like(c[2].clone()),
+        "UNLIKE" => ConstraintOperator::Unlike(c[2].clone()),
+        _ => return None,
+    };
+    Some(Constraint {
+        field: c[0].clone(),
+        operator,
+    })
+}
+
+/// DOT text of the jobs' parent graph (`parent -> child`).
+pub fn graph_dot<'a>(jobs: impl IntoIterator<Item = &'a ChronosJob>) -> String {
+    let mut s = String::from("digraph jobs {\n");
+    for job in jobs {
+        s.push_str(&format!("  {:?};\n", job.name));
+        for p in &job.parents {
+            s.push_str(&format!("  {:?} -> {:?};\n", p, job.name));
+        }
+    }
+    s.push_str("}\n");
+    s
+}
+
+impl Jobs {
+    /// Loads the jobs and their open runs from `store` and persists what loading
+    /// decided; call [`Component::spawn`] to start the loop.
+    pub async fn open(
+        store: Arc<dyn Store>,
+        master: MasterClient,
+        config: JobsConfig,
+        view: watch::Receiver<Arc<MasterView>>,
+    ) -> Result<Jobs, JobsError> {
+        let now = Utc::now();
+        let s = store.clone();
+        let (engine, loaded) =
+            tokio::task::spawn_blocking(move || jobs_store::load(&*s, config.engine, now))
+                .await
+                .map_err(|e| JobsError::Task(e.to_string()))?
+                .map_err(JobsError::Load)?;
+        let Loaded {
+            broken,
+            open_runs,
+            plan,
+        } = loaded;
+        for (name, why) in &broken {
+            tracing::error!(job = %name, "job not loaded (kept in the store): {why}");
+        }
+        let ops = jobs_store::plan_ops(&plan).map_err(JobsError::Save)?;
+        if !ops.is_empty() {
+            let s = store.clone();
+            tokio::task::spawn_blocking(move || s.apply(&ops))
+                .await
+                .map_err(|e| JobsError::Task(e.to_string()))?
+                .map_err(JobsError::Save)?;
+        }
+        let jobs = engine.job_names().count();
+        tracing::info!(jobs, open_runs, "jobs loaded");
+        let (tx, rx) = mpsc::unbounded_channel();
+        let metrics = JobMetrics {
+            jobs,
+            open_runs,
+            ..JobMetrics::default()
+        };
+        Ok(Jobs {
+            store,
+            master,
+            config,
+            state: Mutex::new(JobsState { engine }),
+            wake: Notify::new(),
+            effects: tx,
+            effects_rx: StdMutex::new(Some(rx)),
+            view,
+            metrics: StdMutex::new(metrics),
+            wake_at: StdMutex::new(Some(now)),
+            kills_sent: StdMutex::new(HashMap::new()),
+            started: now,
+        })
+    }
+
+    /// The store (for the API's history reads).
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The master client (for log proxying).
+    pub fn master(&self) -> &MasterClient {
+        &self.master
+    }
+
+    fn metrics_lock(&self) -> std::sync::MutexGuard<'_, JobMetrics> {
+        // A panic while holding the metrics lock leaves plain counters behind: keep going.
+        self.metrics.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Writes `extra` and the plan's persist actions as one batch, then hands the
+    /// effects to the worker (callers outside the loop then poke it with `wake`). On a failed write the engine is rebuilt from the store
+    /// (which holds the state from before the plan) and no effect is performed.
+    async fn commit(&self, st: &mut JobsState, extra: Vec<Op>, plan: Plan) -> Result<(), ApiError> {
+        let mut ops = extra;
+        ops.extend(jobs_store::plan_ops(&plan).map_err(internal)?);
+        if !ops.is_empty() {
+            let store = self.store.clone();
+            let written = tokio::task::spawn_blocking(move || store.apply(&ops)).await;
+            let failure = match written {
+                Ok(Ok(_)) => None,
+                Ok(Err(e)) => Some(e.to_string()),
+                Err(e) => Some(e.to_string()),
+            };
+            if let Some(why) = failure {
+                tracing::error!(
+                    "failed to save the jobs' state: {why}; reloading it from the store"
+                );
+                self.metrics_lock().store_errors += 1;
+                self.reload(st).await;
+                return Err(internal(format!("failed to save the jobs' state: {why}")));
+            }
+        }
+        *self.wake_at.lock().unwrap_or_else(|p| p.into_inner()) = plan.wake_at;
+        let mut effects = Vec::new();
+        {
+            let mut m = self.metrics_lock();
+            for action in plan.actions {
+                match action {
+                    Action::RecordRun(ref r) => {
+                        // The first record of a started run (later ones add its node).
+                        if r.attempt == 1
+                            && r.state == JobRunState::Pending
+                            && r.node.is_none()
+                            && r.trigger == RunTrigger::Schedule
+                            && r.scheduled_for >= self.started
+                            && let Some(l) = r.lateness_seconds()
+                        {
+                            if m.lateness.len() >= LATENESS_SAMPLES {
+                                m.lateness.pop_front();
+                            }
+                            m.lateness.push_back(l);
+                            m.lateness_max = m.lateness_max.max(l);
+                        }
+                    }
+                    Action::ScheduleRetry {
+                        ref job,
+                        ref run_id,
+                        attempt,
+                        at,
+                    } => {
+                        tracing::info!(%job, %run_id, attempt, %at, "run failed; retrying");
+                    }
+                    Action::LaunchRun { .. } | Action::KillTask { .. } => effects.push(action),
+                    Action::MarkSkipped(_) | Action::SaveJob(_) | Action::SaveProgress { .. } => {}
+                }
+            }
+            m.jobs = st.engine.job_names().count();
+        }
+        if !effects.is_empty() {
+            // Fails only once the worker is gone (shutdown): the engine re-sends launches.
+            let _ = self.effects.send(effects);
+        }
+        Ok(())
+    }
+
+    /// Rebuilds the engine from the store after a failed write.
+    async fn reload(&self, st: &mut JobsState) {
+        let store = self.store.clone();
+        let config = self.config.engine;
+        let now = Utc::now();
+        match tokio::task::spawn_blocking(move || jobs_store::load(&*store, config, now)).await {
+            Ok(Ok((engine, _))) => st.engine = engine,
+            Ok(Err(e)) => tracing::error!("cannot reload the jobs from the store: {e}"),
+            Err(e) => tracing::error!("cannot reload the jobs from the store: {e}"),
+        }
+    }
+
+    /// One step of the engine at the current time with the master's recent view.
+    async fn tick(&self) {
+        let view = self.view.borrow().clone();
+        let tasks = view.fresh_tasks(MAX_VIEW_AGE).cloned();
+        let observed = tasks.as_deref().map(|t| job_observations(t));
+        let mut st = self.state.lock().await;
+        let now = Utc::now();
+        let plan = st.engine.step(observed.as_ref(), now);
+        let mut open = 0usize;
+        let mut killing = Vec::new();
+        for name in st.engine.job_names() {
+            for r in st.engine.open_runs(name) {
+                open += 1;
+                if r.kill_requested_at
+                    .is_some_and(|t| now - t >= KILL_RESEND_AFTER)
+                    && !r.state.is_terminal()
+                    && let Some(id) = &r.task_id
+                {
+                    killing.push((r.job.clone(), r.run_id.clone(), id.clone()));
+                }
+            }
+        }
+        if let Err(e) = self.commit(&mut st, Vec::new(), plan).await {
+            tracing::warn!("tick not saved: {}", e.message);
+        }
+        drop(st);
+        self.resend_kills(killing, tasks.as_deref().map(Vec::as_slice));
+        let mut m = self.metrics_lock();
+        m.ticks += 1;
+        m.open_runs = open;
+    }
+
+    /// The engine sends a kill once; one the master never got (it was down) is sent
+    /// again while the master still shows the task running with goal `run`.
+    fn resend_kills(&self, killing: Vec<(String, String, TaskId)>, tasks: Option<&[Task]>) {
+        let mut last = self.kills_sent.lock().unwrap_or_else(|p| p.into_inner());
+        last.retain(|_, at| at.elapsed() < Duration::from_secs(3600));
+        let Some(tasks) = tasks else { return };
+        if killing.is_empty() {
+            return;
+        }
+        let running: std::collections::HashSet<&TaskId> = tasks
+            .iter()
+            .filter(|t| t.state.is_active() && t.goal == TaskGoal::Run)
+            .map(|t| &t.spec.id)
+            .collect();
+        let mut effects = Vec::new();
+        for (job, run_id, task_id) in killing {
+            let due = last
+                .get(&task_id)
+                .is_none_or(|at| at.elapsed() >= KILL_RESEND_AFTER.to_std().unwrap_or_default());
+            if running.contains(&task_id) && due {
+                last.insert(task_id.clone(), Instant::now());
+                effects.push(Action::KillTask {
+                    job,
+                    run_id,
+                    task_id,
+                });
+            }
+        }
+        if !effects.is_empty() {
+            let _ = self.effects.send(effects);
+        }
+    }
+
+    /// Creates or updates a job from its Chronos JSON.
+    pub async fn put_job(
+        &self,
+        value: &serde_json::Value,
+        kind: PutKind,
+    ) -> Result<PutOutcome, ApiError> {
+        let mut value = value.clone();
+        if let PutKind::Named(name) = &kind
+            && let Some(obj) = value.as_object_mut()
+        {
+            match obj.get("name") {
+                None => {
+                    obj.insert("name".into(), serde_json::Value::String(name.clone()));
+                }
+                Some(serde_json::Value::String(n)) if n == name => {}
+                Some(other) => {
+                    return Err(ApiError::invalid(
+                        "name",
+                        format!("{other} does not match the job named in the path, {name:?}"),
+                    ));
+                }
+            }
+        }
+        let (job, ignored) = parse_job(&value)?;
+        match kind {
+            PutKind::Scheduled if job.schedule.is_none() => {
+                return Err(ApiError::invalid(
+                    "schedule",
+                    "this endpoint takes a scheduled job (post dependent jobs to /scheduler/dependency)",
+                ));
+            }
+            PutKind::Dependent if job.parents.is_empty() => {
+                return Err(ApiError::invalid(
+                    "parents",
+                    "this endpoint takes a dependent job with parents (post scheduled jobs to /scheduler/iso8601)",
+                ));
+            }
+            _ => {}
+        }
+        let mut st = self.state.lock().await;
+        // Only a job with parents can add a missing parent or close a cycle.
+        if !job.parents.is_empty() {
+            let others = st
+                .engine
+                .job_names()
+                .filter(|n| *n != job.name)
+                .filter_map(|n| st.engine.job(n));
+            check_job_graph(others.chain(std::iter::once(&job)))?;
+        }
+        let created = st.engine.job(&job.name).is_none();
+        let plan = st
+            .engine
+            .put_job(job.clone(), Utc::now())
+            .map_err(engine_error)?;
+        let op = Op::put_json(jobs_store::def_key(&job.name), &job).map_err(internal)?;
+        self.commit(&mut st, vec![op], plan).await?;
+        drop(st);
+        self.wake.notify_one();
+        if !ignored.is_empty() {
+            tracing::info!(job = %job.name, ignored = ?ignored, "job accepted; these fields are kept but not acted on");
+        }
+        Ok(PutOutcome {
+            job,
+            created,
+            ignored,
+        })
+    }
+
+    /// Deletes a job with its history; refused while other jobs name it as a parent.
+    pub async fn delete_job(&self, name: &str) -> Result<ChronosJob, ApiError> {
+        let mut st = self.state.lock().await;
+        let job = st
+            .engine
+            .job(name)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found("job", name))?;
+        let children: Vec<&str> = st
+            .engine
+            .job_names()
+            .filter(|n| {
+                st.engine
+                    .job(n)
+                    .is_some_and(|j| j.parents.iter().any(|p| p == name))
+            })
+            .collect();
+        if !children.is_empty() {
+            return Err(ApiError::new(
+                ErrorCode::Conflict,
+                format!(
+                    "job {name:?} is a parent of {}: change or delete them first",
+                    children.join(", ")
+                ),
+            ));
+        }
+        let store = self.store.clone();
+        let n = name.to_string();
+        let ops = tokio::task::spawn_blocking(move || jobs_store::delete_ops(&*store, &n))
+            .await
+            .map_err(internal)?
+            .map_err(internal)?;
+        let plan = st.engine.remove_job(name);
+        self.commit(&mut st, ops, plan).await?;
+        self.wake.notify_one();
+        Ok(job)
+    }
+
+    /// Applies an operator's command; the plan says what it did.
+    pub async fn command(&self, command: Command) -> Result<Plan, ApiError> {
+        let mut st = self.state.lock().await;
+        let plan = st
+            .engine
+            .command(command, Utc::now())
+            .map_err(engine_error)?;
+        self.commit(&mut st, Vec::new(), plan.clone()).await?;
+        // The loop recomputes its wake-up from this plan's.
+        self.wake.notify_one();
+        Ok(plan)
+    }
+
+    /// A job with its status and `next` upcoming runs.
+    pub async fn details(&self, name: &str, next: usize) -> Result<JobDetails, ApiError> {
+        let st = self.state.lock().await;
+        let job = st
+            .engine
+            .job(name)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found("job", name))?;
+        let status = st
+            .engine
+            .status(name, Utc::now(), next)
+            .ok_or_else(|| ApiError::not_found("job", name))?;
+        Ok(JobDetails { job, status })
+    }
+
+    /// Every job with its status and next run.
+    pub async fn list(&self) -> Vec<JobDetails> {
+        let st = self.state.lock().await;
+        let now = Utc::now();
+        st.engine
+            .job_names()
+            .filter_map(|n| {
+                let job = st.engine.job(n)?.clone();
+                let status = st.engine.status(n, now, 1)?;
+                Some(JobDetails { job, status })
+            })
+            .collect()
+    }
+
+    /// The jobs' definitions.
+    pub async fn definitions(&self) -> Vec<ChronosJob> {
+        let st = self.state.lock().await;
+        st.engine
+            .job_names()
+            .filter_map(|n| st.engine.job(n).cloned())
+            .collect()
+    }
+
+    /// The recent run durations of a job (seconds, oldest first), for percentiles the
+    /// status does not carry.
+    pub async fn recent_durations(&self, name: &str) -> Option<Vec<f64>> {
+        let st = self.state.lock().await;
+        st.engine
+            .progress(name)
+            .map(|p| p.stats.recent_durations.iter().copied().collect())
+    }
+
+    /// A job's run records (attempts), newest first, at most `limit`.
+    pub async fn runs(&self, name: &str, limit: usize) -> Result<Vec<JobRun>, ApiError> {
+        if self.state.lock().await.engine.job(name).is_none() {
+            return Err(ApiError::not_found("job", name));
+        }
+        let store = self.store.clone();
+        let prefix = jobs_store::runs_prefix(name);
+        let mut runs: Vec<JobRun> =
+            tokio::task::spawn_blocking(move || store.list_json::<JobRun>(&prefix))
+                .await
+                .map_err(internal)?
+                .map_err(internal)?
+                .into_iter()
+                .map(|(_, r, _)| r)
+                .collect();
+        runs.reverse();
+        runs.truncate(limit);
+        Ok(runs)
+    }
+
+    /// The loop: tick, then sleep until the next wake-up, a master read or a command.
+    async fn run_loop(self: Arc<Self>, mut ctx: LoopContext) {
+        let mut first = ctx.view.clone();
+        let _ = tokio::time::timeout(FIRST_VIEW_WAIT, async move {
+            first.wait_for(|v| v.reads > 0).await.map(|_| ())
+        })
+        .await;
+        loop {
+            self.tick().await;
+            let wake_at = *self.wake_at.lock().unwrap_or_else(|p| p.into_inner());
+            let sleep = wake_at
+                .map(|t| (t - Utc::now()).to_std().unwrap_or(Duration::ZERO))
+                .unwrap_or(MAX_SLEEP)
+                .min(MAX_SLEEP);
+            tokio::select! {
+                _ = tokio::time::sleep(sleep) => {}
+                _ = self.wake.notified() => {}
+                r = ctx.view.changed() => if r.is_err() {
+                    // The sync loop is gone (shutdown): keep ticking on the clock alone.
+                    tokio::time::sleep(sleep).await;
+                },
+                _ = stopped(ctx.stop.clone()) => break,
+            }
+        }
+    }
+
+    /// The effects worker: launches and kills, in commit order, batches merged.
+    async fn effects_loop(
+        self: Arc<Self>,
+        mut rx: mpsc::UnboundedReceiver<Vec<Action>>,
+        stop: watch::Receiver<bool>,
+    ) {
+        let mut placed: HashMap<TaskId, (String, Instant)> = HashMap::new();
+        loop {
+            let mut actions = tokio::select! {
+                batch = rx.recv() => match batch { Some(b) => b, None => break },
+                _ = stopped(stop.clone()) => break,
+            };
+            while let Ok(more) = rx.try_recv() {
+                actions.extend(more);
+            }
+            placed.retain(|_, (_, at)| at.elapsed() < REMEMBER_PLACEMENT);
+            self.perform(actions, &mut placed).await;
+        }
+    }
+
+    async fn perform(&self, actions: Vec<Action>, placed: &mut HashMap<TaskId, (String, Instant)>) {
+        let view = self.view.borrow().clone();
+        let mut snapshot = ClusterSnapshot::from_nodes(0, &view.nodes);
+        let mut launches: Vec<Launch> = Vec::new();
+        let mut kills: Vec<TaskId> = Vec::new();
+        for action in actions {
+            match action {
+                Action::LaunchRun {
+                    task_id,
+                    definition,
+                    constraints,
+                    ..
+                } => {
+                    let constraints: Vec<Constraint> = constraints
+                        .iter()
+                        .filter_map(placement_constraint)
+                        .collect();
+                    launches.push(Launch {
+                        task_id,
+                        definition,
+                        constraints,
+                        tried: Vec::new(),
+                        last_refusal: None,
+                    });
+                }
+                Action::KillTask { task_id, .. } => kills.push(task_id),
+                _ => {}
+            }
+        }
+        let mut refused: Vec<(TaskId, String)> = Vec::new();
+        for round in 0..PLACEMENT_TRIES {
+            if launches.is_empty() {
+                break;
+            }
+            // Decide nodes one by one on a working copy, so a burst spreads out.
+            let mut calls = Vec::new();
+            for mut l in std::mem::take(&mut launches) {
+                let remembered = placed
+                    .get(&l.task_id)
+                    .map(|(n, _)| n.clone())
+                    .filter(|_| round == 0);
+                let node = match remembered {
+                    Some(n) => Some(n),
+                    None => choose_node(&mut snapshot, &l),
+                };
+                match node {
+                    Some(node) => {
+                        l.tried.push(node.clone());
+                        calls.push(l);
+                    }
+                    None => {
+                        let why = l
+                            .last_refusal
+                            .clone()
+                            .unwrap_or_else(|| no_node_message(&snapshot, &l));
+                        refused.push((l.task_id, why));
+                    }
+                }
+            }
+            let master = self.master.clone();
+            let results: Vec<(Launch, LaunchResult)> = futures::stream::iter(calls)
+                .map(|l| {
+                    let master = master.clone();
+                    async move {
+                        let node = l.tried.last().cloned().unwrap_or_default();
+                        let req = LaunchRequest {
+                            node,
+                            id: Some(l.task_id.clone()),
+                            task: l.definition.clone(),
+                        };
+                        let r = match tokio::time::timeout(CALL_TIMEOUT, master.launch(&req)).await
+                        {
+                            Ok(Ok(_)) => LaunchResult::Accepted,
+                            Ok(Err(e)) => classify(e),
+                            Err(_) => {
+                                LaunchResult::Unanswered("the master did not answer in time".into())
+                            }
+                        };
+                        (l, r)
+                    }
+                })
+                .buffer_unordered(CONCURRENT_CALLS)
+                .collect()
+                .await;
+            let mut m = self.metrics_lock();
+            for (mut l, r) in results {
+                let node = l.tried.last().cloned().unwrap_or_default();
+                match r {
+                    LaunchResult::Accepted => {
+                        m.launches += 1;
+                        placed.insert(l.task_id, (node, Instant::now()));
+                    }
+                    LaunchResult::NodeRefused(why) => {
+                        // Take the node out of this batch's choices and try another.
+                        if let Some(n) = snapshot.nodes.iter_mut().find(|n| n.name == node) {
+                            n.free = drover_api::Resources::default();
+                        }
+                        l.last_refusal = Some(why);
+                        launches.push(l);
+                    }
+                    LaunchResult::Refused(why) => {
+                        m.refusals += 1;
+                        refused.push((l.task_id, why));
+                    }
+                    LaunchResult::Unanswered(why) => {
+                        m.launch_errors += 1;
+                        tracing::debug!(task = %l.task_id, "launch not answered ({why}); the engine sends it again later");
+                    }
+                }
+            }
+        }
+        for l in launches {
+            refused.push((
+                l.task_id,
+                l.last_refusal
+                    .unwrap_or_else(|| "no node could take it".into()),
+            ));
+        }
+        let master = self.master.clone();
+        futures::stream::iter(kills)
+            .for_each_concurrent(CONCURRENT_CALLS, |id| {
+                let master = master.clone();
+                async move {
+                    match tokio::time::timeout(CALL_TIMEOUT, master.kill(&id)).await {
+                        Ok(Ok(_)) => {}
+                        Ok(Err(e)) if e.status() == Some(404) => {}
+                        Ok(Err(e)) => tracing::warn!(task = %id, "kill failed: {e}"),
+                        Err(_) => tracing::warn!(task = %id, "kill not answered in time"),
+                    }
+                }
+            })
+            .await;
+        for (task_id, message) in refused {
+            tracing::info!(task = %task_id, "launch refused: {message}");
+            match self
+                .command(Command::LaunchRefused { task_id, message })
+                .await
+            {
+                Ok(_) => {}
+                // The run moved on meanwhile (killed, deleted): nothing to record.
+                Err(e) if e.code == ErrorCode::NotFound => {}
+                Err(e) => tracing::warn!("cannot record a refused launch: {}", e.message),
+            }
+        }
+    }
+
+    async fn prune_loop(self: Arc<Self>, stop: watch::Receiver<bool>) {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(PRUNE_EVERY) => {}
+                _ = stopped(stop.clone()) => return,
+            }
+            let names: Vec<String> = {
+                let st = self.state.lock().await;
+                st.engine.job_names().map(str::to_string).collect()
+            };
+            let store = self.store.clone();
+            let keep = self.config.history;
+            let pruned = tokio::task::spawn_blocking(move || {
+                let mut n = 0usize;
+                for name in names {
+                    let keys = jobs_store::prune_keys(&*store, &name, keep)?;
+                    if !keys.is_empty() {
+                        n += keys.len();
+                        let ops: Vec<Op> = keys.into_iter().map(Op::delete).collect();
+                        store.apply(&ops)?;
+                    }
+                }
+                Ok::<_, drover_store::StoreError>(n)
+            })
+            .await;
+            match pruned {
+                Ok(Ok(0)) => {}
+                Ok(Ok(n)) => tracing::info!("pruned {n} old run records"),
+                Ok(Err(e)) => tracing::warn!("pruning run records failed: {e}"),
+                Err(e) => tracing::warn!("pruning run records failed: {e}"),
+            }
+        }
+    }
+}
+
+/// One launch being placed.
+struct Launch {
+    task_id: TaskId,
+    definition: TaskDefinition,
+    constraints: Vec<Constraint>,
+    /// Nodes tried, the current one last.
+    tried: Vec<String>,
+    /// The last node's refusal.
+    last_refusal: Option<String>,
+}
+
+enum LaunchResult {
+    Accepted,
+    /// The node could not take it (full, draining, gone): another node may.
+    NodeRefused(String),
+    /// The master refused the task itself.
+    Refused(String),
+    /// No answer (the master is down or slow): the engine re-sends later.
+    Unanswered(String),
+}
+
+fn classify(e: ClientError) -> LaunchResult {
+    match &e {
+        ClientError::Api { status, body, .. } if (400..500).contains(status) && *status != 401 => {
+            // The id is ours and unique per attempt: the master has it already (an
+            // earlier send, maybe on another node) — the launch did happen.
+            if body.field.as_deref() == Some("id") {
+                return LaunchResult::Accepted;
+            }
+            match body.code {
+                ErrorCode::InsufficientResources | ErrorCode::Conflict | ErrorCode::NotFound => {
+                    LaunchResult::NodeRefused(body.message.clone())
+                }
+                _ => LaunchResult::Refused(body.message.clone()),
+            }
+        }
+        _ => LaunchResult::Unanswered(e.to_string()),
+    }
+}
+
+/// Picks a node for one launch with the placement function and takes its resources
+/// out of the working snapshot.
+fn choose_node(snapshot: &mut ClusterSnapshot, l: &Launch) -> Option<String> {
+    let existing = std::collections::BTreeMap::new();
+    let request = PlacementRequest {
+        app_id: &l.definition.name,
+        resources: l.definition.resources,
+        fixed_ports: Vec::new(),
+        random_ports: 0,
+        needs_docker: l.definition.container.is_some(),
+        constraints: &l.constraints,
+        count: 1,
+        existing: &existing,
+    };
+    let plan = place(&request, snapshot);
+    let node = plan.placements.first()?.node.clone();
+    if l.tried.contains(&node) {
+        return None;
+    }
+    snapshot.apply(&request, &plan);
+    Some(node)
+}
+
+fn no_node_message(snapshot: &ClusterSnapshot, l: &Launch) -> String {
+    if snapshot.nodes.is_empty() {
+        return "no node has registered with the master".into();
+    }
+    let existing = std::collections::BTreeMap::new();
+    let request = PlacementRequest {
+        app_id: &l.definition.name,
+        resources: l.definition.resources,
+        fixed_ports: Vec::new(),
+        random_ports: 0,
+        needs_docker: l.definition.container.is_some(),
+        constraints: &l.constraints,
+        count: 1,
+        existing: &existing,
+    };
+    match place(&request, snapshot).unplaced {
+        Some(u) => format!("no node can take it: {}", u.reason),
+        None => "no node can take it".into(),
+    }
+}
+
+impl Component for Jobs {
+    fn name(&self) -> &'static str {
+        "jobs"
+    }
+
+    fn router(self: Arc<Self>) -> axum::Router {
+        crate::jobs_api::router(self.clone()).merge(crate::chronos_api::router(self))
+    }
+
+    fn metrics(&self, out: &mut Metrics) {
+        let m = self.metrics_lock();
+        out.gauge("drover_scheduler_jobs", "Jobs defined", &[], m.jobs as f64);
+        out.gauge(
+            "drover_scheduler_job_open_runs",
+            "Job attempts pending, running or waiting to retry",
+            &[],
+            m.open_runs as f64,
+        );
+        out.gauge(
+            "drover_scheduler_job_launches_total",
+            "Job task launches the master accepted",
+            &[],
+            m.launches as f64,
+        );
+        out.gauge(
+            "drover_scheduler_job_launch_refusals_total",
+            "Job task launches the master refused",
+            &[],
+            m.refusals as f64,
+        );
+        out.gauge(
+            "drover_scheduler_job_launch_errors_total",
+            "Job task launches left unanswered",
+            &[],
+            m.launch_errors as f64,
+        );
+        out.gauge(
+            "drover_scheduler_job_ticks_total",
+            "Steps of the job engine",
+            &[],
+            m.ticks as f64,
+        );
+        out.gauge(
+            "drover_scheduler_job_store_errors_total",
+            "Failed writes of job state",
+            &[],
+            m.store_errors as f64,
+        );
+        let mut sorted: Vec<f64> = m.lateness.iter().copied().collect();
+        sorted.sort_by(f64::total_cmp);
+        let help = "Lateness of scheduled job starts (launch decision minus scheduled time), seconds, over recent runs";
+        for (q, label) in [(0.5, "0.5"), (0.9, "0.9"), (0.99, "0.99")] {
+            if let Some(v) = crate::jobs::stats::percentile(&sorted, q) {
+                out.gauge(
+                    "drover_scheduler_job_lateness_seconds",
+                    help,
+                    &[("quantile", label)],
+                    v,
+                );
+            }
+        }
+        out.gauge(
+            "drover_scheduler_job_lateness_seconds_max",
+            "Largest lateness of a scheduled job start, seconds",
+            &[],
+            m.lateness_max,
+        );
+        out.gauge(
+            "drover_scheduler_job_lateness_samples",
+            "Scheduled job starts the lateness figures cover",
+            &[],
+            sorted.len() as f64,
+        );
+    }
+
+    fn spawn(self: Arc<Self>, ctx: LoopContext) -> JoinHandle<()> {
+        let rx = self
+            .effects_rx
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        let stop = ctx.stop.clone();
+        tokio::spawn(async move {
+            let worker = rx.map(|rx| tokio::spawn(self.clone().effects_loop(rx, stop.clone())));
+            let pruner = tokio::spawn(self.clone().prune_loop(stop.clone()));
+            self.run_loop(ctx).await;
+            if let Some(w) = worker {
+                let _ = w.await;
+            }
+            let _ = pruner.await;
+        })
+    }
+}

@@ -1,0 +1,131 @@
+//! The command line: every flag also from `DROVER_SCHEDULER_<NAME>` and from the
+//! `--config` TOML file (see `drover_service::config`).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+/// `drover-scheduler`: keeps the desired state (jobs now, apps next) and makes the
+/// cluster match it through the master.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "drover-scheduler",
+    version,
+    about = "Drover's scheduler: repeating and dependent jobs (Chronos's API included)"
+)]
+// Serving flags and a subcommand do not mix: `install` takes the same flags itself, and
+// flags given before it would otherwise be silently ignored.
+#[command(args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    /// What to do; serving the API when absent.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// The serving flags.
+    #[command(flatten)]
+    pub opts: Opts,
+}
+
+/// The serving flags; `install` takes the same ones and writes them into the config file.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Opts {
+    /// The master's URL.
+    #[arg(long, env = "DROVER_SCHEDULER_MASTER", default_value = drover_api::DEFAULT_MASTER_URL)]
+    pub master: String,
+    /// Address to listen on (anything but loopback requires a token); Marathon's port.
+    #[arg(
+        long,
+        env = "DROVER_SCHEDULER_LISTEN",
+        default_value = "127.0.0.1:8080"
+    )]
+    pub listen: String,
+    /// Directory of the scheduler's state file.
+    #[arg(long, env = "DROVER_SCHEDULER_DATA_DIR", default_value_os_t = default_data_dir())]
+    pub data_dir: PathBuf,
+    /// Bearer token clients must present, and the scheduler presents to the master.
+    #[arg(long, env = "DROVER_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// File holding the token.
+    #[arg(long, env = "DROVER_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
+    /// Seconds between a failed job attempt and its retry (Chronos's `--failure_retry`).
+    #[arg(long, env = "DROVER_SCHEDULER_JOB_RETRY_DELAY", default_value = "60", value_parser = parse_seconds)]
+    pub job_retry_delay: Duration,
+    /// How many run records (attempts) to keep per job; older finished ones are pruned.
+    #[arg(long, env = "DROVER_SCHEDULER_JOB_HISTORY", default_value_t = 1000)]
+    pub job_history: usize,
+    /// TOML file of flag values (keys are the long flag names).
+    #[arg(long, env = "DROVER_SCHEDULER_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+/// Subcommands.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Serve the API (the default; the serving flags go without a subcommand).
+    Serve,
+    /// Write this host's config file and systemd unit (only what changed).
+    Install(crate::install::InstallCmd),
+    /// Remove the config file and systemd unit `install` wrote (the data dir stays).
+    Uninstall(crate::install::UninstallCmd),
+}
+
+/// Where a scheduler that runs as a service keeps its state (it has no home directory).
+pub const SERVICE_DATA_DIR: &str = "/var/lib/drover/scheduler";
+
+/// `$XDG_DATA_HOME/drover/scheduler`, else `~/.local/share/drover/scheduler`, else
+/// `/var/lib/drover/scheduler` (a service user without a home).
+pub fn default_data_dir() -> PathBuf {
+    let base = std::env::var_os("XDG_DATA_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .filter(|v| !v.is_empty())
+                .map(|h| PathBuf::from(h).join(".local/share"))
+        });
+    match base {
+        Some(b) => b.join("drover/scheduler"),
+        None => PathBuf::from(SERVICE_DATA_DIR),
+    }
+}
+
+/// Parses a non-negative number of seconds (fractions allowed), at most a day.
+pub fn parse_seconds(s: &str) -> Result<Duration, String> {
+    let v: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    if !v.is_finite() || !(0.0..=86_400.0).contains(&v) {
+        return Err(format!("{s:?} must be between 0 and 86400 seconds"));
+    }
+    Ok(Duration::from_secs_f64(v))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests: a panic is the failure report
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults() {
+        let cli = Cli::try_parse_from(["drover-scheduler"]).unwrap();
+        assert!(cli.command.is_none());
+        let o = cli.opts;
+        assert_eq!(o.listen, "127.0.0.1:8080");
+        assert_eq!(o.master, "http://127.0.0.1:5050");
+        assert_eq!(o.job_retry_delay, Duration::from_secs(60));
+        assert!(o.data_dir.ends_with("drover/scheduler"));
+        let o = Cli::try_parse_from(["drover-scheduler", "--job-retry-delay", "0.5"])
+            .unwrap()
+            .opts;
+        assert_eq!(o.job_retry_delay, Duration::from_millis(500));
+        assert!(Cli::try_parse_from(["drover-scheduler", "--job-retry-delay", "-1"]).is_err());
+        assert!(matches!(
+            Cli::try_parse_from(["drover-scheduler", "serve"])
+                .unwrap()
+                .command,
+            Some(Command::Serve)
+        ));
+    }
+}
