@@ -78,13 +78,12 @@ async fn cleanup(c: &Cluster) {
     let (_, v) = call(reqwest::Method::GET, &format!("{url}/v2/apps"), None).await;
     for app in v["apps"].as_array().cloned().unwrap_or_default() {
         if let Some(id) = app["id"].as_str() {
-            let r = call(
+            call(
                 reqwest::Method::DELETE,
                 &format!("{url}/v2/apps{id}?force=true"),
                 None,
             )
             .await;
-            eprintln!("DEBUG delete {id}: {r:?}");
         }
     }
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
@@ -95,7 +94,6 @@ async fn cleanup(c: &Cluster) {
         };
         match c.client.tasks(&filter).await {
             Ok(t) if t.is_empty() => return,
-            Ok(t) => { eprintln!("DEBUG left {:?}", t.iter().map(|t| (t.spec.id.to_string(), t.state, t.goal)).collect::<Vec<_>>()); tokio::time::sleep(Duration::from_millis(100)).await }
             _ => tokio::time::sleep(Duration::from_millis(100)).await,
         }
     }
@@ -674,13 +672,12 @@ async fn conformance_with_marathons_own_app_definitions() {
             accepted += 1;
             // Remove it again so that files sharing an id each get a fresh create.
             let id = body["id"].as_str().unwrap_or("").to_string();
-            let r = call(
+            call(
                 reqwest::Method::DELETE,
                 &format!("{url}/v2/apps{id}?force=true"),
                 None,
             )
             .await;
-            eprintln!("DEBUG delete {id}: {r:?}");
             wait_for(&format!("{id} deleted"), LONG, || async {
                 let (s, _) = call(reqwest::Method::GET, &format!("{url}/v2/apps{id}"), None).await;
                 (s == 404).then_some(())
