@@ -86,6 +86,9 @@ pub enum Command {
     /// Create or update everything described in a file or a folder of JSON files (jobs
     /// in Chronos's format, apps in Marathon's).
     Apply(ApplyArgs),
+    /// Run a whole cluster on this machine (a master, a scheduler and agents) with the
+    /// examples applied, until Ctrl-C.
+    Dev(DevArgs),
     /// Print the CLI's version and, if reachable, the master's.
     Version,
 }
@@ -353,6 +356,28 @@ pub struct ApplyArgs {
     /// A JSON file, or a folder whose `*.json` files (and subfolders') are applied.
     #[arg(long = "file", short = 'f', value_name = "FILE_OR_DIR")]
     pub file: PathBuf,
+}
+
+/// `drover dev`.
+#[derive(Debug, Clone, Args)]
+pub struct DevArgs {
+    /// How many agents (nodes) to run.
+    #[arg(long, default_value_t = 2, value_name = "N")]
+    pub agents: usize,
+    /// Where the cluster's state and logs live [default: $XDG_DATA_HOME or
+    /// ~/.local/share, + /drover/dev].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// The folder of example apps and jobs to apply [default: ./examples if present].
+    #[arg(long, value_name = "DIR")]
+    pub examples: Option<PathBuf>,
+    /// Apply no examples.
+    #[arg(long, conflicts_with = "examples")]
+    pub empty: bool,
+    /// First host port handed to tasks; agent i gets 100 ports from base + 100*i
+    /// (all below 32768, the kernel's ephemeral range).
+    #[arg(long, default_value_t = 24000, value_name = "PORT")]
+    pub port_base: u16,
 }
 
 /// `drover nodes [VERB]`.

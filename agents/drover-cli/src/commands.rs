@@ -15,6 +15,7 @@ pub mod apply;
 pub mod deployment_cancel;
 pub mod deployment_list;
 pub mod deployment_show;
+pub mod dev;
 pub mod job_create;
 pub mod job_delete;
 pub mod job_disable;

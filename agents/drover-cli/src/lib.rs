@@ -87,6 +87,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         },
         Command::Apply(args) => commands::apply::run(&ctx, &args).await,
+        Command::Dev(args) => commands::dev::run(&cli.global, &args).await,
         Command::Version => commands::version::run(&ctx).await,
     }
 }
