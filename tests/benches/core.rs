@@ -47,7 +47,12 @@ async fn main() {
     if args.iter().any(|a| a == "--list") {
         return; // cargo test --benches asks for a list; this bench has no tests
     }
-    let cluster = Cluster::start(ClusterOptions { agents: 2, ports_per_agent: 10, ..Default::default() }).await;
+    let cluster = Cluster::start(ClusterOptions {
+        agents: 2,
+        ports_per_agent: 10,
+        ..Default::default()
+    })
+    .await;
 
     // Idle agent: let it settle, then sample memory and CPU over 10 s.
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -72,16 +77,35 @@ async fn main() {
             kill_grace_period_seconds: 1.0,
             ..Default::default()
         };
-        let task = cluster.client.launch(&LaunchRequest { node, id: None, task: def }).await.unwrap();
+        let task = cluster
+            .client
+            .launch(&LaunchRequest {
+                node,
+                id: None,
+                task: def,
+            })
+            .await
+            .unwrap();
         let id = task.id().clone();
         let running = wait_for("bench task running", Duration::from_secs(30), || {
             let client = cluster.client.clone();
             let id = id.clone();
-            async move { client.task(&id).await.ok().filter(|t| t.state == TaskState::Running) }
+            async move {
+                client
+                    .task(&id)
+                    .await
+                    .ok()
+                    .filter(|t| t.state == TaskState::Running)
+            }
         })
         .await;
         let started = running.started_at.unwrap();
-        latencies.push((started - running.staged_at).num_microseconds().unwrap_or(0) as f64 / 1000.0);
+        latencies.push(
+            (started - running.staged_at)
+                .num_microseconds()
+                .unwrap_or(0) as f64
+                / 1000.0,
+        );
         ids.push(id);
     }
     latencies.sort_by(|a, b| a.total_cmp(b));
@@ -96,11 +120,21 @@ async fn main() {
         })
         .collect();
     baseline.sort_by(|a, b| a.total_cmp(b));
-    let active = cluster.client.tasks(&TaskFilter { active: Some(true), ..Default::default() }).await.unwrap();
+    let active = cluster
+        .client
+        .tasks(&TaskFilter {
+            active: Some(true),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let master_rss = rss_kib(cluster.master.pid());
 
-    println!("drover core bench ({} binaries)", std::env::var("DROVER_BIN_DIR").unwrap_or_else(|_| "debug".into()));
+    println!(
+        "drover core bench ({} binaries)",
+        std::env::var("DROVER_BIN_DIR").unwrap_or_else(|_| "debug".into())
+    );
     println!(
         "launch latency (accepted -> process started), {} launches: median {:.1} ms, p99 {:.1} ms, max {:.1} ms",
         latencies.len(),
@@ -114,7 +148,11 @@ async fn main() {
         percentile(&baseline, 0.99),
         percentile(&latencies, 0.5) / percentile(&baseline, 0.5)
     );
-    println!("idle agent: {:.1} MiB resident, {:.2}% of one core over 10 s", agent_rss as f64 / 1024.0, cpu_pct);
+    println!(
+        "idle agent: {:.1} MiB resident, {:.2}% of one core over 10 s",
+        agent_rss as f64 / 1024.0,
+        cpu_pct
+    );
     println!(
         "master with 2 agents and {} active tasks: {:.1} MiB resident",
         active.len(),

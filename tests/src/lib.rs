@@ -79,7 +79,11 @@ impl Server {
     /// Starts `program args` and waits for its `listening on http://ADDR` first line.
     /// Standard error goes to `log`.
     pub fn start(program: &Path, args: &[String], envs: &[(String, String)], log: &Path) -> Server {
-        let stderr = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
+        let stderr = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .unwrap();
         let mut child = Command::new(program)
             .args(args)
             .envs(envs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
@@ -98,15 +102,32 @@ impl Server {
             // Keep draining so the process never blocks on a full pipe.
             for _ in lines {}
         });
-        let first = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|_| {
-            let log_text = std::fs::read_to_string(log).unwrap_or_default();
-            panic!("{} did not announce its address; its log:\n{log_text}", program.display())
-        });
+        let first = rx
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| {
+                let log_text = std::fs::read_to_string(log).unwrap_or_default();
+                panic!(
+                    "{} did not announce its address; its log:\n{log_text}",
+                    program.display()
+                )
+            });
         let url = first
             .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line from {}: {first:?}", program.display()))
+            .unwrap_or_else(|| {
+                panic!(
+                    "unexpected first line from {}: {first:?}",
+                    program.display()
+                )
+            })
             .to_string();
-        Server { child, url, program: program.into(), args: args.to_vec(), envs: envs.to_vec(), log: log.into() }
+        Server {
+            child,
+            url,
+            program: program.into(),
+            args: args.to_vec(),
+            envs: envs.to_vec(),
+            log: log.into(),
+        }
     }
 
     /// The server's process id.
@@ -141,7 +162,13 @@ impl Server {
         let args: Vec<String> = self
             .args
             .iter()
-            .map(|a| if a == "127.0.0.1:0" { addr.clone() } else { a.clone() })
+            .map(|a| {
+                if a == "127.0.0.1:0" {
+                    addr.clone()
+                } else {
+                    a.clone()
+                }
+            })
             .collect();
         let fresh = Server::start(&self.program, &args, &self.envs, &self.log);
         // The old process is already dead; dropping it only reaps it.
@@ -177,7 +204,12 @@ pub struct ClusterOptions {
 
 impl Default for ClusterOptions {
     fn default() -> Self {
-        ClusterOptions { agents: 2, heartbeat_interval: 0.5, heartbeat_timeout: 6.0, ports_per_agent: 50 }
+        ClusterOptions {
+            agents: 2,
+            heartbeat_interval: 0.5,
+            heartbeat_timeout: 6.0,
+            ports_per_agent: 50,
+        }
     }
 }
 
@@ -198,7 +230,10 @@ pub struct Cluster {
 impl Cluster {
     /// Starts a master and `opts.agents` agents and waits until every agent is registered.
     pub async fn start(opts: ClusterOptions) -> Cluster {
-        let dir = tempfile::Builder::new().prefix("drover-test-").tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("drover-test-")
+            .tempdir()
+            .unwrap();
         let master_args = vec![
             "--listen".to_string(),
             "127.0.0.1:0".to_string(),
@@ -209,16 +244,31 @@ impl Cluster {
             "--heartbeat-timeout".to_string(),
             opts.heartbeat_timeout.to_string(),
         ];
-        let master = Server::start(&bin_path("drover-master"), &master_args, &[], &dir.path().join("master.log"));
+        let master = Server::start(
+            &bin_path("drover-master"),
+            &master_args,
+            &[],
+            &dir.path().join("master.log"),
+        );
         let client = MasterClient::new(&master.url, None).unwrap();
-        let mut cluster = Cluster { master, agents: Vec::new(), client, dir, scheduler: None };
+        let mut cluster = Cluster {
+            master,
+            agents: Vec::new(),
+            client,
+            dir,
+            scheduler: None,
+        };
         for i in 0..opts.agents {
             cluster.add_agent(i, opts.ports_per_agent);
         }
         let n = opts.agents;
         cluster
             .wait_nodes("every agent registered", move |nodes| {
-                nodes.iter().filter(|n| n.state == drover_api::node::NodeState::Ready).count() == n
+                nodes
+                    .iter()
+                    .filter(|n| n.state == drover_api::node::NodeState::Ready)
+                    .count()
+                    == n
             })
             .await;
         cluster
@@ -234,14 +284,19 @@ impl Cluster {
             "--name".to_string(),
             format!("agent-{i}"),
             "--work-dir".to_string(),
-            self.dir.path().join(format!("agent-{i}")).display().to_string(),
+            self.dir
+                .path()
+                .join(format!("agent-{i}"))
+                .display()
+                .to_string(),
             "--ports".to_string(),
             format!("{lo}-{hi}"),
             "--attributes".to_string(),
             format!("rack=r{},zone=z", i % 2),
         ];
         let log = self.dir.path().join(format!("agent-{i}.log"));
-        self.agents.push(Server::start(&bin_path("drover-agent"), &args, &[], &log));
+        self.agents
+            .push(Server::start(&bin_path("drover-agent"), &args, &[], &log));
     }
 
     /// Starts a `drover-scheduler` against this cluster's master, with its data under the
@@ -257,14 +312,26 @@ impl Cluster {
         ];
         args.extend(extra.iter().map(|s| s.to_string()));
         let log = self.dir.path().join("scheduler.log");
-        let envs = vec![("RUST_LOG".to_string(), "info,drover_scheduler=debug".to_string())];
-        self.scheduler = Some(Server::start(&bin_path("drover-scheduler"), &args, &envs, &log));
+        let envs = vec![(
+            "RUST_LOG".to_string(),
+            "info,drover_scheduler=debug".to_string(),
+        )];
+        self.scheduler = Some(Server::start(
+            &bin_path("drover-scheduler"),
+            &args,
+            &envs,
+            &log,
+        ));
         self.scheduler.as_ref().unwrap()
     }
 
     /// The scheduler's base URL; panics when none was started.
     pub fn scheduler_url(&self) -> String {
-        self.scheduler.as_ref().expect("no scheduler started").url.clone()
+        self.scheduler
+            .as_ref()
+            .expect("no scheduler started")
+            .url
+            .clone()
     }
 
     /// A client for the scheduler; panics when none was started.
@@ -291,7 +358,11 @@ impl Cluster {
         let out = Command::new(bin_path("drover"))
             .args(args)
             .env("DROVER_MASTER", &self.master.url)
-            .envs(self.scheduler.as_ref().map(|s| ("DROVER_SCHEDULER", s.url.clone())))
+            .envs(
+                self.scheduler
+                    .as_ref()
+                    .map(|s| ("DROVER_SCHEDULER", s.url.clone())),
+            )
             .stdin(Stdio::null())
             .output()
             .unwrap();
@@ -308,7 +379,8 @@ impl Cluster {
         all.extend_from_slice(args);
         let (code, out, err) = self.cli(&all);
         assert_eq!(code, 0, "drover {args:?} failed: {err}");
-        serde_json::from_str(&out).unwrap_or_else(|e| panic!("drover {args:?} printed non-JSON ({e}): {out}"))
+        serde_json::from_str(&out)
+            .unwrap_or_else(|e| panic!("drover {args:?} printed non-JSON ({e}): {out}"))
     }
 
     /// All the logs, for a failing assertion's message.
@@ -348,7 +420,9 @@ pub fn process_alive(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(stat) => {
             // The state follows the parenthesised command name.
-            let state = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().next());
+            let state = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().next());
             state != Some("Z")
         }
         Err(_) => false,

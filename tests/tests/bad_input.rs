@@ -23,10 +23,18 @@ async fn post_raw(url: &str, body: Vec<u8>) -> (u16, Vec<u8>) {
 
 async fn expect_error(url: &str, body: &str, status: u16, code: ErrorCode, mentions: &str) {
     let (s, bytes) = post_raw(url, body.as_bytes().to_vec()).await;
-    let err: ApiError = serde_json::from_slice(&bytes)
-        .unwrap_or_else(|_| panic!("{url} answered {s} with a non-JSON body: {}", String::from_utf8_lossy(&bytes)));
+    let err: ApiError = serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+        panic!(
+            "{url} answered {s} with a non-JSON body: {}",
+            String::from_utf8_lossy(&bytes)
+        )
+    });
     assert_eq!((s, err.code), (status, code), "{url} {body}: {err:?}");
-    assert!(err.message.contains(mentions), "{url} {body}: message {:?} should mention {mentions:?}", err.message);
+    assert!(
+        err.message.contains(mentions),
+        "{url} {body}: message {:?} should mention {mentions:?}",
+        err.message
+    );
 }
 
 fn valid_launch(node: &str) -> String {
@@ -46,25 +54,67 @@ fn valid_launch(node: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_input_is_refused_and_changes_nothing() {
-    let cluster = Cluster::start(ClusterOptions { agents: 1, ..Default::default() }).await;
+    let cluster = Cluster::start(ClusterOptions {
+        agents: 1,
+        ..Default::default()
+    })
+    .await;
     let m = &cluster.master.url;
     let tasks_url = format!("{m}/v1/tasks");
 
-    expect_error(&tasks_url, "{\"node\": ", 400, ErrorCode::MalformedBody, "JSON").await;
-    expect_error(&tasks_url, &valid_launch("no-such-node"), 404, ErrorCode::NotFound, "no-such-node").await;
+    expect_error(
+        &tasks_url,
+        "{\"node\": ",
+        400,
+        ErrorCode::MalformedBody,
+        "JSON",
+    )
+    .await;
+    expect_error(
+        &tasks_url,
+        &valid_launch("no-such-node"),
+        404,
+        ErrorCode::NotFound,
+        "no-such-node",
+    )
+    .await;
     let negative = valid_launch("agent-0").replace("\"cpus\":0.1", "\"cpus\":-2.0");
     expect_error(&tasks_url, &negative, 400, ErrorCode::InvalidField, "cpus").await;
     let absurd = valid_launch("agent-0").replace("\"mem\":8.0", "\"mem\":1e300");
     expect_error(&tasks_url, &absurd, 400, ErrorCode::InvalidField, "mem").await;
     let wrong_type = valid_launch("agent-0").replace("\"cpus\":0.1", "\"cpus\":\"lots\"");
-    expect_error(&tasks_url, &wrong_type, 400, ErrorCode::InvalidField, "cpus").await;
+    expect_error(
+        &tasks_url,
+        &wrong_type,
+        400,
+        ErrorCode::InvalidField,
+        "cpus",
+    )
+    .await;
     let bad_id = valid_launch("agent-0").replace("{\"node\"", "{\"id\":\"../../etc\",\"node\"");
     expect_error(&tasks_url, &bad_id, 400, ErrorCode::InvalidField, "id").await;
-    let oversized = format!("{{\"node\":\"agent-0\",\"pad\":\"{}\"}}", "x".repeat(2 << 20));
+    let oversized = format!(
+        "{{\"node\":\"agent-0\",\"pad\":\"{}\"}}",
+        "x".repeat(2 << 20)
+    );
     let (s, bytes) = post_raw(&tasks_url, oversized.into_bytes()).await;
     assert_eq!(s, 413, "{}", String::from_utf8_lossy(&bytes));
-    expect_error(&format!("{m}/v1/tasks/nope.123/kill"), "", 404, ErrorCode::NotFound, "nope.123").await;
-    expect_error(&format!("{m}/v1/nodes/ghost/drain"), "", 404, ErrorCode::NotFound, "ghost").await;
+    expect_error(
+        &format!("{m}/v1/tasks/nope.123/kill"),
+        "",
+        404,
+        ErrorCode::NotFound,
+        "nope.123",
+    )
+    .await;
+    expect_error(
+        &format!("{m}/v1/nodes/ghost/drain"),
+        "",
+        404,
+        ErrorCode::NotFound,
+        "ghost",
+    )
+    .await;
 
     // The CLI reports the same errors and exits non-zero.
     let (code, _, err) = cluster.cli(&["tasks", "launch", "--node", "ghost", "--", "true"]);
@@ -72,7 +122,14 @@ async fn bad_input_is_refused_and_changes_nothing() {
     assert!(err.contains("ghost"), "{err}");
 
     // Nothing was created.
-    assert!(cluster.client.tasks(&TaskFilter::default()).await.unwrap().is_empty());
+    assert!(
+        cluster
+            .client
+            .tasks(&TaskFilter::default())
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(cluster.client.nodes().await.unwrap().len(), 1);
 }
 
@@ -111,7 +168,15 @@ fn random_body(rng: &mut XorShift, valid: &str) -> Vec<u8> {
         }
         // Well-formed JSON of the wrong shape.
         _ => {
-            let shapes = ["null", "[]", "{}", "1e999", "\"\"", "{\"node\":[]}", "{\"task\":{\"name\":7}}"];
+            let shapes = [
+                "null",
+                "[]",
+                "{}",
+                "1e999",
+                "\"\"",
+                "{\"node\":[]}",
+                "{\"task\":{\"name\":7}}",
+            ];
             shapes[rng.below(shapes.len())].as_bytes().to_vec()
         }
     }
@@ -119,7 +184,11 @@ fn random_body(rng: &mut XorShift, valid: &str) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn random_and_truncated_bodies_never_crash_servers() {
-    let cluster = Cluster::start(ClusterOptions { agents: 1, ..Default::default() }).await;
+    let cluster = Cluster::start(ClusterOptions {
+        agents: 1,
+        ..Default::default()
+    })
+    .await;
     let m = &cluster.master.url;
     let a = &cluster.agents[0].url;
     let register = "{\"name\":\"fuzz\",\"address\":\"http://127.0.0.1:1\",\"version\":\"0\",\"total\":{\"cpus\":1,\"mem\":1,\"disk\":1},\"reserved\":{},\"ports\":{\"begin\":1,\"end\":2},\"host\":{}}";
@@ -129,7 +198,10 @@ async fn random_and_truncated_bodies_never_crash_servers() {
         (format!("{m}/v1/nodes/agent-0/drain"), "{}".into()),
         (format!("{m}/v1/nodes/agent-0/activate"), "{}".into()),
         (format!("{m}/v1/agents/register"), register.into()),
-        (format!("{m}/v1/agents/fuzz/heartbeat"), "{\"host\":{},\"tasks\":[]}".into()),
+        (
+            format!("{m}/v1/agents/fuzz/heartbeat"),
+            "{\"host\":{},\"tasks\":[]}".into(),
+        ),
         (format!("{a}/v1/tasks"), "{}".into()),
     ];
     let mut rng = XorShift(0x5eed_d20e);
@@ -149,18 +221,37 @@ async fn random_and_truncated_bodies_never_crash_servers() {
     }
     // Query strings and paths too.
     for q in ["state=bogus", "active=maybe", "node=%ff", "label=novalue"] {
-        let s = reqwest::get(format!("{m}/v1/tasks?{q}")).await.unwrap().status().as_u16();
+        let s = reqwest::get(format!("{m}/v1/tasks?{q}"))
+            .await
+            .unwrap()
+            .status()
+            .as_u16();
         assert!((400..500).contains(&s) || s == 200, "{q} -> {s}");
     }
-    for path in ["/v1/tasks/..%2F..%2Fetc%2Fpasswd/logs", "/v1/tasks/nope/logs?offset=abc"] {
+    for path in [
+        "/v1/tasks/..%2F..%2Fetc%2Fpasswd/logs",
+        "/v1/tasks/nope/logs?offset=abc",
+    ] {
         for base in [m, a] {
-            let s = reqwest::get(format!("{base}{path}")).await.unwrap().status().as_u16();
+            let s = reqwest::get(format!("{base}{path}"))
+                .await
+                .unwrap()
+                .status()
+                .as_u16();
             assert!((400..500).contains(&s), "{base}{path} -> {s}");
         }
     }
-    assert!(server_errors.is_empty(), "server errors:\n{}", server_errors.join("\n"));
+    assert!(
+        server_errors.is_empty(),
+        "server errors:\n{}",
+        server_errors.join("\n")
+    );
     for base in [m, a] {
-        let s = reqwest::get(format!("{base}/health")).await.unwrap().status().as_u16();
+        let s = reqwest::get(format!("{base}/health"))
+            .await
+            .unwrap()
+            .status()
+            .as_u16();
         assert_eq!(s, 200, "{base} still serves");
     }
     let _ = &cluster.master; // still alive: Drop would otherwise hide a crash
@@ -179,7 +270,11 @@ async fn wide_binds_need_a_token_and_requests_need_it_too() {
         .output()
         .unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("token"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("token"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // With one, requests without it get 401, and with it succeed.
     let token_file = dir.path().join("token");
@@ -192,10 +287,19 @@ async fn wide_binds_need_a_token_and_requests_need_it_too() {
         "--token-file".into(),
         token_file.display().to_string(),
     ];
-    let master = Server::start(&bin_path("drover-master"), &args, &[], &dir.path().join("m.log"));
+    let master = Server::start(
+        &bin_path("drover-master"),
+        &args,
+        &[],
+        &dir.path().join("m.log"),
+    );
     let port = master.url.rsplit(':').next().unwrap();
     let url = format!("http://127.0.0.1:{port}");
-    let s = reqwest::get(format!("{url}/v1/nodes")).await.unwrap().status().as_u16();
+    let s = reqwest::get(format!("{url}/v1/nodes"))
+        .await
+        .unwrap()
+        .status()
+        .as_u16();
     assert_eq!(s, 401);
     let ok = drover_api::client::MasterClient::new(&url, Some("s3cret-token".into())).unwrap();
     assert!(ok.nodes().await.unwrap().is_empty());
@@ -215,10 +319,17 @@ async fn wide_binds_need_a_token_and_requests_need_it_too() {
         "--token-file".into(),
         token_file.display().to_string(),
     ];
-    let _agent = Server::start(&bin_path("drover-agent"), &agent_args, &[], &dir.path().join("a.log"));
-    drover_cluster_tests::wait_for("token agent registered", std::time::Duration::from_secs(30), || async {
-        (ok.nodes().await.ok()?.len() == 1).then_some(())
-    })
+    let _agent = Server::start(
+        &bin_path("drover-agent"),
+        &agent_args,
+        &[],
+        &dir.path().join("a.log"),
+    );
+    drover_cluster_tests::wait_for(
+        "token agent registered",
+        std::time::Duration::from_secs(30),
+        || async { (ok.nodes().await.ok()?.len() == 1).then_some(()) },
+    )
     .await;
     let out = Command::new(bin_path("drover"))
         .args(["--json", "nodes"])
@@ -226,5 +337,9 @@ async fn wide_binds_need_a_token_and_requests_need_it_too() {
         .env("DROVER_TOKEN", "s3cret-token")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -13,11 +13,16 @@ use drover_cluster_tests::{Cluster, ClusterOptions, bin_path, wait_for};
 const LONG: Duration = Duration::from_secs(40);
 
 fn launch(cluster: &Cluster, node: &str, name: &str, cmd: &str) -> TaskId {
-    let (code, out, err) =
-        cluster.cli(&["tasks", "launch", "--node", node, "--name", name, "--cpus", "0.05", "--mem", "8", "--", cmd]);
+    let (code, out, err) = cluster.cli(&[
+        "tasks", "launch", "--node", node, "--name", name, "--cpus", "0.05", "--mem", "8", "--",
+        cmd,
+    ]);
     assert_eq!(code, 0, "{err}");
     let id = out.trim();
-    assert!(!id.contains(char::is_whitespace), "launch prints the id alone: {out:?}");
+    assert!(
+        !id.contains(char::is_whitespace),
+        "launch prints the id alone: {out:?}"
+    );
     TaskId(id.to_string())
 }
 
@@ -39,10 +44,29 @@ async fn cli_lists_filters_and_shows() {
 
     // Default: active tasks only; --all adds ended ones; --node and --state filter.
     let active = cluster.cli_json(&["tasks"]);
-    let ids: Vec<&str> = active.as_array().unwrap().iter().map(|t| t["spec"]["id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = active
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["spec"]["id"].as_str().unwrap())
+        .collect();
     assert_eq!(ids, vec![a.as_str()]);
-    assert_eq!(cluster.cli_json(&["tasks", "--all"]).as_array().unwrap().len(), 2);
-    assert_eq!(cluster.cli_json(&["tasks", "--all", "--node", "agent-1"]).as_array().unwrap().len(), 1);
+    assert_eq!(
+        cluster
+            .cli_json(&["tasks", "--all"])
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(
+        cluster
+            .cli_json(&["tasks", "--all", "--node", "agent-1"])
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
     let finished = cluster.cli_json(&["tasks", "--state", "finished"]);
     assert_eq!(finished[0]["spec"]["id"], b.as_str());
     assert_eq!(finished[0]["exit"]["code"], 0);
@@ -50,7 +74,10 @@ async fn cli_lists_filters_and_shows() {
     // Tables for people.
     let (code, out, _) = cluster.cli(&["tasks", "--all"]);
     assert_eq!(code, 0);
-    assert!(out.contains("alpha") && out.contains("beta") && out.contains("finished"), "{out}");
+    assert!(
+        out.contains("alpha") && out.contains("beta") && out.contains("finished"),
+        "{out}"
+    );
     let (code, out, _) = cluster.cli(&["nodes", "show", "agent-0"]);
     assert_eq!(code, 0);
     assert!(out.contains("agent-0") && out.contains("alpha"), "{out}");
@@ -64,7 +91,11 @@ async fn cli_lists_filters_and_shows() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn cli_logs_and_kill_wait() {
-    let cluster = Cluster::start(ClusterOptions { agents: 1, ..Default::default() }).await;
+    let cluster = Cluster::start(ClusterOptions {
+        agents: 1,
+        ..Default::default()
+    })
+    .await;
     let id = launch(
         &cluster,
         "agent-0",
@@ -90,7 +121,10 @@ async fn cli_logs_and_kill_wait() {
         seen.push(lines.next().unwrap().unwrap());
     }
     assert_eq!(seen[0], "line 0");
-    assert_eq!(seen[14], "line 14", "lines arrive in order, none lost: {seen:?}");
+    assert_eq!(
+        seen[14], "line 14",
+        "lines arrive in order, none lost: {seen:?}"
+    );
 
     let (code, out, err) = cluster.cli(&["tasks", "kill", "--wait", id.as_str()]);
     assert_eq!(code, 0, "{err}");
@@ -99,7 +133,10 @@ async fn cli_logs_and_kill_wait() {
         for _ in lines.by_ref() {}
         follow.wait().unwrap()
     });
-    let status = tokio::time::timeout(LONG, status).await.expect("logs --follow ends with the task").unwrap();
+    let status = tokio::time::timeout(LONG, status)
+        .await
+        .expect("logs --follow ends with the task")
+        .unwrap();
     assert!(status.success());
 
     // --tail gives the last bytes.

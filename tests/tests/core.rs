@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use drover_api::node::NodeState;
 use drover_api::task::{
-    HealthCheck, HealthProtocol, LaunchRequest, PortRequest, Task, TaskDefinition, TaskFilter, TaskId, TaskState,
+    HealthCheck, HealthProtocol, LaunchRequest, PortRequest, Task, TaskDefinition, TaskFilter,
+    TaskId, TaskState,
 };
 use drover_api::{ErrorCode, Resources};
 use drover_cluster_tests::{Cluster, ClusterOptions, bin_path, process_alive, wait_for};
@@ -27,12 +28,21 @@ fn definition(name: &str, cmd: &str) -> TaskDefinition {
 async fn launch(cluster: &Cluster, node: &str, def: TaskDefinition) -> Task {
     cluster
         .client
-        .launch(&LaunchRequest { node: node.to_string(), id: None, task: def })
+        .launch(&LaunchRequest {
+            node: node.to_string(),
+            id: None,
+            task: def,
+        })
         .await
         .unwrap_or_else(|e| panic!("launch refused: {e}"))
 }
 
-async fn wait_state(cluster: &Cluster, id: &TaskId, ok: impl Fn(&Task) -> bool, what: &str) -> Task {
+async fn wait_state(
+    cluster: &Cluster,
+    id: &TaskId,
+    ok: impl Fn(&Task) -> bool,
+    what: &str,
+) -> Task {
     let deadline = std::time::Instant::now() + LONG;
     let mut last = None;
     while std::time::Instant::now() < deadline {
@@ -53,7 +63,11 @@ async fn wait_state(cluster: &Cluster, id: &TaskId, ok: impl Fn(&Task) -> bool, 
 }
 
 fn host_cpus() -> u32 {
-    std::fs::read_to_string("/proc/cpuinfo").unwrap().lines().filter(|l| l.starts_with("processor")).count() as u32
+    std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with("processor"))
+        .count() as u32
 }
 
 fn host_mem_mb() -> f64 {
@@ -79,10 +93,17 @@ async fn agents_register_with_host_resources() {
         let host = &n["host"];
         assert_eq!(host["cpus"].as_u64().unwrap() as u32, host_cpus());
         let mem = host["memTotalMb"].as_f64().unwrap();
-        assert!((mem - host_mem_mb()).abs() < host_mem_mb() * 0.02, "mem {mem} vs host {}", host_mem_mb());
+        assert!(
+            (mem - host_mem_mb()).abs() < host_mem_mb() * 0.02,
+            "mem {mem} vs host {}",
+            host_mem_mb()
+        );
         assert!(n["total"]["cpus"].as_f64().unwrap() > 0.0);
         assert!(n["total"]["mem"].as_f64().unwrap() > 0.0);
-        assert!(n["total"]["mem"].as_f64().unwrap() < mem, "a share of memory is reserved for the host");
+        assert!(
+            n["total"]["mem"].as_f64().unwrap() < mem,
+            "a share of memory is reserved for the host"
+        );
         assert_eq!(n["state"], "ready");
         assert!(n["attributes"]["rack"].is_string());
     }
@@ -98,12 +119,28 @@ async fn agents_register_with_host_resources() {
 async fn task_runs_logs_and_allocates() {
     let cluster = Cluster::start(ClusterOptions::default()).await;
     let (code, out, err) = cluster.cli(&[
-        "tasks", "launch", "--node", "agent-0", "--name", "ticker", "--cpus", "0.25", "--mem", "64", "--",
+        "tasks",
+        "launch",
+        "--node",
+        "agent-0",
+        "--name",
+        "ticker",
+        "--cpus",
+        "0.25",
+        "--mem",
+        "64",
+        "--",
         "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.1; done",
     ]);
     assert_eq!(code, 0, "launch failed: {err}");
     let id = TaskId(out.trim().to_string());
-    let task = wait_state(&cluster, &id, |t| t.state == TaskState::Running, "ticker running").await;
+    let task = wait_state(
+        &cluster,
+        &id,
+        |t| t.state == TaskState::Running,
+        "ticker running",
+    )
+    .await;
     assert!(process_alive(task.pid.unwrap()));
 
     // Its logs show the lines.
@@ -116,7 +153,11 @@ async fn task_runs_logs_and_allocates() {
 
     // Its resources are allocated on its node.
     let node = cluster.client.node("agent-0").await.unwrap();
-    assert!((node.allocated.cpus - 0.25).abs() < 1e-9, "{:?}", node.allocated);
+    assert!(
+        (node.allocated.cpus - 0.25).abs() < 1e-9,
+        "{:?}",
+        node.allocated
+    );
     assert!((node.allocated.mem - 64.0).abs() < 1e-9);
     assert!((node.free.cpus - (node.total.cpus - 0.25)).abs() < 1e-9);
 
@@ -125,14 +166,19 @@ async fn task_runs_logs_and_allocates() {
     huge.resources.cpus = node.total.cpus + 1.0;
     let err = cluster
         .client
-        .launch(&LaunchRequest { node: "agent-0".into(), id: None, task: huge })
+        .launch(&LaunchRequest {
+            node: "agent-0".into(),
+            id: None,
+            task: huge,
+        })
         .await
         .unwrap_err();
     let body = err.api_error().unwrap();
     assert_eq!(body.code, ErrorCode::InsufficientResources);
     assert!(body.message.contains("cpus"), "{}", body.message);
-    let (code, _, err) =
-        cluster.cli(&["tasks", "launch", "--node", "agent-0", "--mem", "99999999", "--", "sleep", "1"]);
+    let (code, _, err) = cluster.cli(&[
+        "tasks", "launch", "--node", "agent-0", "--mem", "99999999", "--", "sleep", "1",
+    ]);
     assert_ne!(code, 0);
     assert!(err.contains("mem"), "{err}");
     // Nothing was created by the refusals.
@@ -152,18 +198,49 @@ async fn kill_uses_sigterm_then_sigkill() {
         definition("stubborn", "trap '' TERM; while true; do sleep 0.1; done"),
     )
     .await;
-    let polite = wait_state(&cluster, polite.id(), |t| t.state == TaskState::Running, "polite running").await;
-    let stubborn = wait_state(&cluster, stubborn.id(), |t| t.state == TaskState::Running, "stubborn running").await;
+    let polite = wait_state(
+        &cluster,
+        polite.id(),
+        |t| t.state == TaskState::Running,
+        "polite running",
+    )
+    .await;
+    let stubborn = wait_state(
+        &cluster,
+        stubborn.id(),
+        |t| t.state == TaskState::Running,
+        "stubborn running",
+    )
+    .await;
 
     let (code, _, err) = cluster.cli(&["tasks", "kill", polite.id().as_str()]);
     assert_eq!(code, 0, "{err}");
     cluster.client.kill(stubborn.id()).await.unwrap();
 
-    let polite_done = wait_state(&cluster, polite.id(), |t| t.state == TaskState::Killed, "polite killed").await;
-    let stubborn_done =
-        wait_state(&cluster, stubborn.id(), |t| t.state == TaskState::Killed, "stubborn killed").await;
-    assert_eq!(polite_done.exit.and_then(|e| e.signal), Some(15), "{polite_done:?}");
-    assert_eq!(stubborn_done.exit.and_then(|e| e.signal), Some(9), "{stubborn_done:?}");
+    let polite_done = wait_state(
+        &cluster,
+        polite.id(),
+        |t| t.state == TaskState::Killed,
+        "polite killed",
+    )
+    .await;
+    let stubborn_done = wait_state(
+        &cluster,
+        stubborn.id(),
+        |t| t.state == TaskState::Killed,
+        "stubborn killed",
+    )
+    .await;
+    assert_eq!(
+        polite_done.exit.and_then(|e| e.signal),
+        Some(15),
+        "{polite_done:?}"
+    );
+    assert_eq!(
+        stubborn_done.exit.and_then(|e| e.signal),
+        Some(9),
+        "{stubborn_done:?}"
+    );
     assert!(!process_alive(polite.pid.unwrap()));
     assert!(!process_alive(stubborn.pid.unwrap()));
 
@@ -180,8 +257,19 @@ async fn kill_uses_sigterm_then_sigkill() {
 #[tokio::test(flavor = "multi_thread")]
 async fn master_restart_keeps_state() {
     let mut cluster = Cluster::start(ClusterOptions::default()).await;
-    let task = launch(&cluster, "agent-1", definition("survivor", "exec sleep 1000")).await;
-    let task = wait_state(&cluster, task.id(), |t| t.state == TaskState::Running, "survivor running").await;
+    let task = launch(
+        &cluster,
+        "agent-1",
+        definition("survivor", "exec sleep 1000"),
+    )
+    .await;
+    let task = wait_state(
+        &cluster,
+        task.id(),
+        |t| t.state == TaskState::Running,
+        "survivor running",
+    )
+    .await;
     let pid = task.pid.unwrap();
 
     cluster.master.kill_hard();
@@ -194,10 +282,18 @@ async fn master_restart_keeps_state() {
     cluster
         .wait_nodes("agents reconnect", |nodes| {
             nodes.len() == 2
-                && nodes.iter().all(|n| n.state == NodeState::Ready && n.last_heartbeat_at > again.updated_at)
+                && nodes
+                    .iter()
+                    .all(|n| n.state == NodeState::Ready && n.last_heartbeat_at > again.updated_at)
         })
         .await;
-    let after = wait_state(&cluster, task.id(), |t| t.state == TaskState::Running, "still running").await;
+    let after = wait_state(
+        &cluster,
+        task.id(),
+        |t| t.state == TaskState::Running,
+        "still running",
+    )
+    .await;
     assert_eq!(after.pid, Some(pid));
     assert!(process_alive(pid), "the task's process never stopped");
 }
@@ -208,13 +304,25 @@ async fn master_restart_keeps_state() {
 async fn agent_restart_readopts_tasks() {
     let mut cluster = Cluster::start(ClusterOptions::default()).await;
     let stop_file = cluster.dir.path().join("stop-readopt");
-    let cmd = format!("while [ ! -e {} ]; do sleep 0.1; done; exit 3", stop_file.display());
+    let cmd = format!(
+        "while [ ! -e {} ]; do sleep 0.1; done; exit 3",
+        stop_file.display()
+    );
     let task = launch(&cluster, "agent-0", definition("adoptee", &cmd)).await;
-    let task = wait_state(&cluster, task.id(), |t| t.state == TaskState::Running, "adoptee running").await;
+    let task = wait_state(
+        &cluster,
+        task.id(),
+        |t| t.state == TaskState::Running,
+        "adoptee running",
+    )
+    .await;
     let pid = task.pid.unwrap();
 
     cluster.agents[0].kill_hard();
-    assert!(process_alive(pid), "killing the agent must not kill its tasks");
+    assert!(
+        process_alive(pid),
+        "killing the agent must not kill its tasks"
+    );
     cluster.agents[0].restart();
 
     let agent = drover_api::client::AgentClient::new(&cluster.agents[0].url, None).unwrap();
@@ -228,7 +336,13 @@ async fn agent_restart_readopts_tasks() {
     assert_eq!(report.state, TaskState::Running);
 
     std::fs::write(&stop_file, b"").unwrap();
-    let done = wait_state(&cluster, task.id(), |t| t.state.is_terminal(), "adoptee exit recorded").await;
+    let done = wait_state(
+        &cluster,
+        task.id(),
+        |t| t.state.is_terminal(),
+        "adoptee exit recorded",
+    )
+    .await;
     assert_eq!(done.state, TaskState::Failed);
     assert_eq!(done.exit.and_then(|e| e.code), Some(3), "{done:?}");
 }
@@ -237,34 +351,66 @@ async fn agent_restart_readopts_tasks() {
 /// back the master tells it to kill that task.
 #[tokio::test(flavor = "multi_thread")]
 async fn unreachable_agent_tasks_are_lost_then_killed() {
-    let opts = ClusterOptions { heartbeat_interval: 0.3, heartbeat_timeout: 2.0, ..Default::default() };
+    let opts = ClusterOptions {
+        heartbeat_interval: 0.3,
+        heartbeat_timeout: 2.0,
+        ..Default::default()
+    };
     let mut cluster = Cluster::start(opts).await;
     let task = launch(&cluster, "agent-1", definition("orphan", "exec sleep 1000")).await;
-    let task = wait_state(&cluster, task.id(), |t| t.state == TaskState::Running, "orphan running").await;
+    let task = wait_state(
+        &cluster,
+        task.id(),
+        |t| t.state == TaskState::Running,
+        "orphan running",
+    )
+    .await;
     let pid = task.pid.unwrap();
 
     cluster.agents[1].kill_hard();
     cluster
         .wait_nodes("agent-1 unreachable", |nodes| {
-            nodes.iter().any(|n| n.name == "agent-1" && n.state == NodeState::Unreachable)
+            nodes
+                .iter()
+                .any(|n| n.name == "agent-1" && n.state == NodeState::Unreachable)
         })
         .await;
-    wait_state(&cluster, task.id(), |t| t.state == TaskState::Lost, "orphan lost").await;
-    assert!(process_alive(pid), "the process still runs on the cut-off host");
+    wait_state(
+        &cluster,
+        task.id(),
+        |t| t.state == TaskState::Lost,
+        "orphan lost",
+    )
+    .await;
+    assert!(
+        process_alive(pid),
+        "the process still runs on the cut-off host"
+    );
 
     // Launches on an unreachable node are refused.
     let err = cluster
         .client
-        .launch(&LaunchRequest { node: "agent-1".into(), id: None, task: definition("x", "true") })
+        .launch(&LaunchRequest {
+            node: "agent-1".into(),
+            id: None,
+            task: definition("x", "true"),
+        })
         .await
         .unwrap_err();
     assert!(err.to_string().contains("unreachable"), "{err}");
 
     cluster.agents[1].restart();
     cluster
-        .wait_nodes("agent-1 back", |nodes| nodes.iter().any(|n| n.name == "agent-1" && n.state == NodeState::Ready))
+        .wait_nodes("agent-1 back", |nodes| {
+            nodes
+                .iter()
+                .any(|n| n.name == "agent-1" && n.state == NodeState::Ready)
+        })
         .await;
-    wait_for("the lost task's process is killed", LONG, || async { (!process_alive(pid)).then_some(()) }).await;
+    wait_for("the lost task's process is killed", LONG, || async {
+        (!process_alive(pid)).then_some(())
+    })
+    .await;
     let after = cluster.client.task(task.id()).await.unwrap();
     assert_eq!(after.state, TaskState::Lost, "a lost task stays lost");
 }
@@ -291,9 +437,16 @@ async fn health_checks_follow_the_task() {
     // HTTP: the example service's /health fails while a file exists.
     let http_flag = dir.join("http-fail");
     let mut http = definition("http-checked", &format!("exec {}", hello.display()));
-    http.env.insert("HELLO_HEALTH_FILE".into(), http_flag.display().to_string());
-    http.ports = vec![PortRequest { name: Some("http".into()), port: 0 }];
-    http.health_checks = vec![HealthCheck { path: Some("/health".into()), ..check(HealthProtocol::Http) }];
+    http.env
+        .insert("HELLO_HEALTH_FILE".into(), http_flag.display().to_string());
+    http.ports = vec![PortRequest {
+        name: Some("http".into()),
+        port: 0,
+    }];
+    http.health_checks = vec![HealthCheck {
+        path: Some("/health".into()),
+        ..check(HealthProtocol::Http)
+    }];
 
     // TCP: the service listens until a stop file appears, then closes its port.
     let tcp_stop = dir.join("tcp-stop");
@@ -311,8 +464,10 @@ async fn health_checks_follow_the_task() {
     // COMMAND: passes while a file is absent.
     let cmd_flag = dir.join("cmd-fail");
     let mut cmd = definition("cmd-checked", "exec sleep 1000");
-    cmd.health_checks =
-        vec![HealthCheck { command: Some(format!("test ! -e {}", cmd_flag.display())), ..check(HealthProtocol::Command) }];
+    cmd.health_checks = vec![HealthCheck {
+        command: Some(format!("test ! -e {}", cmd_flag.display())),
+        ..check(HealthProtocol::Command)
+    }];
 
     let tasks = [
         launch(&cluster, "agent-0", http).await,
@@ -320,8 +475,13 @@ async fn health_checks_follow_the_task() {
         launch(&cluster, "agent-0", cmd).await,
     ];
     for t in &tasks {
-        wait_state(&cluster, t.id(), |t| t.state == TaskState::Healthy, &format!("{} healthy", t.spec.definition.name))
-            .await;
+        wait_state(
+            &cluster,
+            t.id(),
+            |t| t.state == TaskState::Healthy,
+            &format!("{} healthy", t.spec.definition.name),
+        )
+        .await;
     }
     std::fs::write(&http_flag, b"").unwrap();
     std::fs::write(&tcp_stop, b"").unwrap();
@@ -347,14 +507,29 @@ async fn health_checks_follow_the_task() {
 #[tokio::test(flavor = "multi_thread")]
 async fn drained_node_refuses_launches() {
     let cluster = Cluster::start(ClusterOptions::default()).await;
-    let running = launch(&cluster, "agent-0", definition("before-drain", "exec sleep 1000")).await;
-    wait_state(&cluster, running.id(), |t| t.state == TaskState::Running, "running before drain").await;
+    let running = launch(
+        &cluster,
+        "agent-0",
+        definition("before-drain", "exec sleep 1000"),
+    )
+    .await;
+    wait_state(
+        &cluster,
+        running.id(),
+        |t| t.state == TaskState::Running,
+        "running before drain",
+    )
+    .await;
 
     let (code, _, err) = cluster.cli(&["nodes", "drain", "agent-0"]);
     assert_eq!(code, 0, "{err}");
-    assert_eq!(cluster.client.node("agent-0").await.unwrap().state, NodeState::Draining);
-    let (code, _, err) =
-        cluster.cli(&["tasks", "launch", "--node", "agent-0", "--cpus", "0.1", "--mem", "8", "--", "sleep", "1"]);
+    assert_eq!(
+        cluster.client.node("agent-0").await.unwrap().state,
+        NodeState::Draining
+    );
+    let (code, _, err) = cluster.cli(&[
+        "tasks", "launch", "--node", "agent-0", "--cpus", "0.1", "--mem", "8", "--", "sleep", "1",
+    ]);
     assert_ne!(code, 0);
     assert!(err.contains("draining"), "{err}");
     // Draining does not stop what runs.
@@ -363,5 +538,10 @@ async fn drained_node_refuses_launches() {
 
     let (code, _, err) = cluster.cli(&["nodes", "activate", "agent-0"]);
     assert_eq!(code, 0, "{err}");
-    launch(&cluster, "agent-0", definition("after-drain", "exec sleep 1000")).await;
+    launch(
+        &cluster,
+        "agent-0",
+        definition("after-drain", "exec sleep 1000"),
+    )
+    .await;
 }

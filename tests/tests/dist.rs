@@ -154,8 +154,15 @@ fn dist_binaries_are_static() {
             // the words DESIGN.md promises. A static-pie build (DROVER_DIST_PIE=1, see
             // scripts/dist) is static too but worded differently.
             let pie = std::env::var("DROVER_DIST_PIE").as_deref() == Ok("1");
-            let wanted = if pie { "static-pie linked" } else { "statically linked" };
-            assert!(text.contains(wanted), "{b}: `file` should say {wanted:?}: {text}");
+            let wanted = if pie {
+                "static-pie linked"
+            } else {
+                "statically linked"
+            };
+            assert!(
+                text.contains(wanted),
+                "{b}: `file` should say {wanted:?}: {text}"
+            );
             assert!(
                 !text.contains("dynamically linked") && !text.contains("interpreter"),
                 "{text}"

@@ -17,7 +17,8 @@ use drover_cluster_tests::{Cluster, ClusterOptions};
 fn conformance_dir() -> Option<PathBuf> {
     let mut dir = Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf();
     loop {
-        if std::fs::read_to_string(dir.join("Cargo.toml")).is_ok_and(|t| t.contains("[workspace]")) {
+        if std::fs::read_to_string(dir.join("Cargo.toml")).is_ok_and(|t| t.contains("[workspace]"))
+        {
             let shared = dir.join("../shared/conformance");
             return shared.is_dir().then_some(shared);
         }
@@ -50,7 +51,12 @@ async fn post(url: &str, body: String) -> (u16, String) {
 }
 
 async fn job_names(base: &str) -> Vec<(String, bool)> {
-    let jobs: serde_json::Value = reqwest::get(format!("{base}/scheduler/jobs")).await.unwrap().json().await.unwrap();
+    let jobs: serde_json::Value = reqwest::get(format!("{base}/scheduler/jobs"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     jobs.as_array()
         .unwrap()
         .iter()
@@ -71,7 +77,10 @@ async fn delete_all(base: &str) {
         let mut ordered = jobs.clone();
         ordered.sort_by_key(|(_, dependent)| !dependent);
         for (name, _) in ordered {
-            let _ = reqwest::Client::new().delete(format!("{base}/scheduler/job/{name}")).send().await;
+            let _ = reqwest::Client::new()
+                .delete(format!("{base}/scheduler/job/{name}"))
+                .send()
+                .await;
         }
     }
     assert!(job_names(base).await.is_empty(), "jobs left after cleanup");
@@ -83,7 +92,11 @@ async fn chronos_corpus_through_the_chronos_endpoints() {
         eprintln!("SKIPPED: ../shared/conformance is absent; the Chronos corpus was not run");
         return;
     };
-    let mut cluster = Cluster::start(ClusterOptions { agents: 1, ..Default::default() }).await;
+    let mut cluster = Cluster::start(ClusterOptions {
+        agents: 1,
+        ..Default::default()
+    })
+    .await;
     cluster.start_scheduler(&[]);
     let base = cluster.scheduler_url();
 
@@ -94,17 +107,32 @@ async fn chronos_corpus_through_the_chronos_endpoints() {
         let job: serde_json::Value = serde_json::from_str(&text).unwrap();
         let parents: Vec<String> = job["parents"]
             .as_array()
-            .map(|p| p.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+            .map(|p| {
+                p.iter()
+                    .filter_map(|v| v.as_str().map(String::from))
+                    .collect()
+            })
             .unwrap_or_default();
         let existing: Vec<String> = job_names(&base).await.into_iter().map(|(n, _)| n).collect();
         for parent in parents.iter().filter(|p| !existing.contains(p)) {
             let placeholder = serde_json::json!({
                 "name": parent, "command": "true", "schedule": "R/2030-01-01T00:00:00Z/P1D", "epsilon": "PT1M"
             });
-            let (s, body) = post(&format!("{base}/scheduler/iso8601"), placeholder.to_string()).await;
-            assert!((200..300).contains(&s), "placeholder parent {parent}: {s} {body}");
+            let (s, body) = post(
+                &format!("{base}/scheduler/iso8601"),
+                placeholder.to_string(),
+            )
+            .await;
+            assert!(
+                (200..300).contains(&s),
+                "placeholder parent {parent}: {s} {body}"
+            );
         }
-        let endpoint = if parents.is_empty() { "iso8601" } else { "dependency" };
+        let endpoint = if parents.is_empty() {
+            "iso8601"
+        } else {
+            "dependency"
+        };
         let (s, body) = post(&format!("{base}/scheduler/{endpoint}"), text).await;
         let name = file.file_name().unwrap().to_string_lossy().into_owned();
         if (200..300).contains(&s) {
@@ -129,8 +157,17 @@ async fn chronos_corpus_through_the_chronos_endpoints() {
         } else {
             failures.push(format!("invalid {name} was answered {s}: {body}"));
         }
-        assert!(job_names(&base).await.is_empty(), "a refused job created something");
+        assert!(
+            job_names(&base).await.is_empty(),
+            "a refused job created something"
+        );
     }
-    println!("chronos corpus through the endpoints: {accepted} valid accepted, {refused} invalid refused");
-    assert!(failures.is_empty(), "conformance failures:\n{}", failures.join("\n"));
+    println!(
+        "chronos corpus through the endpoints: {accepted} valid accepted, {refused} invalid refused"
+    );
+    assert!(
+        failures.is_empty(),
+        "conformance failures:\n{}",
+        failures.join("\n")
+    );
 }

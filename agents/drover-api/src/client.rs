@@ -12,17 +12,18 @@ use futures::{Stream, StreamExt};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::job::ChronosJob;
-use crate::job_run::{JobRun, JobStats, JobStatus};
-use crate::task::LogStream;
+use crate::ApiError;
 use crate::agent::{
-    AssignmentsQuery, HeartbeatRequest, HeartbeatResponse, NodeAssignments, RegisterRequest, RegisterResponse,
+    AssignmentsQuery, HeartbeatRequest, HeartbeatResponse, NodeAssignments, RegisterRequest,
+    RegisterResponse,
 };
 use crate::event::Event;
+use crate::job::ChronosJob;
+use crate::job_run::{JobRun, JobStats, JobStatus};
 use crate::meta::VersionInfo;
 use crate::node::Node;
+use crate::task::LogStream;
 use crate::task::{LaunchRequest, LogQuery, Task, TaskFilter, TaskId};
-use crate::ApiError;
 
 /// Why a call failed.
 #[derive(Debug, thiserror::Error)]
@@ -96,8 +97,15 @@ impl HttpClient {
             .connect_timeout(Duration::from_secs(5))
             .tcp_nodelay(true)
             .build()
-            .map_err(|source| ClientError::Transport { url: base.clone(), source })?;
-        Ok(HttpClient { base, token: token.filter(|t| !t.is_empty()), http })
+            .map_err(|source| ClientError::Transport {
+                url: base.clone(),
+                source,
+            })?;
+        Ok(HttpClient {
+            base,
+            token: token.filter(|t| !t.is_empty()),
+            http,
+        })
     }
 
     /// The base URL.
@@ -117,8 +125,15 @@ impl HttpClient {
         }
     }
 
-    async fn send(&self, rb: reqwest::RequestBuilder, url: String) -> Result<reqwest::Response, ClientError> {
-        let resp = rb.send().await.map_err(|source| ClientError::Transport { url: url.clone(), source })?;
+    async fn send(
+        &self,
+        rb: reqwest::RequestBuilder,
+        url: String,
+    ) -> Result<reqwest::Response, ClientError> {
+        let resp = rb.send().await.map_err(|source| ClientError::Transport {
+            url: url.clone(),
+            source,
+        })?;
         let status = resp.status().as_u16();
         if (200..300).contains(&status) {
             return Ok(resp);
@@ -126,19 +141,36 @@ impl HttpClient {
         let bytes = resp.bytes().await.unwrap_or_default();
         let body = serde_json::from_slice::<ApiError>(&bytes).unwrap_or_else(|_| {
             ApiError::new(
-                if status == 401 { crate::ErrorCode::Unauthorized } else { crate::ErrorCode::Internal },
+                if status == 401 {
+                    crate::ErrorCode::Unauthorized
+                } else {
+                    crate::ErrorCode::Internal
+                },
                 String::from_utf8_lossy(&bytes).trim().to_string(),
             )
         });
-        Err(ClientError::Api { url, status, body: Box::new(body) })
+        Err(ClientError::Api {
+            url,
+            status,
+            body: Box::new(body),
+        })
     }
 
-    async fn decode<T: DeserializeOwned>(resp: reqwest::Response, url: &str) -> Result<T, ClientError> {
+    async fn decode<T: DeserializeOwned>(
+        resp: reqwest::Response,
+        url: &str,
+    ) -> Result<T, ClientError> {
         let bytes = resp
             .bytes()
             .await
-            .map_err(|source| ClientError::Transport { url: url.to_string(), source })?;
-        serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode { url: url.to_string(), message: e.to_string() })
+            .map_err(|source| ClientError::Transport {
+                url: url.to_string(),
+                source,
+            })?;
+        serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode {
+            url: url.to_string(),
+            message: e.to_string(),
+        })
     }
 
     /// `GET path` (with an optional query), decoded as `T`.
@@ -164,7 +196,10 @@ impl HttpClient {
         timeout: Duration,
     ) -> Result<T, ClientError> {
         let url = self.url(path);
-        let rb = self.request(reqwest::Method::GET, path).query(query).timeout(timeout);
+        let rb = self
+            .request(reqwest::Method::GET, path)
+            .query(query)
+            .timeout(timeout);
         let resp = self.send(rb, url.clone()).await?;
         Self::decode(resp, &url).await
     }
@@ -186,8 +221,13 @@ impl HttpClient {
     }
 
     /// `POST path` with a JSON body, decoded as `T`.
-    pub async fn post<B: Serialize + ?Sized, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T, ClientError> {
-        self.send_json(reqwest::Method::POST, path, Some(body)).await
+    pub async fn post<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ClientError> {
+        self.send_json(reqwest::Method::POST, path, Some(body))
+            .await
     }
 
     /// `GET path` as a stream of body chunks (logs, events).
@@ -199,9 +239,12 @@ impl HttpClient {
         let url = self.url(path);
         let rb = self.request(reqwest::Method::GET, path).query(query);
         let resp = self.send(rb, url.clone()).await?;
-        Ok(resp
-            .bytes_stream()
-            .map(move |r| r.map_err(|source| ClientError::Transport { url: url.clone(), source })))
+        Ok(resp.bytes_stream().map(move |r| {
+            r.map_err(|source| ClientError::Transport {
+                url: url.clone(),
+                source,
+            })
+        }))
     }
 }
 
@@ -227,7 +270,9 @@ pub struct MasterClient {
 impl MasterClient {
     /// A client for the master at `base`.
     pub fn new(base: &str, token: Option<String>) -> Result<Self, ClientError> {
-        Ok(MasterClient { http: HttpClient::new(base, token)? })
+        Ok(MasterClient {
+            http: HttpClient::new(base, token)?,
+        })
     }
 
     /// The underlying HTTP client.
@@ -247,17 +292,23 @@ impl MasterClient {
 
     /// `GET /v1/nodes/{name}`.
     pub async fn node(&self, name: &str) -> Result<Node, ClientError> {
-        self.http.get::<_, ()>(&format!("/v1/nodes/{}", path_segment(name)), None).await
+        self.http
+            .get::<_, ()>(&format!("/v1/nodes/{}", path_segment(name)), None)
+            .await
     }
 
     /// `POST /v1/nodes/{name}/drain`: refuse new placements on the node.
     pub async fn drain(&self, name: &str) -> Result<Node, ClientError> {
-        self.http.post(&format!("/v1/nodes/{}/drain", path_segment(name)), &()).await
+        self.http
+            .post(&format!("/v1/nodes/{}/drain", path_segment(name)), &())
+            .await
     }
 
     /// `POST /v1/nodes/{name}/activate`: accept placements again.
     pub async fn activate(&self, name: &str) -> Result<Node, ClientError> {
-        self.http.post(&format!("/v1/nodes/{}/activate", path_segment(name)), &()).await
+        self.http
+            .post(&format!("/v1/nodes/{}/activate", path_segment(name)), &())
+            .await
     }
 
     /// `GET /v1/tasks` with filters.
@@ -267,7 +318,9 @@ impl MasterClient {
 
     /// `GET /v1/tasks/{id}`.
     pub async fn task(&self, id: &TaskId) -> Result<Task, ClientError> {
-        self.http.get::<_, ()>(&format!("/v1/tasks/{}", path_segment(id.as_str())), None).await
+        self.http
+            .get::<_, ()>(&format!("/v1/tasks/{}", path_segment(id.as_str())), None)
+            .await
     }
 
     /// `POST /v1/tasks`: place a task on a node. Refused with the reason when the node
@@ -278,7 +331,12 @@ impl MasterClient {
 
     /// `POST /v1/tasks/{id}/kill`.
     pub async fn kill(&self, id: &TaskId) -> Result<Task, ClientError> {
-        self.http.post(&format!("/v1/tasks/{}/kill", path_segment(id.as_str())), &()).await
+        self.http
+            .post(
+                &format!("/v1/tasks/{}/kill", path_segment(id.as_str())),
+                &(),
+            )
+            .await
     }
 
     /// `GET /v1/tasks/{id}/logs`: the task's output, proxied from its agent.
@@ -287,17 +345,26 @@ impl MasterClient {
         id: &TaskId,
         query: &LogQuery,
     ) -> Result<impl Stream<Item = Result<Bytes, ClientError>> + use<>, ClientError> {
-        self.http.stream(&format!("/v1/tasks/{}/logs", path_segment(id.as_str())), query).await
+        self.http
+            .stream(
+                &format!("/v1/tasks/{}/logs", path_segment(id.as_str())),
+                query,
+            )
+            .await
     }
 
     /// `GET /v1/events`: the event stream, decoded.
-    pub async fn events(&self) -> Result<impl Stream<Item = Result<Event, ClientError>> + use<>, ClientError> {
+    pub async fn events(
+        &self,
+    ) -> Result<impl Stream<Item = Result<Event, ClientError>> + use<>, ClientError> {
         let url = self.http.url("/v1/events");
         let bytes = self.http.stream("/v1/events", &()).await?;
         Ok(sse_data(bytes).map(move |r| {
             r.and_then(|data| {
-                serde_json::from_str::<Event>(&data)
-                    .map_err(|e| ClientError::Decode { url: url.clone(), message: e.to_string() })
+                serde_json::from_str::<Event>(&data).map_err(|e| ClientError::Decode {
+                    url: url.clone(),
+                    message: e.to_string(),
+                })
             })
         }))
     }
@@ -308,12 +375,22 @@ impl MasterClient {
     }
 
     /// `POST /v1/agents/{name}/heartbeat`.
-    pub async fn heartbeat(&self, name: &str, req: &HeartbeatRequest) -> Result<HeartbeatResponse, ClientError> {
-        self.http.post(&format!("/v1/agents/{}/heartbeat", path_segment(name)), req).await
+    pub async fn heartbeat(
+        &self,
+        name: &str,
+        req: &HeartbeatRequest,
+    ) -> Result<HeartbeatResponse, ClientError> {
+        self.http
+            .post(&format!("/v1/agents/{}/heartbeat", path_segment(name)), req)
+            .await
     }
 
     /// `GET /v1/agents/{name}/assignments`: long poll for the node's assignments.
-    pub async fn assignments(&self, name: &str, query: &AssignmentsQuery) -> Result<NodeAssignments, ClientError> {
+    pub async fn assignments(
+        &self,
+        name: &str,
+        query: &AssignmentsQuery,
+    ) -> Result<NodeAssignments, ClientError> {
         let wait = query.wait.unwrap_or(30).min(60);
         self.http
             .get_with_timeout(
@@ -334,7 +411,9 @@ pub struct AgentClient {
 impl AgentClient {
     /// A client for the agent at `base`.
     pub fn new(base: &str, token: Option<String>) -> Result<Self, ClientError> {
-        Ok(AgentClient { http: HttpClient::new(base, token)? })
+        Ok(AgentClient {
+            http: HttpClient::new(base, token)?,
+        })
     }
 
     /// `GET /v1/version`.
@@ -353,7 +432,12 @@ impl AgentClient {
         id: &TaskId,
         query: &LogQuery,
     ) -> Result<impl Stream<Item = Result<Bytes, ClientError>> + use<>, ClientError> {
-        self.http.stream(&format!("/v1/tasks/{}/logs", path_segment(id.as_str())), query).await
+        self.http
+            .stream(
+                &format!("/v1/tasks/{}/logs", path_segment(id.as_str())),
+                query,
+            )
+            .await
     }
 }
 
@@ -413,7 +497,9 @@ pub struct SchedulerClient {
 impl SchedulerClient {
     /// A client for the scheduler at `base`.
     pub fn new(base: &str, token: Option<String>) -> Result<Self, ClientError> {
-        Ok(SchedulerClient { http: HttpClient::new(base, token)? })
+        Ok(SchedulerClient {
+            http: HttpClient::new(base, token)?,
+        })
     }
 
     /// The underlying HTTP client.
@@ -448,12 +534,16 @@ impl SchedulerClient {
 
     /// `DELETE /v1/jobs/{name}`: the job as it was.
     pub async fn delete_job(&self, name: &str) -> Result<ChronosJob, ClientError> {
-        self.http.send_json::<(), _>(reqwest::Method::DELETE, &Self::job_path(name, ""), None).await
+        self.http
+            .send_json::<(), _>(reqwest::Method::DELETE, &Self::job_path(name, ""), None)
+            .await
     }
 
     /// `POST /v1/jobs/{name}/run`: starts a run now; the pending first attempt.
     pub async fn run_job(&self, name: &str, arguments: Vec<String>) -> Result<JobRun, ClientError> {
-        self.http.post(&Self::job_path(name, "/run"), &RunJobRequest { arguments }).await
+        self.http
+            .post(&Self::job_path(name, "/run"), &RunJobRequest { arguments })
+            .await
     }
 
     /// `POST /v1/jobs/{name}/kill`: kills the job's open runs.
@@ -477,14 +567,25 @@ impl SchedulerClient {
     }
 
     /// `GET /v1/jobs/{name}/runs?limit=N`: run records (attempts), newest first.
-    pub async fn job_runs(&self, name: &str, limit: Option<usize>) -> Result<Vec<JobRun>, ClientError> {
-        let q: Vec<(&str, String)> = limit.map(|n| ("limit", n.to_string())).into_iter().collect();
-        self.http.get(&Self::job_path(name, "/runs"), Some(&q)).await
+    pub async fn job_runs(
+        &self,
+        name: &str,
+        limit: Option<usize>,
+    ) -> Result<Vec<JobRun>, ClientError> {
+        let q: Vec<(&str, String)> = limit
+            .map(|n| ("limit", n.to_string()))
+            .into_iter()
+            .collect();
+        self.http
+            .get(&Self::job_path(name, "/runs"), Some(&q))
+            .await
     }
 
     /// `GET /v1/jobs/{name}/stats`.
     pub async fn job_stats(&self, name: &str) -> Result<JobStats, ClientError> {
-        self.http.get::<_, ()>(&Self::job_path(name, "/stats"), None).await
+        self.http
+            .get::<_, ()>(&Self::job_path(name, "/stats"), None)
+            .await
     }
 
     /// `GET /v1/jobs/{name}/runs/{run}/logs`: a run's output (`run` is its number, its
@@ -495,7 +596,12 @@ impl SchedulerClient {
         run: &str,
         query: &JobLogQuery,
     ) -> Result<impl Stream<Item = Result<Bytes, ClientError>> + use<>, ClientError> {
-        self.http.stream(&Self::job_path(name, &format!("/runs/{}/logs", path_segment(run))), query).await
+        self.http
+            .stream(
+                &Self::job_path(name, &format!("/runs/{}/logs", path_segment(run))),
+                query,
+            )
+            .await
     }
 
     /// `GET /scheduler/graph/dot`: the jobs' parent graph in Graphviz DOT.
@@ -592,7 +698,11 @@ pub struct ForceQuery {
 
 /// The path of an app under `prefix` (`/v1/apps`): each segment of the id escaped.
 pub fn app_path(prefix: &str, id: &str, rest: &str) -> String {
-    let segments: Vec<String> = id.split('/').filter(|s| !s.is_empty()).map(path_segment).collect();
+    let segments: Vec<String> = id
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(path_segment)
+        .collect();
     format!("{prefix}/{}{rest}", segments.join("/"))
 }
 
@@ -605,7 +715,9 @@ impl SchedulerClient {
 
     /// `GET /v1/apps/{id}`.
     pub async fn app(&self, id: &str) -> Result<AppDetails, ClientError> {
-        self.http.get::<_, ()>(&app_path("/v1/apps", id, ""), None).await
+        self.http
+            .get::<_, ()>(&app_path("/v1/apps", id, ""), None)
+            .await
     }
 
     fn force_suffix(force: bool) -> &'static str {
@@ -613,48 +725,89 @@ impl SchedulerClient {
     }
 
     /// `POST /v1/apps`: creates an app from its Marathon JSON (409 when it exists).
-    pub async fn create_app(&self, app: &serde_json::Value, force: bool) -> Result<AppChanged, ClientError> {
-        self.http.post(&format!("/v1/apps{}", Self::force_suffix(force)), app).await
+    pub async fn create_app(
+        &self,
+        app: &serde_json::Value,
+        force: bool,
+    ) -> Result<AppChanged, ClientError> {
+        self.http
+            .post(&format!("/v1/apps{}", Self::force_suffix(force)), app)
+            .await
     }
 
     /// `PUT /v1/apps/{id}`: creates or updates an app from its Marathon JSON.
-    pub async fn put_app(&self, id: &str, app: &serde_json::Value, force: bool) -> Result<AppChanged, ClientError> {
+    pub async fn put_app(
+        &self,
+        id: &str,
+        app: &serde_json::Value,
+        force: bool,
+    ) -> Result<AppChanged, ClientError> {
         let path = app_path("/v1/apps", id, Self::force_suffix(force));
-        self.http.send_json(reqwest::Method::PUT, &path, Some(app)).await
+        self.http
+            .send_json(reqwest::Method::PUT, &path, Some(app))
+            .await
     }
 
     /// `POST /v1/apps/{id}/scale`.
-    pub async fn scale_app(&self, id: &str, instances: u32, force: bool) -> Result<AppChanged, ClientError> {
-        let path = app_path("/v1/apps", id, &format!("/scale{}", Self::force_suffix(force)));
+    pub async fn scale_app(
+        &self,
+        id: &str,
+        instances: u32,
+        force: bool,
+    ) -> Result<AppChanged, ClientError> {
+        let path = app_path(
+            "/v1/apps",
+            id,
+            &format!("/scale{}", Self::force_suffix(force)),
+        );
         self.http.post(&path, &ScaleRequest { instances }).await
     }
 
     /// `POST /v1/apps/{id}/restart`.
     pub async fn restart_app(&self, id: &str, force: bool) -> Result<AppChanged, ClientError> {
-        let path = app_path("/v1/apps", id, &format!("/restart{}", Self::force_suffix(force)));
+        let path = app_path(
+            "/v1/apps",
+            id,
+            &format!("/restart{}", Self::force_suffix(force)),
+        );
         self.http.post(&path, &()).await
     }
 
     /// `POST /v1/apps/{id}/rollback`: back to `version` (default: see [`RollbackRequest`]).
-    pub async fn rollback_app(&self, id: &str, version: Option<String>, force: bool) -> Result<AppChanged, ClientError> {
-        let path = app_path("/v1/apps", id, &format!("/rollback{}", Self::force_suffix(force)));
+    pub async fn rollback_app(
+        &self,
+        id: &str,
+        version: Option<String>,
+        force: bool,
+    ) -> Result<AppChanged, ClientError> {
+        let path = app_path(
+            "/v1/apps",
+            id,
+            &format!("/rollback{}", Self::force_suffix(force)),
+        );
         self.http.post(&path, &RollbackRequest { version }).await
     }
 
     /// `DELETE /v1/apps/{id}`: stops every instance, then removes the app.
     pub async fn delete_app(&self, id: &str, force: bool) -> Result<AppChanged, ClientError> {
         let path = app_path("/v1/apps", id, Self::force_suffix(force));
-        self.http.send_json::<(), _>(reqwest::Method::DELETE, &path, None).await
+        self.http
+            .send_json::<(), _>(reqwest::Method::DELETE, &path, None)
+            .await
     }
 
     /// `GET /v1/apps/{id}/versions`.
     pub async fn app_versions(&self, id: &str) -> Result<AppVersions, ClientError> {
-        self.http.get::<_, ()>(&app_path("/v1/apps", id, "/versions"), None).await
+        self.http
+            .get::<_, ()>(&app_path("/v1/apps", id, "/versions"), None)
+            .await
     }
 
     /// `GET /v1/apps/{id}/tasks`: the app's active tasks.
     pub async fn app_tasks(&self, id: &str) -> Result<Vec<Task>, ClientError> {
-        self.http.get::<_, ()>(&app_path("/v1/apps", id, "/tasks"), None).await
+        self.http
+            .get::<_, ()>(&app_path("/v1/apps", id, "/tasks"), None)
+            .await
     }
 
     /// `GET /v1/deployments`: running deployments and recent history, newest first.
@@ -664,14 +817,18 @@ impl SchedulerClient {
 
     /// `GET /v1/deployments/{id}`.
     pub async fn deployment(&self, id: &str) -> Result<crate::deployment::Deployment, ClientError> {
-        self.http.get::<_, ()>(&format!("/v1/deployments/{}", path_segment(id)), None).await
+        self.http
+            .get::<_, ()>(&format!("/v1/deployments/{}", path_segment(id)), None)
+            .await
     }
 
     /// `DELETE /v1/deployments/{id}`: cancels a running deployment (it fails now; with
     /// `autoRevert` the app rolls back).
     pub async fn cancel_deployment(&self, id: &str) -> Result<DeploymentCancelled, ClientError> {
         let path = format!("/v1/deployments/{}", path_segment(id));
-        self.http.send_json::<(), _>(reqwest::Method::DELETE, &path, None).await
+        self.http
+            .send_json::<(), _>(reqwest::Method::DELETE, &path, None)
+            .await
     }
 }
 
@@ -714,7 +871,10 @@ where
 /// Position and length of the first blank-line separator (`\n\n` or `\r\n\r\n`).
 fn find_event_end(buf: &[u8]) -> Option<(usize, usize)> {
     let lf = buf.windows(2).position(|w| w == b"\n\n").map(|p| (p, 2));
-    let crlf = buf.windows(4).position(|w| w == b"\r\n\r\n").map(|p| (p, 4));
+    let crlf = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|p| (p, 4));
     match (lf, crlf) {
         (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
         (a, b) => a.or(b),
@@ -728,11 +888,16 @@ mod tests {
     #[tokio::test]
     async fn sse_splits_events_across_chunks() {
         let chunks: Vec<Result<Bytes, ClientError>> = vec![
-            Ok(Bytes::from_static(b": keep-alive\n\nevent: x\ndata: {\"a\"")),
+            Ok(Bytes::from_static(
+                b": keep-alive\n\nevent: x\ndata: {\"a\"",
+            )),
             Ok(Bytes::from_static(b":1}\n\ndata: two\n")),
             Ok(Bytes::from_static(b"\n")),
         ];
-        let out: Vec<String> = sse_data(futures::stream::iter(chunks)).map(|r| r.unwrap()).collect().await;
+        let out: Vec<String> = sse_data(futures::stream::iter(chunks))
+            .map(|r| r.unwrap())
+            .collect()
+            .await;
         assert_eq!(out, vec!["{\"a\":1}".to_string(), "two".to_string()]);
     }
 

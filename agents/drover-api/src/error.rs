@@ -57,14 +57,22 @@ pub struct ApiError {
 impl ApiError {
     /// An error with a code and a message.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        ApiError { code, message: message.into(), field: None }
+        ApiError {
+            code,
+            message: message.into(),
+            field: None,
+        }
     }
 
     /// An `invalid_field` error naming the field.
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
         let field = field.into();
         let message = message.into();
-        ApiError { code: ErrorCode::InvalidField, message: format!("{field}: {message}"), field: Some(field) }
+        ApiError {
+            code: ErrorCode::InvalidField,
+            message: format!("{field}: {message}"),
+            field: Some(field),
+        }
     }
 
     /// A `not_found` error for a kind of thing and its id.

@@ -23,9 +23,9 @@
 
 pub mod agent;
 pub mod app;
-pub mod deployment;
 #[cfg(feature = "client")]
 pub mod client;
+pub mod deployment;
 pub mod error;
 pub mod event;
 pub mod job;

@@ -28,7 +28,11 @@ impl Resources {
 
     /// Component-wise sum.
     pub fn plus(self, other: Resources) -> Resources {
-        Resources::new(self.cpus + other.cpus, self.mem + other.mem, self.disk + other.disk)
+        Resources::new(
+            self.cpus + other.cpus,
+            self.mem + other.mem,
+            self.disk + other.disk,
+        )
     }
 
     /// Component-wise difference, floored at zero.
@@ -51,13 +55,25 @@ impl Resources {
         const EPS: f64 = 1e-9;
         let mut out = Vec::new();
         if self.cpus > free.cpus + EPS {
-            out.push(format!("cpus: wants {} but {} free", self.cpus, round2(free.cpus)));
+            out.push(format!(
+                "cpus: wants {} but {} free",
+                self.cpus,
+                round2(free.cpus)
+            ));
         }
         if self.mem > free.mem + EPS {
-            out.push(format!("mem: wants {} MiB but {} MiB free", self.mem, round2(free.mem)));
+            out.push(format!(
+                "mem: wants {} MiB but {} MiB free",
+                self.mem,
+                round2(free.mem)
+            ));
         }
         if self.disk > free.disk + EPS {
-            out.push(format!("disk: wants {} MiB but {} MiB free", self.disk, round2(free.disk)));
+            out.push(format!(
+                "disk: wants {} MiB but {} MiB free",
+                self.disk,
+                round2(free.disk)
+            ));
         }
         out
     }
@@ -100,7 +116,10 @@ pub struct PortRange {
 impl Default for PortRange {
     /// Mesos's default port range.
     fn default() -> Self {
-        PortRange { begin: 31000, end: 32000 }
+        PortRange {
+            begin: 31000,
+            end: 32000,
+        }
     }
 }
 
@@ -112,7 +131,11 @@ impl PortRange {
 
     /// How many ports the range holds.
     pub fn len(&self) -> usize {
-        if self.end < self.begin { 0 } else { (self.end - self.begin) as usize + 1 }
+        if self.end < self.begin {
+            0
+        } else {
+            (self.end - self.begin) as usize + 1
+        }
     }
 
     /// Whether the range holds no port.
@@ -126,7 +149,9 @@ impl std::str::FromStr for PortRange {
 
     /// Parses `LO-HI`, e.g. `31000-32000`.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (lo, hi) = s.split_once('-').ok_or_else(|| format!("expected LO-HI, got {s:?}"))?;
+        let (lo, hi) = s
+            .split_once('-')
+            .ok_or_else(|| format!("expected LO-HI, got {s:?}"))?;
         let begin: u16 = lo.trim().parse().map_err(|_| format!("bad port {lo:?}"))?;
         let end: u16 = hi.trim().parse().map_err(|_| format!("bad port {hi:?}"))?;
         if begin == 0 || end < begin {
@@ -160,7 +185,9 @@ mod tests {
     fn validate_rejects_negative_nan_and_absurd() {
         assert!(Resources::new(-1.0, 0.0, 0.0).validate("").is_err());
         assert!(Resources::new(f64::NAN, 0.0, 0.0).validate("").is_err());
-        let e = Resources::new(0.0, 1e12, 0.0).validate("task.resources.").unwrap_err();
+        let e = Resources::new(0.0, 1e12, 0.0)
+            .validate("task.resources.")
+            .unwrap_err();
         assert_eq!(e.field.as_deref(), Some("task.resources.mem"));
     }
 

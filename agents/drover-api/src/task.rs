@@ -25,11 +25,17 @@ impl TaskId {
         let ok = !s.is_empty()
             && s.len() <= 200
             && !s.starts_with('.')
-            && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
         if ok {
             Ok(())
         } else {
-            Err(ApiError::invalid("id", format!("{s:?} is not a valid task id (1-200 of [A-Za-z0-9._-], not starting with '.')")))
+            Err(ApiError::invalid(
+                "id",
+                format!(
+                    "{s:?} is not a valid task id (1-200 of [A-Za-z0-9._-], not starting with '.')"
+                ),
+            ))
         }
     }
 
@@ -89,7 +95,10 @@ impl TaskState {
 
     /// Whether the task holds resources and may still change state.
     pub fn is_active(self) -> bool {
-        matches!(self, TaskState::Staging | TaskState::Running | TaskState::Healthy | TaskState::Unhealthy)
+        matches!(
+            self,
+            TaskState::Staging | TaskState::Running | TaskState::Healthy | TaskState::Unhealthy
+        )
     }
 
     /// Whether the task has ended for good.
@@ -99,7 +108,10 @@ impl TaskState {
 
     /// Whether the task's process has started.
     pub fn is_started(self) -> bool {
-        matches!(self, TaskState::Running | TaskState::Healthy | TaskState::Unhealthy)
+        matches!(
+            self,
+            TaskState::Running | TaskState::Healthy | TaskState::Unhealthy
+        )
     }
 
     /// The state machine's guard: terminal states never change; any active state may
@@ -260,16 +272,25 @@ impl HealthCheck {
             ("delaySeconds", self.delay_seconds),
         ] {
             if !v.is_finite() || !(0.0..=86_400.0).contains(&v) {
-                return Err(ApiError::invalid(format!("{prefix}{name}"), format!("must be between 0 and 86400 seconds, got {v}")));
+                return Err(ApiError::invalid(
+                    format!("{prefix}{name}"),
+                    format!("must be between 0 and 86400 seconds, got {v}"),
+                ));
             }
         }
         if self.interval_seconds < 0.05 {
-            return Err(ApiError::invalid(format!("{prefix}intervalSeconds"), "must be at least 0.05"));
+            return Err(ApiError::invalid(
+                format!("{prefix}intervalSeconds"),
+                "must be at least 0.05",
+            ));
         }
         match self.protocol {
             HealthProtocol::Command => {
                 if self.command.as_deref().is_none_or(|c| c.trim().is_empty()) {
-                    return Err(ApiError::invalid(format!("{prefix}command"), "a COMMAND health check needs a command"));
+                    return Err(ApiError::invalid(
+                        format!("{prefix}command"),
+                        "a COMMAND health check needs a command",
+                    ));
                 }
             }
             HealthProtocol::Http | HealthProtocol::Tcp => {
@@ -278,7 +299,9 @@ impl HealthCheck {
                     if idx >= port_count {
                         return Err(ApiError::invalid(
                             format!("{prefix}portIndex"),
-                            format!("port index {idx} is out of range: the task has {port_count} port(s)"),
+                            format!(
+                                "port index {idx} is out of range: the task has {port_count} port(s)"
+                            ),
                         ));
                     }
                 }
@@ -357,33 +380,63 @@ impl TaskDefinition {
     /// Checks the definition and names the first bad field (under `prefix`).
     pub fn validate(&self, prefix: &str) -> Result<(), ApiError> {
         if self.name.trim().is_empty() || self.name.len() > 150 {
-            return Err(ApiError::invalid(format!("{prefix}name"), "must be 1 to 150 characters"));
+            return Err(ApiError::invalid(
+                format!("{prefix}name"),
+                "must be 1 to 150 characters",
+            ));
         }
         let has_cmd = self.cmd.as_deref().is_some_and(|c| !c.trim().is_empty());
-        let has_args = self.args.as_ref().is_some_and(|a| !a.is_empty() && !a[0].is_empty());
+        let has_args = self
+            .args
+            .as_ref()
+            .is_some_and(|a| !a.is_empty() && !a[0].is_empty());
         if has_cmd && has_args {
-            return Err(ApiError::invalid(format!("{prefix}cmd"), "give cmd or args, not both"));
+            return Err(ApiError::invalid(
+                format!("{prefix}cmd"),
+                "give cmd or args, not both",
+            ));
         }
         if !has_cmd && !has_args && self.container.is_none() {
-            return Err(ApiError::invalid(format!("{prefix}cmd"), "a task needs cmd, args or a container image"));
+            return Err(ApiError::invalid(
+                format!("{prefix}cmd"),
+                "a task needs cmd, args or a container image",
+            ));
         }
         self.resources.validate(&format!("{prefix}resources."))?;
-        if !self.kill_grace_period_seconds.is_finite() || !(0.0..=3600.0).contains(&self.kill_grace_period_seconds) {
-            return Err(ApiError::invalid(format!("{prefix}killGracePeriodSeconds"), "must be between 0 and 3600"));
+        if !self.kill_grace_period_seconds.is_finite()
+            || !(0.0..=3600.0).contains(&self.kill_grace_period_seconds)
+        {
+            return Err(ApiError::invalid(
+                format!("{prefix}killGracePeriodSeconds"),
+                "must be between 0 and 3600",
+            ));
         }
         if self.ports.len() > 100 {
-            return Err(ApiError::invalid(format!("{prefix}ports"), "at most 100 ports per task"));
+            return Err(ApiError::invalid(
+                format!("{prefix}ports"),
+                "at most 100 ports per task",
+            ));
         }
         for (i, p) in self.ports.iter().enumerate() {
             if let Some(name) = &p.name {
-                if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
-                    return Err(ApiError::invalid(format!("{prefix}ports[{i}].name"), format!("{name:?} is not a valid port name")));
+                if name.is_empty()
+                    || !name
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+                {
+                    return Err(ApiError::invalid(
+                        format!("{prefix}ports[{i}].name"),
+                        format!("{name:?} is not a valid port name"),
+                    ));
                 }
             }
         }
         for k in self.env.keys() {
             if k.is_empty() || k.contains('=') || k.contains('\0') {
-                return Err(ApiError::invalid(format!("{prefix}env"), format!("{k:?} is not a valid variable name")));
+                return Err(ApiError::invalid(
+                    format!("{prefix}env"),
+                    format!("{k:?} is not a valid variable name"),
+                ));
             }
         }
         for (i, hc) in self.health_checks.iter().enumerate() {
@@ -582,7 +635,12 @@ mod tests {
         assert!(TaskState::Healthy.can_transition_to(TaskState::Unhealthy));
         assert!(TaskState::Running.can_transition_to(TaskState::Lost));
         assert!(!TaskState::Running.can_transition_to(TaskState::Staging));
-        for t in [TaskState::Finished, TaskState::Failed, TaskState::Killed, TaskState::Lost] {
+        for t in [
+            TaskState::Finished,
+            TaskState::Failed,
+            TaskState::Killed,
+            TaskState::Lost,
+        ] {
             for n in TaskState::ALL {
                 assert!(!t.can_transition_to(n), "{t} -> {n}");
             }
@@ -593,27 +651,44 @@ mod tests {
     fn state_round_trips_through_str() {
         for s in TaskState::ALL {
             assert_eq!(s.as_str().parse::<TaskState>().unwrap(), s);
-            assert_eq!(serde_json::to_string(&s).unwrap(), format!("\"{}\"", s.as_str()));
+            assert_eq!(
+                serde_json::to_string(&s).unwrap(),
+                format!("\"{}\"", s.as_str())
+            );
         }
     }
 
     #[test]
     fn definition_validation_names_fields() {
-        let mut d = TaskDefinition { name: "t".into(), cmd: Some("sleep 1".into()), ..Default::default() };
+        let mut d = TaskDefinition {
+            name: "t".into(),
+            cmd: Some("sleep 1".into()),
+            ..Default::default()
+        };
         d.kill_grace_period_seconds = 5.0;
         assert!(d.validate("task.").is_ok());
         d.resources.cpus = -1.0;
-        assert_eq!(d.validate("task.").unwrap_err().field.as_deref(), Some("task.resources.cpus"));
+        assert_eq!(
+            d.validate("task.").unwrap_err().field.as_deref(),
+            Some("task.resources.cpus")
+        );
         d.resources.cpus = 0.1;
         d.health_checks.push(HealthCheck::new(HealthProtocol::Http));
-        assert_eq!(d.validate("task.").unwrap_err().field.as_deref(), Some("task.healthChecks[0].portIndex"));
+        assert_eq!(
+            d.validate("task.").unwrap_err().field.as_deref(),
+            Some("task.healthChecks[0].portIndex")
+        );
         d.cmd = None;
-        assert_eq!(d.validate("task.").unwrap_err().field.as_deref(), Some("task.cmd"));
+        assert_eq!(
+            d.validate("task.").unwrap_err().field.as_deref(),
+            Some("task.cmd")
+        );
     }
 
     #[test]
     fn health_check_defaults_are_marathons() {
-        let hc: HealthCheck = serde_json::from_str(r#"{"protocol":"HTTP","path":"/health"}"#).unwrap();
+        let hc: HealthCheck =
+            serde_json::from_str(r#"{"protocol":"HTTP","path":"/health"}"#).unwrap();
         assert_eq!(hc.grace_period_seconds, 300.0);
         assert_eq!(hc.interval_seconds, 60.0);
         assert_eq!(hc.timeout_seconds, 20.0);

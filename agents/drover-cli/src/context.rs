@@ -128,7 +128,10 @@ pub fn client_error(base: &str, err: ClientError) -> anyhow::Error {
 pub fn scheduler_error(base: &str, err: ClientError) -> anyhow::Error {
     match err {
         ClientError::Transport { source, .. } => {
-            anyhow!("cannot reach the scheduler at {base}: {} (set --scheduler or DROVER_SCHEDULER)", root_cause(&source))
+            anyhow!(
+                "cannot reach the scheduler at {base}: {} (set --scheduler or DROVER_SCHEDULER)",
+                root_cause(&source)
+            )
         }
         other => client_error(base, other),
     }

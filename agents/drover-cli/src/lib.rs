@@ -23,7 +23,9 @@ pub mod job_output;
 pub mod output;
 
 use cli::{
-    AppsCommand, Cli, Command, DeploymentListArgs, DeploymentsCommand, JobsCommand, NodesCommand, TaskListArgs, TasksCommand};
+    AppsCommand, Cli, Command, DeploymentListArgs, DeploymentsCommand, JobsCommand, NodesCommand,
+    TaskListArgs, TasksCommand,
+};
 use context::Context;
 
 /// Runs one parsed command line to completion.

@@ -16,10 +16,12 @@ pub fn require_token(router: axum::Router, token: Option<String>) -> axum::Route
         None => router,
         Some(token) => {
             let token: Arc<str> = token.into();
-            router.layer(axum::middleware::from_fn(move |req: Request, next: Next| {
-                let token = token.clone();
-                async move { check(req, next, &token).await }
-            }))
+            router.layer(axum::middleware::from_fn(
+                move |req: Request, next: Next| {
+                    let token = token.clone();
+                    async move { check(req, next, &token).await }
+                },
+            ))
         }
     }
 }
@@ -36,9 +38,14 @@ async fn check(req: Request, next: Next, token: &str) -> Response {
         .map(str::trim);
     match presented {
         Some(p) if constant_time_eq(p.as_bytes(), token.as_bytes()) => next.run(req).await,
-        Some(_) => HttpError(ApiError::new(ErrorCode::Unauthorized, "wrong bearer token")).into_response(),
-        None => HttpError(ApiError::new(ErrorCode::Unauthorized, "this server requires a bearer token"))
-            .into_response(),
+        Some(_) => {
+            HttpError(ApiError::new(ErrorCode::Unauthorized, "wrong bearer token")).into_response()
+        }
+        None => HttpError(ApiError::new(
+            ErrorCode::Unauthorized,
+            "this server requires a bearer token",
+        ))
+        .into_response(),
     }
 }
 
@@ -60,18 +67,32 @@ mod tests {
     #[tokio::test]
     async fn token_is_required_except_for_health() {
         let app = require_token(
-            axum::Router::new().route("/health", get(|| async { "ok" })).route("/v1/x", get(|| async { "x" })),
+            axum::Router::new()
+                .route("/health", get(|| async { "ok" }))
+                .route("/v1/x", get(|| async { "x" })),
             Some("s3cret".into()),
         );
         let status = |req: axum::http::Request<Body>| {
             let app = app.clone();
             async move { app.oneshot(req).await.unwrap().status().as_u16() }
         };
-        assert_eq!(status(Request::get("/health").body(Body::empty()).unwrap()).await, 200);
-        assert_eq!(status(Request::get("/v1/x").body(Body::empty()).unwrap()).await, 401);
-        let wrong = Request::get("/v1/x").header("authorization", "Bearer nope").body(Body::empty()).unwrap();
+        assert_eq!(
+            status(Request::get("/health").body(Body::empty()).unwrap()).await,
+            200
+        );
+        assert_eq!(
+            status(Request::get("/v1/x").body(Body::empty()).unwrap()).await,
+            401
+        );
+        let wrong = Request::get("/v1/x")
+            .header("authorization", "Bearer nope")
+            .body(Body::empty())
+            .unwrap();
         assert_eq!(status(wrong).await, 401);
-        let right = Request::get("/v1/x").header("authorization", "Bearer s3cret").body(Body::empty()).unwrap();
+        let right = Request::get("/v1/x")
+            .header("authorization", "Bearer s3cret")
+            .body(Body::empty())
+            .unwrap();
         assert_eq!(status(right).await, 200);
     }
 }

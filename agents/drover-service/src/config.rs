@@ -101,16 +101,24 @@ where
 /// Turns the config file into `--flag=value` arguments, skipping flags whose
 /// environment variable is set (the environment beats the file).
 fn config_args(command: &clap::Command, path: &Path) -> Result<Vec<OsString>, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
-    let table: toml::Table =
-        toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.into(), message: e.to_string() })?;
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.into(),
+        source,
+    })?;
+    let table: toml::Table = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        path: path.into(),
+        message: e.to_string(),
+    })?;
     let mut out = Vec::new();
     for (key, value) in table {
         let long = key.replace('_', "-");
         let arg = command
             .get_arguments()
             .find(|a| a.get_long() == Some(long.as_str()))
-            .ok_or_else(|| ConfigError::UnknownKey { path: path.into(), key: key.clone() })?;
+            .ok_or_else(|| ConfigError::UnknownKey {
+                path: path.into(),
+                key: key.clone(),
+            })?;
         if long == "config" {
             continue;
         }
@@ -123,7 +131,10 @@ fn config_args(command: &clap::Command, path: &Path) -> Result<Vec<OsString>, Co
             toml::Value::Array(items) => items.iter().map(scalar).collect::<Option<_>>(),
             v => scalar(v).map(|s| vec![s]),
         }
-        .ok_or_else(|| ConfigError::BadValue { path: path.into(), key: key.clone() })?;
+        .ok_or_else(|| ConfigError::BadValue {
+            path: path.into(),
+            key: key.clone(),
+        })?;
         let takes_value = arg.get_action().takes_values();
         if !takes_value {
             // A switch: `true` turns it on, `false` leaves it off.
@@ -158,9 +169,17 @@ mod tests {
     struct Opts {
         #[arg(long, env = "DROVER_TEST_CONFIG_ONLY_CONFIG")]
         config: Option<PathBuf>,
-        #[arg(long, env = "DROVER_TEST_CONFIG_ONLY_LISTEN", default_value = "127.0.0.1:1")]
+        #[arg(
+            long,
+            env = "DROVER_TEST_CONFIG_ONLY_LISTEN",
+            default_value = "127.0.0.1:1"
+        )]
         listen: String,
-        #[arg(long, env = "DROVER_TEST_CONFIG_ONLY_WORK_DIR", default_value = "/tmp/x")]
+        #[arg(
+            long,
+            env = "DROVER_TEST_CONFIG_ONLY_WORK_DIR",
+            default_value = "/tmp/x"
+        )]
         work_dir: PathBuf,
         #[arg(long)]
         verbose: bool,
@@ -187,7 +206,8 @@ mod tests {
     #[test]
     fn unknown_key_is_an_error() {
         let f = file("lisen = \"x\"\n");
-        let err = try_parse_from::<Opts, _, _>(["x", "--config", f.path().to_str().unwrap()]).unwrap_err();
+        let err = try_parse_from::<Opts, _, _>(["x", "--config", f.path().to_str().unwrap()])
+            .unwrap_err();
         assert!(err.to_string().contains("unknown key \"lisen\""), "{err}");
     }
 }

@@ -26,7 +26,8 @@ impl From<ApiError> for HttpError {
 
 impl IntoResponse for HttpError {
     fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.0.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status =
+            StatusCode::from_u16(self.0.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         (status, axum::Json(self.0)).into_response()
     }
 }
@@ -62,19 +63,28 @@ fn json_rejection(r: JsonRejection) -> ApiError {
         );
     }
     match r {
-        JsonRejection::MissingJsonContentType(_) => {
-            ApiError::new(ErrorCode::MalformedBody, "expected a JSON body with content-type application/json")
+        JsonRejection::MissingJsonContentType(_) => ApiError::new(
+            ErrorCode::MalformedBody,
+            "expected a JSON body with content-type application/json",
+        ),
+        JsonRejection::JsonDataError(e) => {
+            ApiError::new(ErrorCode::InvalidField, body_text(&e.body_text()))
         }
-        JsonRejection::JsonDataError(e) => ApiError::new(ErrorCode::InvalidField, body_text(&e.body_text())),
-        JsonRejection::JsonSyntaxError(e) => ApiError::new(ErrorCode::MalformedBody, body_text(&e.body_text())),
+        JsonRejection::JsonSyntaxError(e) => {
+            ApiError::new(ErrorCode::MalformedBody, body_text(&e.body_text()))
+        }
         other => ApiError::new(ErrorCode::MalformedBody, body_text(&other.body_text())),
     }
 }
 
 /// axum's rejection texts start with a capitalised preamble; keep the useful part lowercase.
 fn body_text(s: &str) -> String {
-    let s = s.strip_prefix("Failed to deserialize the JSON body into the target type: ").unwrap_or(s);
-    let s = s.strip_prefix("Failed to parse the request body as JSON: ").unwrap_or(s);
+    let s = s
+        .strip_prefix("Failed to deserialize the JSON body into the target type: ")
+        .unwrap_or(s);
+    let s = s
+        .strip_prefix("Failed to parse the request body as JSON: ")
+        .unwrap_or(s);
     format!("invalid JSON body: {s}")
 }
 
@@ -87,26 +97,51 @@ pub fn finish_router(
     token: Option<String>,
 ) -> Router {
     let router = api
-        .route("/health", get(|| async { axum::Json(Health { status: "ok".into() }) }))
+        .route(
+            "/health",
+            get(|| async {
+                axum::Json(Health {
+                    status: "ok".into(),
+                })
+            }),
+        )
         .route(
             "/v1/version",
             get(move || async move {
-                axum::Json(VersionInfo { name: name.to_string(), version: drover_api::VERSION.to_string() })
+                axum::Json(VersionInfo {
+                    name: name.to_string(),
+                    version: drover_api::VERSION.to_string(),
+                })
             }),
         )
         .route(
             "/metrics",
             get(move || {
                 let metrics = metrics.clone();
-                async move { ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], metrics()) }
+                async move {
+                    (
+                        [(
+                            axum::http::header::CONTENT_TYPE,
+                            "text/plain; version=0.0.4",
+                        )],
+                        metrics(),
+                    )
+                }
             }),
         )
         .fallback(|req: Request| async move {
-            HttpError(ApiError::new(ErrorCode::NotFound, format!("no route for {} {}", req.method(), req.uri().path())))
+            HttpError(ApiError::new(
+                ErrorCode::NotFound,
+                format!("no route for {} {}", req.method(), req.uri().path()),
+            ))
         })
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
-            HttpError(ApiError::new(ErrorCode::Internal, "internal error (the server caught a panic)")).into_response()
+            HttpError(ApiError::new(
+                ErrorCode::Internal,
+                "internal error (the server caught a panic)",
+            ))
+            .into_response()
         }));
     crate::auth::require_token(router, token)
 }
@@ -117,12 +152,21 @@ pub struct Metrics(String);
 
 impl Metrics {
     /// Adds a gauge with optional labels.
-    pub fn gauge(&mut self, name: &str, help: &str, labels: &[(&str, &str)], value: f64) -> &mut Self {
+    pub fn gauge(
+        &mut self,
+        name: &str,
+        help: &str,
+        labels: &[(&str, &str)],
+        value: f64,
+    ) -> &mut Self {
         use std::fmt::Write;
         if !self.0.contains(&format!("# TYPE {name} ")) {
             let _ = writeln!(self.0, "# HELP {name} {help}\n# TYPE {name} gauge");
         }
-        let labels: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{}\"", v.replace('"', "'"))).collect();
+        let labels: Vec<String> = labels
+            .iter()
+            .map(|(k, v)| format!("{k}=\"{}\"", v.replace('"', "'")))
+            .collect();
         if labels.is_empty() {
             let _ = writeln!(self.0, "{name} {value}");
         } else {
@@ -143,7 +187,9 @@ pub async fn serve(
     router: Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 #[cfg(test)]
@@ -160,10 +206,15 @@ mod tests {
     }
 
     async fn call(app: &Router, body: &'static str) -> (u16, ApiError) {
-        let req = Request::post("/x").header("content-type", "application/json").body(Body::from(body)).unwrap();
+        let req = Request::post("/x")
+            .header("content-type", "application/json")
+            .body(Body::from(body))
+            .unwrap();
         let resp = app.clone().oneshot(req).await.unwrap();
         let status = resp.status().as_u16();
-        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX).await.unwrap();
+        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .unwrap();
         (status, serde_json::from_slice(&bytes).unwrap())
     }
 
@@ -180,7 +231,13 @@ mod tests {
         let (s, e) = call(&app, r#"{"n": -1}"#).await;
         assert_eq!((s, e.code), (400, ErrorCode::InvalidField));
         assert!(e.message.contains("n"), "{}", e.message);
-        let big: &'static str = Box::leak(format!("{{\"n\": 1, \"pad\": \"{}\"}}", "x".repeat(2 * MAX_BODY_BYTES)).into_boxed_str());
+        let big: &'static str = Box::leak(
+            format!(
+                "{{\"n\": 1, \"pad\": \"{}\"}}",
+                "x".repeat(2 * MAX_BODY_BYTES)
+            )
+            .into_boxed_str(),
+        );
         let (s, e) = call(&app, big).await;
         assert_eq!((s, e.code), (413, ErrorCode::PayloadTooLarge));
     }
@@ -188,7 +245,8 @@ mod tests {
     #[test]
     fn metrics_render() {
         let mut m = Metrics::default();
-        m.gauge("drover_nodes", "nodes", &[("state", "ready")], 2.0).gauge("drover_nodes", "nodes", &[("state", "draining")], 0.0);
+        m.gauge("drover_nodes", "nodes", &[("state", "ready")], 2.0)
+            .gauge("drover_nodes", "nodes", &[("state", "draining")], 0.0);
         let text = m.render();
         assert_eq!(text.matches("# TYPE drover_nodes gauge").count(), 1);
         assert!(text.contains("drover_nodes{state=\"ready\"} 2"));

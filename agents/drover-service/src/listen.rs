@@ -6,12 +6,20 @@ use anyhow::{Context, bail};
 
 /// Binds `addr` (port 0 picks a free port) and prints `listening on http://ADDR` as the
 /// first line of standard output, so tests and tools learn the port without racing.
-pub async fn bind_and_announce(addr: &str, token: Option<&str>) -> anyhow::Result<tokio::net::TcpListener> {
-    let parsed: SocketAddr = addr.parse().with_context(|| format!("invalid listen address {addr:?} (want IP:PORT)"))?;
+pub async fn bind_and_announce(
+    addr: &str,
+    token: Option<&str>,
+) -> anyhow::Result<tokio::net::TcpListener> {
+    let parsed: SocketAddr = addr
+        .parse()
+        .with_context(|| format!("invalid listen address {addr:?} (want IP:PORT)"))?;
     check_bind_allowed(parsed, token)?;
-    let listener =
-        tokio::net::TcpListener::bind(parsed).await.with_context(|| format!("failed to bind {parsed}"))?;
-    let local = listener.local_addr().context("failed to read the bound address")?;
+    let listener = tokio::net::TcpListener::bind(parsed)
+        .await
+        .with_context(|| format!("failed to bind {parsed}"))?;
+    let local = listener
+        .local_addr()
+        .context("failed to read the bound address")?;
     println!("listening on http://{local}");
     use std::io::Write;
     let _ = std::io::stdout().flush();
@@ -31,7 +39,8 @@ pub fn check_bind_allowed(addr: SocketAddr, token: Option<&str>) -> anyhow::Resu
 
 /// Reads a token file (trimmed); an empty file is an error.
 pub fn read_token_file(path: &std::path::Path) -> anyhow::Result<String> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("failed to read token file {}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("failed to read token file {}", path.display()))?;
     let token = text.trim().to_string();
     if token.is_empty() {
         bail!("token file {} is empty", path.display());
@@ -40,7 +49,10 @@ pub fn read_token_file(path: &std::path::Path) -> anyhow::Result<String> {
 }
 
 /// The token from `--token` or `--token-file`, whichever is given.
-pub fn resolve_token(token: Option<String>, token_file: Option<&std::path::Path>) -> anyhow::Result<Option<String>> {
+pub fn resolve_token(
+    token: Option<String>,
+    token_file: Option<&std::path::Path>,
+) -> anyhow::Result<Option<String>> {
     match (token.filter(|t| !t.is_empty()), token_file) {
         (Some(t), _) => Ok(Some(t)),
         (None, Some(p)) => Ok(Some(read_token_file(p)?)),
