@@ -418,17 +418,16 @@ impl TaskDefinition {
             ));
         }
         for (i, p) in self.ports.iter().enumerate() {
-            if let Some(name) = &p.name {
-                if name.is_empty()
+            if let Some(name) = &p.name
+                && (name.is_empty()
                     || !name
                         .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-                {
-                    return Err(ApiError::invalid(
-                        format!("{prefix}ports[{i}].name"),
-                        format!("{name:?} is not a valid port name"),
-                    ));
-                }
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+            {
+                return Err(ApiError::invalid(
+                    format!("{prefix}ports[{i}].name"),
+                    format!("{name:?} is not a valid port name"),
+                ));
             }
         }
         for k in self.env.keys() {

@@ -122,10 +122,10 @@ fn config_args(command: &clap::Command, path: &Path) -> Result<Vec<OsString>, Co
         if long == "config" {
             continue;
         }
-        if let Some(env) = arg.get_env() {
-            if std::env::var_os(env).is_some() {
-                continue;
-            }
+        if let Some(env) = arg.get_env()
+            && std::env::var_os(env).is_some()
+        {
+            continue;
         }
         let values: Vec<String> = match &value {
             toml::Value::Array(items) => items.iter().map(scalar).collect::<Option<_>>(),
