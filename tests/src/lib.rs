@@ -396,6 +396,54 @@ impl Cluster {
     }
 }
 
+impl Drop for Cluster {
+    /// Task processes and their shims outlive agents by design, so a test that ends
+    /// without killing its tasks would leave them running (and holding ports). Kill every
+    /// task's process group and its shim, found through the sandboxes' pid files, before
+    /// the agents and the temporary directory go.
+    fn drop(&mut self) {
+        if let Some(s) = self.scheduler.as_mut() {
+            s.kill_hard();
+        }
+        for a in &mut self.agents {
+            a.kill_hard();
+        }
+        let Ok(agents) = std::fs::read_dir(self.dir.path()) else {
+            return;
+        };
+        for agent in agents.flatten() {
+            let Ok(tasks) = std::fs::read_dir(agent.path().join("tasks")) else {
+                continue;
+            };
+            for task in tasks.flatten() {
+                for (file, group) in [("pid.json", true), ("shim.json", false)] {
+                    let record = std::fs::read_to_string(task.path().join(file))
+                        .ok()
+                        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
+                    let Some(record) = record else { continue };
+                    let process = record.get("process").unwrap_or(&record);
+                    let pid = process
+                        .get("pid")
+                        .and_then(|p| p.as_i64())
+                        .filter(|p| *p > 1);
+                    let start = process.get("start_time").and_then(|t| t.as_u64());
+                    // Only the very process the file names: a reused pid is left alone.
+                    if let Some(pid) =
+                        pid.filter(|p| start.is_some() && start_time(*p as u32) == start)
+                    {
+                        use nix::sys::signal::{Signal, kill, killpg};
+                        use nix::unistd::Pid;
+                        if group {
+                            let _ = killpg(Pid::from_raw(pid as i32), Signal::SIGKILL);
+                        }
+                        let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Polls `check` every 100 ms until it returns `Some`, or panics after `timeout` naming
 /// `what`. Tests wait on conditions, never on fixed sleeps or elapsed-time assertions.
 pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
@@ -413,6 +461,17 @@ where
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Field 22 of `/proc/<pid>/stat`: when the process started, in clock ticks since boot.
+fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(19)?
+        .parse()
+        .ok()
 }
 
 /// Whether a process with this pid exists and is not a zombie.
