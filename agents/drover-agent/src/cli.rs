@@ -17,7 +17,7 @@ use crate::host::Reservation;
 #[derive(Debug, Parser)]
 #[command(
     name = "drover-agent",
-    version,
+    version = drover_api::VERSION,
     about = "Drover's per-host agent: runs and watches the tasks a master assigns"
 )]
 #[command(args_conflicts_with_subcommands = true)]

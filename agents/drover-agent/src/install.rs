@@ -137,7 +137,7 @@ pub fn values(run: &RunArgs, config: &Path, bin: &Path) -> Result<serde_json::Va
         });
     Ok(json!({
         "name": "drover-agent",
-        "version": env!("CARGO_PKG_VERSION"),
+        "version": drover_api::VERSION,
         "bin": unit_path("bin", bin)?,
         "config": unit_path("config", config)?,
         "master": run.master,

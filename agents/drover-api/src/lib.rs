@@ -40,7 +40,14 @@ pub use resources::{PortRange, Resources};
 pub use task::{TaskId, TaskState};
 
 /// The version of this build, reported by every binary and by agents to the master.
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+///
+/// `DROVER_BUILD_VERSION` at compile time overrides the crate version, so a release (or
+/// a test that needs a second build to upgrade to, as `scripts/dist --version` makes)
+/// can be told apart from the last without editing every `Cargo.toml`.
+pub const VERSION: &str = match option_env!("DROVER_BUILD_VERSION") {
+    Some(version) => version,
+    None => env!("CARGO_PKG_VERSION"),
+};
 
 /// Default master URL, on Mesos's master port.
 pub const DEFAULT_MASTER_URL: &str = "http://127.0.0.1:5050";

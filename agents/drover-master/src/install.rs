@@ -107,7 +107,7 @@ pub fn values(opts: &Opts, config: &Path, bin: &Path) -> Result<serde_json::Valu
         .transpose()?;
     Ok(json!({
         "name": "drover-master",
-        "version": env!("CARGO_PKG_VERSION"),
+        "version": drover_api::VERSION,
         "bin": unit_path("bin", bin)?,
         "config": unit_path("config", config)?,
         "listen": opts.listen,

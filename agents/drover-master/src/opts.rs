@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Clone, Parser)]
 #[command(
     name = "drover-master",
-    version,
+    version = drover_api::VERSION,
     about = "Drover's master: node registry, resource ledger and task tracker"
 )]
 // Serving flags and a subcommand do not mix: `install` takes the same flags itself, and

@@ -112,7 +112,7 @@ pub fn values(opts: &Opts, config: &Path, bin: &Path) -> Result<serde_json::Valu
         .transpose()?;
     Ok(json!({
         "name": "drover-scheduler",
-        "version": env!("CARGO_PKG_VERSION"),
+        "version": drover_api::VERSION,
         "bin": unit_path("bin", bin)?,
         "config": unit_path("config", config)?,
         "master": opts.master,

@@ -11,7 +11,7 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Clone, Parser)]
 #[command(
     name = "drover-scheduler",
-    version,
+    version = drover_api::VERSION,
     about = "Drover's scheduler: repeating and dependent jobs (Chronos's API included)"
 )]
 // Serving flags and a subcommand do not mix: `install` takes the same flags itself, and
