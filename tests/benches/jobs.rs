@@ -153,7 +153,21 @@ async fn main() {
             }
         }
     }
+    // Tasks that never reported a start (so are missing from the last figure), by state.
+    let mut unstarted: HashMap<String, (usize, String)> = HashMap::new();
+    for t in tasks
+        .iter()
+        .filter(|t| runs_by_task.contains_key(&t.spec.id) && t.started_at.is_none())
+    {
+        let e = unstarted
+            .entry(t.state.as_str().to_string())
+            .or_insert((0, t.message.clone().unwrap_or_default()));
+        e.0 += 1;
+    }
     println!("lateness of {DUE_JOBS} scheduled starts due within 3 s (2 agents, `true`):");
+    for (state, (n, message)) in &unstarted {
+        println!("  {n} tasks {state} without a start time (e.g. {message:?})");
+    }
     report("  launch decision (launchedAt - scheduledFor)", decided);
     report("  accepted by the master (stagedAt)", staged);
     report("  process started on the agent (startedAt)", started);

@@ -1,12 +1,34 @@
 //! The master's core: the state behind one lock, the store it writes through to, and
-//! the event bus. Each operation plans with a pure `State::plan_*`, writes the changes
-//! to the store, and only then applies them in memory, publishes their events and
-//! recomputes the affected nodes' assignments (waking their long polls).
+//! the event bus. Each write plans with a pure `State::plan_*`, applies the changes in
+//! memory and queues their store batch under the lock, then waits outside the lock
+//! until the batch is durable, and only then answers, publishes its events and hands
+//! the tasks it created to their nodes' assignments (waking their long polls).
 //!
-//! Operations that write are synchronous (the store commits durably before they
-//! return); the HTTP layer runs them on the blocking pool.
+//! Why memory first and the fsync outside the lock, and why nothing accepted is lost:
+//! holding the lock across every fsync made each write wait for the one before it
+//! (about 250 launches/s); now the store's group commit turns the batches of concurrent
+//! operations into one fsync.
+//! - Order: batches are queued under the lock, so the store applies them in the order
+//!   the changes were made in memory, and a batch is durable only together with every
+//!   batch queued before it. An operation planned on top of an earlier one's in-flight
+//!   change is therefore answered only once that change is durable too.
+//! - Persisted before answered: every write answers after its batch is durable; one
+//!   that changes nothing while batches are in flight (an idempotent launch retry of a
+//!   task still in flight) waits for an empty batch queued behind them.
+//! - Out to agents and watchers once durable: a task created by a batch not yet durable
+//!   is left out of its node's assignments, and events are published in order once
+//!   their batch is durable, so no agent starts a task that a restart would forget.
+//!   Changes to existing tasks (a kill, a state the agent itself reported) go out at
+//!   once: after any restart the agent's reports reconcile them. Reads (`GET`) may show
+//!   an in-flight change whose writer has not been answered yet.
+//! - A failed commit leaves memory ahead of disk: from then on every write is refused
+//!   (the store refuses them too) until a restart reloads the state from the store.
+//!
+//! Operations that write block until their batch is durable; the HTTP layer runs them
+//! on the blocking pool.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
+use std::ops::{Deref, DerefMut};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -14,11 +36,11 @@ use chrono::{DateTime, Utc};
 use drover_api::agent::{
     HeartbeatRequest, HeartbeatResponse, NodeAssignments, RegisterRequest, RegisterResponse,
 };
-use drover_api::event::Event;
+use drover_api::event::{Event, EventKind};
 use drover_api::node::{Node, NodeState};
 use drover_api::task::{LaunchRequest, Task, TaskFilter};
 use drover_api::{ApiError, ErrorCode, TaskId, TaskState};
-use drover_store::{Op, Store, StoreExt};
+use drover_store::{Op, PendingWrite, Store, StoreExt};
 
 use crate::assignments;
 use crate::events::EventBus;
@@ -46,7 +68,7 @@ pub enum CoreError {
 
 /// The master's state, store and event bus.
 pub struct Master {
-    state: Mutex<State>,
+    core: Mutex<Core>,
     store: Box<dyn Store>,
     events: EventBus,
     /// Random per process, so a revision token from before a restart never matches.
@@ -63,11 +85,68 @@ impl std::fmt::Debug for Master {
     }
 }
 
+/// The state and what is in flight to the store, behind one lock.
+struct Core {
+    state: State,
+    inflight: InFlight,
+}
+
+impl Deref for Core {
+    type Target = State;
+    fn deref(&self) -> &State {
+        &self.state
+    }
+}
+
+impl DerefMut for Core {
+    fn deref_mut(&mut self) -> &mut State {
+        &mut self.state
+    }
+}
+
+/// Batches queued to the store and not yet known durable.
+#[derive(Debug, Default)]
+struct InFlight {
+    next_seq: u64,
+    /// What waits for each queued batch, oldest first.
+    staged: VecDeque<Staged>,
+    /// Tasks created by a batch not yet durable: kept out of their nodes' assignments.
+    unsettled: HashSet<TaskId>,
+    /// Why a commit failed; from then on every write is refused.
+    failed: Option<String>,
+}
+
+/// What a queued batch releases once it is durable.
+#[derive(Debug)]
+struct Staged {
+    seq: u64,
+    events: Vec<EventKind>,
+    now: DateTime<Utc>,
+    created: Vec<TaskId>,
+    /// The nodes of the created tasks, whose assignments change once they are durable.
+    nodes: BTreeSet<String>,
+}
+
+/// A queued batch an operation waits for (outside the lock) before it answers.
+#[must_use = "an operation answers only after its batch is durable"]
+struct Ticket {
+    /// The staged entry it releases (with every one before it).
+    seq: u64,
+    pending: PendingWrite,
+}
+
 fn persist_error(e: drover_store::StoreError) -> ApiError {
     tracing::error!("store write failed: {e}");
     ApiError::new(
         ErrorCode::Internal,
         format!("failed to persist the change: {e}"),
+    )
+}
+
+fn refused_after_failure(why: &str) -> ApiError {
+    ApiError::new(
+        ErrorCode::Internal,
+        format!("the master takes no writes after a failed store write ({why}); restart it"),
     )
 }
 
@@ -88,14 +167,18 @@ impl Master {
             .map(|(_, t, _)| t)
             .collect();
         tracing::info!(nodes = nodes.len(), tasks = tasks.len(), "loaded state");
-        let mut state = State::load(nodes, tasks, Instant::now());
+        let state = State::load(nodes, tasks, Instant::now());
         let epoch = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
-        let names: Vec<String> = state.nodes.keys().cloned().collect();
+        let mut core = Core {
+            state,
+            inflight: InFlight::default(),
+        };
+        let names: Vec<String> = core.nodes.keys().cloned().collect();
         for n in &names {
-            refresh(&mut state, n);
+            refresh(&mut core, n);
         }
         Ok(Master {
-            state: Mutex::new(state),
+            core: Mutex::new(core),
             store,
             events: EventBus::default(),
             epoch,
@@ -108,17 +191,28 @@ impl Master {
         &self.config
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
-        // Every change is applied in memory only after it is persisted, and no step in
-        // between panics on input, so a poisoned lock still guards consistent state.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> MutexGuard<'_, Core> {
+        // No step under the lock panics on input, and a change is applied in memory in
+        // one go before its batch is queued, so a poisoned lock still guards consistent
+        // state.
+        self.core.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Writes `changes` to the store, then applies them, publishes their events and
-    /// refreshes the assignments of every node they touch.
-    fn commit(&self, st: &mut State, changes: Changes, now: DateTime<Utc>) -> Result<(), ApiError> {
+    /// Applies `changes` in memory and queues their batch (with the history pruning they
+    /// make due); returns the ticket to wait for outside the lock with
+    /// [`Master::settle`]. Nothing to write still returns a ticket while batches are in
+    /// flight, because the answer may show their changes.
+    fn commit(
+        &self,
+        core: &mut Core,
+        changes: Changes,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Ticket>, ApiError> {
+        if let Some(why) = &core.inflight.failed {
+            return Err(refused_after_failure(why));
+        }
         if changes.is_empty() {
-            return Ok(());
+            return Ok(self.barrier(core));
         }
         let mut ops = Vec::with_capacity(changes.nodes.len() + changes.tasks.len());
         for n in changes.nodes.values() {
@@ -127,16 +221,17 @@ impl Master {
         for t in changes.tasks.values() {
             ops.push(Op::put_json(task_key(t.id().as_str()), t).map_err(persist_error)?);
         }
-        if !ops.is_empty() {
-            self.store.apply(&ops).map_err(persist_error)?;
-        }
+        // Nodes whose assignments may change now (node records, tasks they know), and
+        // nodes that get a created task once the batch is durable.
         let mut touched: BTreeSet<String> = BTreeSet::new();
+        let mut created_on: BTreeSet<String> = BTreeSet::new();
+        let mut created = Vec::new();
         let mut ended = false;
         for (name, record) in changes.nodes {
-            match st.nodes.get_mut(&name) {
+            match core.nodes.get_mut(&name) {
                 Some(entry) => entry.record = record,
                 None => {
-                    st.nodes
+                    core.nodes
                         .insert(name.clone(), NodeEntry::new(record, Instant::now()));
                 }
             }
@@ -144,39 +239,83 @@ impl Master {
         }
         for t in changes.tasks.into_values() {
             ended |= t.state.is_terminal();
-            touched.insert(t.spec.node.clone());
-            st.put_task(t);
-        }
-        for kind in changes.events {
-            self.events.publish(kind, now);
-        }
-        for name in &touched {
-            refresh(st, name);
+            if core.tasks.contains_key(t.id()) {
+                touched.insert(t.spec.node.clone());
+            } else {
+                created_on.insert(t.spec.node.clone());
+                created.push(t.id().clone());
+            }
+            core.put_task(t);
         }
         if ended {
-            self.prune(st);
+            // Forget the oldest terminal tasks beyond the history cap, in the same batch.
+            for id in core.plan_prune(self.config.task_history) {
+                ops.push(Op::delete(task_key(id.as_str())));
+                core.remove_task(&id);
+            }
         }
-        Ok(())
+        let pending = self.store.submit(ops);
+        let seq = core.inflight.next_seq;
+        core.inflight.next_seq += 1;
+        core.inflight.unsettled.extend(created.iter().cloned());
+        // Changes to tasks the agents already know go out now; created ones on settle.
+        for name in &touched {
+            refresh(core, name);
+        }
+        core.inflight.staged.push_back(Staged {
+            seq,
+            events: changes.events,
+            now,
+            created,
+            nodes: created_on,
+        });
+        Ok(Some(Ticket { seq, pending }))
     }
 
-    /// Forgets the oldest terminal tasks beyond the history cap.
-    fn prune(&self, st: &mut State) {
-        let ids = st.plan_prune(self.config.task_history);
-        if ids.is_empty() {
-            return;
+    /// A ticket for an empty batch queued behind every batch in flight (none if none
+    /// is): waiting for it waits until everything the state shows is durable.
+    fn barrier(&self, core: &mut Core) -> Option<Ticket> {
+        let last = core.inflight.staged.back()?.seq;
+        Some(Ticket {
+            seq: last,
+            pending: self.store.submit(Vec::new()),
+        })
+    }
+
+    /// Waits (without the lock) until the ticket's batch is durable, then publishes the
+    /// events of every batch up to it, in order, and hands the tasks they created to
+    /// their nodes' assignments.
+    fn settle(&self, ticket: Option<Ticket>) -> Result<(), ApiError> {
+        let Some(Ticket { seq, pending }) = ticket else {
+            return Ok(());
+        };
+        let written = pending.wait();
+        let mut core = self.lock();
+        if let Err(e) = written {
+            let why = e.to_string();
+            tracing::error!(
+                "store write failed: {why}; refusing every write until the master restarts"
+            );
+            core.inflight.failed.get_or_insert(why);
+            return Err(persist_error(e));
         }
-        let ops: Vec<Op> = ids
-            .iter()
-            .map(|id| Op::delete(task_key(id.as_str())))
-            .collect();
-        if let Err(e) = self.store.apply(&ops) {
-            // History pruning can wait for the next terminal task.
-            tracing::warn!("failed to prune task history: {e}");
-            return;
+        let mut nodes = BTreeSet::new();
+        while core.inflight.staged.front().is_some_and(|s| s.seq <= seq) {
+            let Some(staged) = core.inflight.staged.pop_front() else {
+                break;
+            };
+            for kind in staged.events {
+                self.events.publish(kind, staged.now);
+            }
+            for id in &staged.created {
+                core.inflight.unsettled.remove(id);
+            }
+            nodes.extend(staged.nodes);
         }
-        for id in &ids {
-            st.remove_task(id);
+        for name in &nodes {
+            refresh(&mut core, name);
         }
+        Ok(())
     }
 
     /// Every node's view, by name.
@@ -242,31 +381,38 @@ impl Master {
     /// Accepts or refuses a placement; `true` with a newly created task, `false` for an
     /// idempotent retry of an accepted one.
     pub fn launch(&self, req: LaunchRequest, now: DateTime<Utc>) -> Result<(Task, bool), ApiError> {
-        let mut st = self.lock();
-        match st.plan_launch(req, now, generate_id)? {
-            Launch::Existing(t) => Ok((*t, false)),
-            Launch::New(t, changes) => {
-                self.commit(&mut st, changes, now)?;
-                Ok((*t, true))
+        let (answer, ticket) = {
+            let mut core = self.lock();
+            match core.plan_launch(req, now, generate_id)? {
+                Launch::Existing(t) => ((*t, false), self.barrier(&mut core)),
+                Launch::New(t, changes) => ((*t, true), self.commit(&mut core, changes, now)?),
             }
-        }
+        };
+        self.settle(ticket)?;
+        Ok(answer)
     }
 
     /// Requests a kill.
     pub fn kill(&self, id: &TaskId, now: DateTime<Utc>) -> Result<Task, ApiError> {
-        let mut st = self.lock();
-        let (t, changes) = st.plan_kill(id, now)?;
-        self.commit(&mut st, changes, now)?;
+        let (t, ticket) = {
+            let mut core = self.lock();
+            let (t, changes) = core.plan_kill(id, now)?;
+            (t, self.commit(&mut core, changes, now)?)
+        };
+        self.settle(ticket)?;
         Ok(t)
     }
 
     /// Drains (`true`) or activates a node.
     pub fn drain(&self, name: &str, drain: bool, now: DateTime<Utc>) -> Result<Node, ApiError> {
-        let mut st = self.lock();
-        let (_, changes) = st.plan_drain(name, drain)?;
-        self.commit(&mut st, changes, now)?;
-        st.node_view(name)
-            .ok_or_else(|| ApiError::not_found("node", name))
+        let (node, ticket) = {
+            let mut core = self.lock();
+            let (_, changes) = core.plan_drain(name, drain)?;
+            let ticket = self.commit(&mut core, changes, now)?;
+            (core.node_view(name), ticket)
+        };
+        self.settle(ticket)?;
+        node.ok_or_else(|| ApiError::not_found("node", name))
     }
 
     /// Registers (or re-registers) an agent.
@@ -275,10 +421,14 @@ impl Master {
         req: &RegisterRequest,
         now: DateTime<Utc>,
     ) -> Result<RegisterResponse, ApiError> {
-        let mut st = self.lock();
-        let changes = st.plan_register(req, now)?;
-        self.commit(&mut st, changes, now)?;
-        self.heard_from(&mut st, &req.name, &req.host, &req.tasks, now);
+        let ticket = {
+            let mut core = self.lock();
+            let changes = core.plan_register(req, now)?;
+            let ticket = self.commit(&mut core, changes, now)?;
+            self.heard_from(&mut core, &req.name, &req.host, &req.tasks, now);
+            ticket
+        };
+        self.settle(ticket)?;
         Ok(RegisterResponse {
             heartbeat_interval_ms: self.config.heartbeat_interval.as_millis() as u64,
         })
@@ -291,12 +441,16 @@ impl Master {
         req: &HeartbeatRequest,
         now: DateTime<Utc>,
     ) -> Result<HeartbeatResponse, ApiError> {
-        let mut st = self.lock();
-        let Some(changes) = st.plan_heartbeat(name, req, now)? else {
-            return Ok(HeartbeatResponse { registered: false });
+        let ticket = {
+            let mut core = self.lock();
+            let Some(changes) = core.plan_heartbeat(name, req, now)? else {
+                return Ok(HeartbeatResponse { registered: false });
+            };
+            let ticket = self.commit(&mut core, changes, now)?;
+            self.heard_from(&mut core, name, &req.host, &req.tasks, now);
+            ticket
         };
-        self.commit(&mut st, changes, now)?;
-        self.heard_from(&mut st, name, &req.host, &req.tasks, now);
+        self.settle(ticket)?;
         Ok(HeartbeatResponse { registered: true })
     }
 
@@ -304,13 +458,13 @@ impl Master {
     /// treats every node as just heard from anyway).
     fn heard_from(
         &self,
-        st: &mut State,
+        core: &mut Core,
         name: &str,
         host: &drover_api::node::HostInfo,
         reports: &[drover_api::task::TaskReport],
         now: DateTime<Utc>,
     ) {
-        if let Some(entry) = st.nodes.get_mut(name) {
+        if let Some(entry) = core.nodes.get_mut(name) {
             entry.last_seen = Instant::now();
             entry.record.host = host.clone();
             entry.record.last_heartbeat_at = now;
@@ -319,20 +473,34 @@ impl Master {
                 .map(|r| (r.id.clone(), r.state))
                 .collect::<BTreeMap<_, _>>();
         }
-        refresh(st, name);
+        refresh(core, name);
     }
 
     /// Marks every node silent past the timeout unreachable; returns their names.
     pub fn check_failures(&self, now: Instant, wall: DateTime<Utc>) -> Vec<String> {
-        let mut st = self.lock();
-        let overdue = st.overdue(now, self.config.heartbeat_timeout);
-        for name in &overdue {
-            let changes = st.plan_unreachable(name, now, wall);
-            match self.commit(&mut st, changes, wall) {
+        let mut tickets = Vec::new();
+        let overdue = {
+            let mut core = self.lock();
+            let overdue = core.overdue(now, self.config.heartbeat_timeout);
+            for name in &overdue {
+                let changes = core.plan_unreachable(name, now, wall);
+                match self.commit(&mut core, changes, wall) {
+                    Ok(ticket) => tickets.push((name.clone(), ticket)),
+                    Err(e) => {
+                        tracing::error!(node = %name, "failed to mark node unreachable: {}", e.message)
+                    }
+                }
+            }
+            overdue
+        };
+        for (name, ticket) in tickets {
+            match self.settle(ticket) {
                 Ok(()) => {
                     tracing::warn!(node = %name, "node is unreachable: its active tasks are lost")
                 }
-                Err(e) => tracing::error!(node = %name, "failed to mark node unreachable: {e}"),
+                Err(e) => {
+                    tracing::error!(node = %name, "failed to mark node unreachable: {}", e.message)
+                }
             }
         }
         overdue
@@ -419,13 +587,20 @@ impl Master {
     }
 }
 
-/// Recomputes a node's assignments; when they changed, bumps its revision and wakes its
-/// long polls.
-fn refresh(st: &mut State, name: &str) {
+/// Recomputes a node's assignments (without tasks whose creation is not durable yet);
+/// when they changed, bumps its revision and wakes its long polls.
+fn refresh(core: &mut Core, name: &str) {
+    let Core {
+        state: st,
+        inflight,
+    } = core;
     let Some(entry) = st.nodes.get(name) else {
         return;
     };
-    let next = assignments::compute(name, st.node_tasks(name), &entry.reported);
+    let settled = st
+        .node_tasks(name)
+        .filter(|t| !inflight.unsettled.contains(t.id()));
+    let next = assignments::compute(name, settled, &entry.reported);
     if let Some(entry) = st.nodes.get_mut(name)
         && (next != entry.assignments || entry.revision == 0)
     {
@@ -598,6 +773,89 @@ mod tests {
             TaskState::Lost,
             "terminal states never change"
         );
+    }
+
+    /// Launches from many threads at once (their fsyncs shared by group commit): every
+    /// accepted task is in the store when the master is opened again.
+    #[test]
+    fn concurrent_launches_all_survive_a_restart() {
+        const THREADS: usize = 6;
+        const LAUNCHES: usize = 10;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("master.redb");
+        let store = drover_store::RedbStore::open(&path).unwrap();
+        let m = std::sync::Arc::new(Master::open(Box::new(store), config()).unwrap());
+        let now = crate::testutil::t0();
+        let mut big = register("n1", vec![]);
+        big.total = Resources::new(100.0, 100_000.0, 1000.0);
+        m.register(&big, now).unwrap();
+        let handles: Vec<_> = (0..THREADS)
+            .map(|_| {
+                let m = m.clone();
+                std::thread::spawn(move || {
+                    (0..LAUNCHES)
+                        .map(|_| {
+                            let mut req = launch_req("n1");
+                            req.task.resources = Resources::new(0.1, 1.0, 0.0);
+                            let (t, created) = m.launch(req, now).unwrap();
+                            assert!(created);
+                            t.spec.id
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let ids: BTreeSet<TaskId> = handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect();
+        assert_eq!(ids.len(), THREADS * LAUNCHES);
+        // Every answered launch is durable, so it is also in the node's assignments.
+        let (assigned, _) = m.assignments("n1").unwrap();
+        assert_eq!(assigned.tasks.len(), ids.len());
+        drop(m);
+
+        let store = drover_store::RedbStore::open(&path).unwrap();
+        let m = Master::open(Box::new(store), config()).unwrap();
+        let stored: BTreeSet<TaskId> = m
+            .tasks(&TaskFilter::default())
+            .unwrap()
+            .into_iter()
+            .map(|t| t.spec.id)
+            .collect();
+        assert_eq!(stored, ids);
+    }
+
+    /// A task whose batch is queued but not yet durable stays out of its node's
+    /// assignments (no agent starts it) and its event waits; settling releases both.
+    #[test]
+    fn a_created_task_reaches_its_node_only_once_durable() {
+        let m = Master::open(Box::new(MemoryStore::new()), config()).unwrap();
+        let now = crate::testutil::t0();
+        m.register(&register("n1", vec![]), now).unwrap();
+        let mut events = m.subscribe();
+        let (before, _) = m.assignments("n1").unwrap();
+        let ticket = {
+            let mut core = m.lock();
+            let Launch::New(_, changes) = core
+                .plan_launch(launch_req("n1"), now, generate_id)
+                .unwrap()
+            else {
+                panic!("a new launch");
+            };
+            m.commit(&mut core, changes, now).unwrap()
+        };
+        let (during, _) = m.assignments("n1").unwrap();
+        assert_eq!(during, before);
+        assert!(
+            events.try_recv().is_err(),
+            "no event before the write is durable"
+        );
+        m.settle(ticket).unwrap();
+        let (after, _) = m.assignments("n1").unwrap();
+        assert_eq!(after.tasks.len(), 1);
+        assert_ne!(after.revision, before.revision);
+        assert!(events.try_recv().is_ok());
     }
 
     #[test]

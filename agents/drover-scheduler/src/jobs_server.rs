@@ -2,11 +2,12 @@
 //! worker that talks to the master.
 //!
 //! ```text
-//!  API handler ─┐                      ┌─ persist: one store batch (spawn_blocking)
-//!               ├─ lock ─ engine.step / command / put_job ─ Plan ─┤
-//!  loop tick ───┘    (the lock is held until the batch is written,   └─ effects ─▶ worker
-//!                     so records are written in the order decided)         │
-//!                                                                          ▼
+//!  API handler ─┐                      ┌─ persist: one store batch, queued under the lock
+//!               ├─ lock ─ engine.step / command / put_job ─ Plan ─┤  (so records are written
+//!  loop tick ───┘                                                 │  in the order decided)
+//!                     the fsync is awaited after the lock is      └─ effects ─▶ worker,
+//!                     released (group commit shares it)              once durable  │
+//!                                                                                  ▼
 //!                  place (placement::place over the master's nodes) ─ POST /v1/tasks
 //!                  kill ─ POST /v1/tasks/{id}/kill; a 4xx refusal ─▶ Command::LaunchRefused
 //! ```
@@ -16,6 +17,16 @@
 //! least every [`MAX_SLEEP`]. Each tick steps the engine with the master's view of the
 //! jobs' tasks when that view is recent, or with none while the master is down (then
 //! schedules still run on time and records are kept; launches are re-sent later).
+//!
+//! Why the fsync is awaited outside the lock, and why that loses nothing: the batch is
+//! queued to the store under the lock, so batches reach the disk in the order the engine
+//! decided them, and one is durable only together with every batch queued before it.
+//! The effects of a plan (launches, kills) are sent, in queue order, only once its batch
+//! is durable, so no task starts for a run record a restart would forget; an API call
+//! answers only after its batch (or, when it wrote nothing, an empty batch queued behind
+//! everything in flight) is durable, so it never reports state that could be lost. Reads
+//! may show a plan whose batch is still in flight. A failed write poisons the redb store
+//! (every later batch fails too), and the engine is rebuilt from what the store holds.
 //!
 //! Launches run on their own worker so that a burst of them (1,000 jobs due in the same
 //! second) never delays the next tick's decisions; lateness is recorded at the decision
@@ -33,7 +44,7 @@ use drover_api::job_run::{JobRun, JobRunState, RunTrigger};
 use drover_api::task::{LaunchRequest, Task, TaskDefinition, TaskGoal, TaskId, labels};
 use drover_api::{ApiError, ErrorCode};
 use drover_service::http::Metrics;
-use drover_store::{Op, Store, StoreExt};
+use drover_store::{Op, PendingWrite, Store, StoreExt};
 use futures::StreamExt;
 use tokio::sync::{Mutex, Notify, mpsc, watch};
 use tokio::task::JoinHandle;
@@ -162,6 +173,29 @@ pub struct Jobs {
     /// When the current process started: lateness of instants before it is a restart's
     /// catch-up, not the loop's, and is not counted.
     started: DateTime<Utc>,
+    /// Plans whose batch is queued to the store and not yet known durable, with their
+    /// effects, in queue order.
+    in_flight: Arc<StdMutex<InFlight>>,
+}
+
+/// Plans whose batch is queued and not yet known durable.
+#[derive(Debug, Default)]
+struct InFlight {
+    next_seq: u64,
+    /// Each queued batch's effects (launches and kills), oldest first.
+    effects: VecDeque<(u64, Vec<Action>)>,
+}
+
+/// A queued batch to await, after the lock is released, with [`Jobs::settle`].
+#[must_use = "a plan's effects go out only once its batch is settled"]
+struct Staged {
+    seq: u64,
+    pending: PendingWrite,
+}
+
+fn lock_in_flight(m: &StdMutex<InFlight>) -> std::sync::MutexGuard<'_, InFlight> {
+    // Only moves queued effects around; a panic cannot leave it half-changed.
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn internal(what: impl std::fmt::Display) -> ApiError {
@@ -272,6 +306,7 @@ impl Jobs {
             wake_at: StdMutex::new(Some(now)),
             kills_sent: StdMutex::new(HashMap::new()),
             started: now,
+            in_flight: Arc::default(),
         })
     }
 
@@ -290,29 +325,16 @@ impl Jobs {
         self.metrics.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Writes `extra` and the plan's persist actions as one batch, then hands the
-    /// effects to the worker (callers outside the loop then poke it with `wake`). On a failed write the engine is rebuilt from the store
-    /// (which holds the state from before the plan) and no effect is performed.
-    async fn commit(&self, st: &mut JobsState, extra: Vec<Op>, plan: Plan) -> Result<(), ApiError> {
+    /// Queues `extra` and the plan's persist actions as one store batch and stages the
+    /// plan's effects (call under the lock; then release it and [`Jobs::settle`]).
+    fn stage(
+        &self,
+        st: &JobsState,
+        extra: Vec<Op>,
+        plan: Plan,
+    ) -> Result<Option<Staged>, ApiError> {
         let mut ops = extra;
         ops.extend(jobs_store::plan_ops(&plan).map_err(internal)?);
-        if !ops.is_empty() {
-            let store = self.store.clone();
-            let written = tokio::task::spawn_blocking(move || store.apply(&ops)).await;
-            let failure = match written {
-                Ok(Ok(_)) => None,
-                Ok(Err(e)) => Some(e.to_string()),
-                Err(e) => Some(e.to_string()),
-            };
-            if let Some(why) = failure {
-                tracing::error!(
-                    "failed to save the jobs' state: {why}; reloading it from the store"
-                );
-                self.metrics_lock().store_errors += 1;
-                self.reload(st).await;
-                return Err(internal(format!("failed to save the jobs' state: {why}")));
-            }
-        }
         *self.wake_at.lock().unwrap_or_else(|p| p.into_inner()) = plan.wake_at;
         let mut effects = Vec::new();
         {
@@ -349,11 +371,83 @@ impl Jobs {
             }
             m.jobs = st.engine.job_names().count();
         }
-        if !effects.is_empty() {
-            // Fails only once the worker is gone (shutdown): the engine re-sends launches.
-            let _ = self.effects.send(effects);
+        Ok(self.queue_batch(ops, effects))
+    }
+
+    /// Queues `ops` with the effects to send once they are durable; nothing when there
+    /// is nothing to write, send or wait for. With nothing to write while batches are
+    /// in flight, an empty batch is queued behind them, so that waiting for it waits
+    /// until everything the engine shows is durable.
+    fn queue_batch(&self, ops: Vec<Op>, effects: Vec<Action>) -> Option<Staged> {
+        let mut in_flight = lock_in_flight(&self.in_flight);
+        if ops.is_empty() && effects.is_empty() && in_flight.effects.is_empty() {
+            return None;
         }
-        Ok(())
+        let seq = in_flight.next_seq;
+        in_flight.next_seq += 1;
+        let pending = self.store.submit(ops);
+        in_flight.effects.push_back((seq, effects));
+        Some(Staged { seq, pending })
+    }
+
+    /// Waits until a staged batch is durable, then hands the effects of every batch up to
+    /// it to the worker, in queue order. On a failed write the engine is rebuilt from the
+    /// store (which holds what was durable before it) and the effects of this batch and
+    /// every later one (they fail too: the store takes no writes after a failed one) are
+    /// dropped.
+    async fn settle(&self, staged: Option<Staged>) -> Result<(), ApiError> {
+        let failure = match self.wait_durable(staged).await {
+            Ok(()) => return Ok(()),
+            Err(failure) => failure,
+        };
+        let mut st = self.state.lock().await;
+        self.reload(&mut st).await;
+        Err(internal(format!(
+            "failed to save the jobs' state: {failure}"
+        )))
+    }
+
+    /// [`Jobs::settle`] without the reload (for a caller that holds the lock): why the
+    /// write failed.
+    async fn wait_durable(&self, staged: Option<Staged>) -> Result<(), String> {
+        let Some(Staged { seq, pending }) = staged else {
+            return Ok(());
+        };
+        let in_flight = self.in_flight.clone();
+        let worker = self.effects.clone();
+        // Sending happens on the blocking thread too, so an API call dropped while it
+        // waits (its client went away) still releases the effects.
+        let written = tokio::task::spawn_blocking(move || {
+            let written = pending.wait();
+            let mut in_flight = lock_in_flight(&in_flight);
+            match written {
+                Ok(_) => {
+                    while in_flight.effects.front().is_some_and(|(s, _)| *s <= seq) {
+                        if let Some((_, effects)) = in_flight.effects.pop_front()
+                            && !effects.is_empty()
+                        {
+                            // Fails only once the worker is gone (shutdown): the engine
+                            // re-sends launches.
+                            let _ = worker.send(effects);
+                        }
+                    }
+                    Ok(())
+                }
+                Err(e) => {
+                    in_flight.effects.retain(|(s, _)| *s < seq);
+                    Err(e)
+                }
+            }
+        })
+        .await;
+        let failure = match written {
+            Ok(Ok(())) => return Ok(()),
+            Ok(Err(e)) => e.to_string(),
+            Err(e) => e.to_string(),
+        };
+        tracing::error!("failed to save the jobs' state: {failure}; reloading it from the store");
+        self.metrics_lock().store_errors += 1;
+        Err(failure)
     }
 
     /// Rebuilds the engine from the store after a failed write.
@@ -390,10 +484,15 @@ impl Jobs {
                 }
             }
         }
-        if let Err(e) = self.commit(&mut st, Vec::new(), plan).await {
+        let staged = self.stage(&st, Vec::new(), plan);
+        drop(st);
+        let saved = match staged {
+            Ok(staged) => self.settle(staged).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = saved {
             tracing::warn!("tick not saved: {}", e.message);
         }
-        drop(st);
         self.resend_kills(killing, tasks.as_deref().map(Vec::as_slice));
         let mut m = self.metrics_lock();
         m.ticks += 1;
@@ -488,8 +587,9 @@ impl Jobs {
             .put_job(job.clone(), Utc::now())
             .map_err(engine_error)?;
         let op = Op::put_json(jobs_store::def_key(&job.name), &job).map_err(internal)?;
-        self.commit(&mut st, vec![op], plan).await?;
+        let staged = self.stage(&st, vec![op], plan)?;
         drop(st);
+        self.settle(staged).await?;
         self.wake.notify_one();
         if !ignored.is_empty() {
             tracing::info!(job = %job.name, ignored = ?ignored, "job accepted; these fields are kept but not acted on");
@@ -527,6 +627,16 @@ impl Jobs {
                 ),
             ));
         }
+        // The store must hold every run record of the job before they are listed for
+        // deletion: wait (keeping the lock, so nothing new is queued) for the batches
+        // in flight.
+        if let Err(why) = self
+            .wait_durable(self.queue_batch(Vec::new(), Vec::new()))
+            .await
+        {
+            self.reload(&mut st).await;
+            return Err(internal(format!("failed to save the jobs' state: {why}")));
+        }
         let store = self.store.clone();
         let n = name.to_string();
         let ops = tokio::task::spawn_blocking(move || jobs_store::delete_ops(&*store, &n))
@@ -534,7 +644,9 @@ impl Jobs {
             .map_err(internal)?
             .map_err(internal)?;
         let plan = st.engine.remove_job(name);
-        self.commit(&mut st, ops, plan).await?;
+        let staged = self.stage(&st, ops, plan)?;
+        drop(st);
+        self.settle(staged).await?;
         self.wake.notify_one();
         Ok(job)
     }
@@ -546,7 +658,9 @@ impl Jobs {
             .engine
             .command(command, Utc::now())
             .map_err(engine_error)?;
-        self.commit(&mut st, Vec::new(), plan.clone()).await?;
+        let staged = self.stage(&st, Vec::new(), plan.clone())?;
+        drop(st);
+        self.settle(staged).await?;
         // The loop recomputes its wake-up from this plan's.
         self.wake.notify_one();
         Ok(plan)

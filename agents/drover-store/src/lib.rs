@@ -13,15 +13,22 @@
 //! - [`StoreExt`]: JSON helpers (`get_json`, `put_json`, `list_json`) on any store.
 //! - [`memory`]: an in-memory backend, for unit tests.
 //! - [`redb_store`]: the default on-disk backend, one redb file; every write is durable
-//!   before it returns.
+//!   before it returns, and the batches of concurrent writers share one transaction and
+//!   one fsync (group commit, see `group`).
+//! - [`PendingWrite`]: a batch handed to the store with [`Store::submit`] and not yet
+//!   known to be durable, so a caller can queue its write in order under its own lock
+//!   and wait for the fsync outside it.
 //! - [`StoreError`]: why an operation failed; a lost compare-and-swap is
 //!   [`StoreError::Conflict`].
 
 #![warn(missing_docs)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+mod group;
 pub mod memory;
 pub mod redb_store;
+
+use std::sync::Arc;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -171,9 +178,19 @@ pub enum StoreError {
     Backend {
         /// The step that failed (`begin write`, `commit`, ...).
         op: &'static str,
-        /// The cause.
+        /// The cause (shared: a failed group commit reports it to every writer in it).
         #[source]
-        source: Box<redb::Error>,
+        source: Arc<redb::Error>,
+    },
+    /// An earlier commit failed, and the store takes no more writes until it is reopened:
+    /// later batches may have been planned on top of the failed one, and a failed fsync
+    /// cannot safely be retried.
+    #[error(
+        "the store takes no more writes after a failed commit ({reason}); restart to reopen it"
+    )]
+    Poisoned {
+        /// Why the earlier commit failed.
+        reason: String,
     },
     /// A stored record is not in the format this version writes.
     #[error("stored record for key {key:?} is corrupt: {message}")]
@@ -208,6 +225,88 @@ impl StoreError {
     pub fn is_conflict(&self) -> bool {
         matches!(self, StoreError::Conflict { .. })
     }
+
+    /// The same failure for another writer of a failed group (backend errors are shared;
+    /// anything else is reported as the reason the store is poisoned).
+    fn replicate(&self) -> StoreError {
+        match self {
+            StoreError::Backend { op, source } => StoreError::Backend {
+                op,
+                source: source.clone(),
+            },
+            StoreError::Poisoned { reason } => StoreError::Poisoned {
+                reason: reason.clone(),
+            },
+            other => StoreError::Poisoned {
+                reason: other.to_string(),
+            },
+        }
+    }
+}
+
+/// A batch submitted with [`Store::submit`]: queued behind every batch submitted before
+/// it, durable (or failed) once [`PendingWrite::wait`] returns.
+///
+/// Dropping it without waiting does not cancel the batch: it is still committed with the
+/// next group (or when the store is closed), only nobody learns the outcome.
+#[must_use = "a submitted batch is known durable only once waited for"]
+pub struct PendingWrite {
+    inner: Pending,
+}
+
+enum Pending {
+    Done(group::Outcome),
+    Queued {
+        committer: Arc<dyn group::GroupCommitter>,
+        slot: Arc<group::Slot>,
+    },
+}
+
+impl std::fmt::Debug for PendingWrite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = match &self.inner {
+            Pending::Done(_) => "done",
+            Pending::Queued { .. } => "queued",
+        };
+        f.debug_struct("PendingWrite")
+            .field("state", &state)
+            .finish()
+    }
+}
+
+impl PendingWrite {
+    /// A write that has already ended (a backend that commits each batch at once).
+    pub fn done(result: Result<u64, StoreError>) -> PendingWrite {
+        PendingWrite {
+            inner: Pending::Done(result.map(|rev| (rev, true))),
+        }
+    }
+
+    fn from_outcome(outcome: group::Outcome) -> PendingWrite {
+        PendingWrite {
+            inner: Pending::Done(outcome),
+        }
+    }
+
+    fn queued(committer: Arc<dyn group::GroupCommitter>, slot: Arc<group::Slot>) -> PendingWrite {
+        PendingWrite {
+            inner: Pending::Queued { committer, slot },
+        }
+    }
+
+    /// Blocks until the batch is durable; the store revision after it. A batch whose
+    /// condition failed returns its [`StoreError::Conflict`] and was not applied.
+    pub fn wait(self) -> Result<u64, StoreError> {
+        self.wait_counted().map(|(rev, _)| rev)
+    }
+
+    /// [`PendingWrite::wait`], also saying whether the batch changed anything.
+    fn wait_counted(self) -> group::Outcome {
+        match self.inner {
+            Pending::Done(outcome) => outcome,
+            Pending::Queued { committer, slot } => committer.queue().wait(&*committer, &slot),
+        }
+    }
 }
 
 /// The key-value-with-revisions interface. Implementations are internally synchronised,
@@ -229,6 +328,16 @@ pub trait Store: Send + Sync {
 
     /// The store's current revision (0 for a fresh store).
     fn revision(&self) -> Result<u64, StoreError>;
+
+    /// Queues `ops` as one batch behind every batch submitted before it and returns
+    /// without waiting for the disk; [`PendingWrite::wait`] then blocks until the batch
+    /// is durable. Batches are applied in submission order, so a caller that submits
+    /// under its own lock and waits after releasing it keeps its writes in the order it
+    /// decided them while its fsync is shared with other writers. The default applies
+    /// the batch at once.
+    fn submit(&self, ops: Vec<Op>) -> PendingWrite {
+        PendingWrite::done(self.apply(&ops))
+    }
 
     /// Sets `key` to `value` if `expect` holds; returns the new revision.
     fn put(&self, key: &str, value: &[u8], expect: Expect) -> Result<u64, StoreError> {
