@@ -61,6 +61,8 @@ pub struct Session {
     pub address: String,
     /// Operator-set attributes.
     pub attributes: BTreeMap<String, String>,
+    /// What the node can run besides processes (`docker`).
+    pub capabilities: Vec<String>,
     /// Offered resources (host totals less `reserved`).
     pub total: Resources,
     /// Resources held back for the host.
@@ -94,7 +96,7 @@ impl Session {
             address: self.address.clone(),
             version: drover_api::VERSION.to_string(),
             attributes: self.attributes.clone(),
-            capabilities: Vec::new(),
+            capabilities: self.capabilities.clone(),
             total: self.total,
             reserved: self.reserved,
             ports: self.ports,
@@ -195,7 +197,25 @@ impl Session {
                 Ok(answer) => {
                     failures = 0;
                     let unchanged = after.as_deref() == Some(answer.revision.as_str());
-                    let actions = self.runner.reconcile(&answer.tasks);
+                    // Reconciling makes a sandbox, writes a checkpoint and forks a shim per
+                    // new task: seconds for a burst of hundreds. Off the runtime's one
+                    // thread, so heartbeats and the API keep answering meanwhile (a stalled
+                    // heartbeat gets the node marked unreachable and its tasks lost).
+                    let runner = self.runner.clone();
+                    let actions = match tokio::task::spawn_blocking(move || {
+                        runner.reconcile(&answer.tasks)
+                    })
+                    .await
+                    {
+                        Ok(actions) => actions,
+                        Err(e) => {
+                            // Ask afresh rather than take this revision as applied.
+                            tracing::error!("reconciling the assignments failed: {e}");
+                            after = None;
+                            tokio::time::sleep(backoff(1)).await;
+                            continue;
+                        }
+                    };
                     if !actions.is_empty() {
                         tracing::debug!(revision = %answer.revision, "reconciled: {actions:?}");
                     }
