@@ -90,6 +90,10 @@ pub struct RunArgs {
     /// Seconds between refreshes of the host's resource usage.
     #[arg(long, env = "DROVER_AGENT_RESOURCE_INTERVAL", default_value_t = 5.0)]
     pub resource_interval: f64,
+    /// The Docker Engine's unix socket; where an engine answers, the node runs DOCKER
+    /// tasks. An empty value turns Docker off.
+    #[arg(long, env = "DROVER_AGENT_DOCKER_SOCKET", default_value = crate::docker::DEFAULT_SOCKET)]
+    pub docker_socket: PathBuf,
 }
 
 /// Parsed `k=v,k=v` attributes.
@@ -148,6 +152,8 @@ pub struct AgentOptions {
     pub resource_interval: Duration,
     /// The binary started as each task's shim.
     pub shim_exe: PathBuf,
+    /// The Docker Engine's socket, unless Docker is turned off.
+    pub docker_socket: Option<PathBuf>,
 }
 
 impl RunArgs {
@@ -221,6 +227,7 @@ impl RunArgs {
             token,
             resource_interval: Duration::from_secs_f64(self.resource_interval),
             shim_exe,
+            docker_socket: Some(self.docker_socket.clone()).filter(|p| !p.as_os_str().is_empty()),
         })
     }
 }

@@ -9,8 +9,8 @@ use drover_api::task::{TaskDefinition, TaskSpec, labels};
 /// The PATH a task gets when the agent itself has none.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-/// The message of a task that asks for a container on this agent.
-pub const NO_DOCKER: &str = "this agent cannot run DOCKER containers (no Docker executor yet)";
+/// Why [`argv`] refuses a container task (the runner sends those to the Docker executor).
+pub const NO_DOCKER: &str = "a container task does not run as a process";
 
 /// The minimal environment every task starts from: `PATH` and `LANG` (when the agent has
 /// it). Nothing else of the agent's leaks, least of all its own `DROVER_AGENT_*` settings.

@@ -12,6 +12,7 @@
 //! - [`reconcile`]: pure: local tasks and assignments in, actions out.
 //! - [`runner`]: launches, watches, kills and re-adopts tasks; runs their health checks.
 //! - [`shim`]: the per-task supervisor process (`drover-agent shim SANDBOX`).
+//! - [`docker`]: the Docker executor: containers through the Docker Engine API, no shim.
 //! - [`sandbox`]: a task's directory and its checkpoint files.
 //! - [`env`](mod@env): a task's argv, environment and user.
 //! - [`health`]: Marathon-style health checks: pure counting, and the probes.
@@ -25,6 +26,7 @@
 pub mod api;
 pub mod cgroup;
 pub mod cli;
+pub mod docker;
 pub mod env;
 pub mod health;
 pub mod host;
@@ -46,6 +48,10 @@ use tokio::sync::watch;
 
 pub use cli::AgentOptions;
 pub use runner::{RunnerConfig, TaskRunner};
+
+/// The capability an agent with a reachable Docker Engine reports; the master and the
+/// scheduler place container tasks only on nodes that have it.
+pub const CAPABILITY_DOCKER: &str = "docker";
 
 /// Why the agent stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -97,12 +103,35 @@ pub async fn run(
     if let Some(why) = why_not {
         tracing::warn!("resource limits are off, tasks run without memory and cpu limits: {why}");
     }
+    let docker = match &opts.docker_socket {
+        Some(socket) => match docker::Engine::detect(socket).await {
+            Ok(engine) => {
+                tracing::info!(
+                    "Docker Engine {} at {}: DOCKER tasks run here",
+                    engine.version,
+                    socket.display()
+                );
+                Some(engine)
+            }
+            Err(e) => {
+                tracing::info!("{e}: DOCKER tasks will not be placed on this node");
+                None
+            }
+        },
+        None => None,
+    };
+    let capabilities = if docker.is_some() {
+        vec![CAPABILITY_DOCKER.to_string()]
+    } else {
+        Vec::new()
+    };
     let runner = TaskRunner::start(RunnerConfig {
         work_dir: opts.work_dir.clone(),
         shim_exe: opts.shim_exe.clone(),
         host: env::host_of(&opts.advertise),
         cgroups,
         poll_interval: runner::DEFAULT_POLL,
+        docker,
     })?;
     let client = MasterClient::new(&opts.master, opts.token.clone())?;
     let (host_tx, host_rx) = watch::channel(facts);
@@ -111,6 +140,7 @@ pub async fn run(
         name: opts.name.clone(),
         address: opts.advertise.clone(),
         attributes: opts.attributes.clone(),
+        capabilities,
         total,
         reserved,
         ports: opts.ports,

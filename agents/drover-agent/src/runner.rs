@@ -6,6 +6,9 @@
 //! polls the sandbox for the shim's records (`pid.json`, then `exit.json`) and carries out
 //! kills; a health job per started task runs its checks. Every change a report would show
 //! bumps a counter that [`TaskRunner::subscribe`] hands out, so the heartbeat goes at once.
+//!
+//! Container tasks (`container` set) take another path with the same entries, sandbox and
+//! reports: no shim, a monitor that drives the Docker Engine (see `runner/container.rs`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -28,6 +31,10 @@ use crate::procfs::{self, Liveness};
 use crate::reconcile::{self, Action};
 use crate::sandbox::{self, Checkpoint, ExitRecord, LaunchPlan, PidRecord, ProcessRecord, Sandbox};
 
+mod container;
+
+pub use container::{CONTAINER_VANISHED, NO_ENGINE};
+
 /// How often a monitor looks at a task's sandbox by default.
 pub const DEFAULT_POLL: Duration = Duration::from_millis(250);
 
@@ -44,6 +51,8 @@ pub struct RunnerConfig {
     pub cgroups: Arc<dyn CgroupManager>,
     /// How often monitors poll sandboxes.
     pub poll_interval: Duration,
+    /// The Docker Engine that runs container tasks, when the agent found one.
+    pub docker: Option<crate::docker::Engine>,
 }
 
 impl RunnerConfig {
@@ -59,6 +68,7 @@ impl RunnerConfig {
             host: host.into(),
             cgroups: Arc::new(crate::cgroup::NoCgroups),
             poll_interval: DEFAULT_POLL,
+            docker: None,
         }
     }
 }
@@ -257,6 +267,7 @@ impl TaskRunner {
                 Err(e) => tracing::warn!("skipping sandbox {}: {e}", entry.path().display()),
             }
         }
+        runner.sweep_orphan_containers();
         Ok(runner)
     }
 
@@ -478,7 +489,9 @@ impl TaskRunner {
             self.inner.insert(id, entry);
             return;
         }
+        let is_container = spec.definition.container.is_some();
         let prepared = match goal {
+            TaskGoal::Run if is_container => self.prepare_container(&spec),
             TaskGoal::Run => self.prepare(&spec, &sb),
             TaskGoal::Kill => Err("killed before it started".to_string()),
         };
@@ -506,6 +519,14 @@ impl TaskRunner {
             }
             entry.finish(&rec);
             self.inner.insert(id, entry);
+            return;
+        }
+        if is_container {
+            // No shim: the agent itself drives the container through the engine.
+            let wake = entry.wake.clone();
+            self.inner.insert(id.clone(), entry);
+            self.inner
+                .spawn_job(Inner::container_monitor(self.inner.clone(), id, wake));
             return;
         }
         let child = match self.spawn_shim(&sb) {
@@ -616,6 +637,7 @@ impl TaskRunner {
     /// and fails one whose process is gone without a trace.
     fn adopt(&self, sb: Sandbox, cp: Checkpoint) {
         let id = cp.spec.id.clone();
+        let is_container = cp.spec.definition.container.is_some();
         let mut entry = Entry::new(cp.spec, Some(sb.clone()), cp.launch);
         if cp.goal == TaskGoal::Kill {
             entry.kill = Some(
@@ -630,7 +652,10 @@ impl TaskRunner {
                     entry.started_at = Some(p.started_at);
                 }
                 entry.finish(&rec);
-                self.inner.insert(id, entry);
+                self.inner.insert(id.clone(), entry);
+                if is_container {
+                    self.remove_container_later(&id);
+                }
                 return;
             }
             Ok(None) => {}
@@ -641,6 +666,14 @@ impl TaskRunner {
                 self.inner.insert(id, entry);
                 return;
             }
+        }
+        if is_container {
+            // Found again by its name (and `drover.task-id` label) in the engine.
+            let wake = entry.wake.clone();
+            self.inner.insert(id.clone(), entry);
+            self.inner
+                .spawn_job(Inner::container_monitor(self.inner.clone(), id, wake));
+            return;
         }
         let shim = sb.read_shim().ok().flatten();
         let present = |l: Liveness| matches!(l, Liveness::Alive | Liveness::Zombie);

@@ -11,6 +11,8 @@
 //! | `stdout`, `stderr` | the task | its output |
 //! | `shim.log` | shim | the shim's own complaints |
 //! | `acked` | agent | marker: the master has forgotten the task; skipped on rescan |
+//! | `container.json` | agent (container tasks) | the container's id, once created ([`ContainerRecord`]) |
+//! | `logs.json` | agent (container tasks) | how far its log stream was copied ([`LogCursor`](crate::docker::logs::LogCursor)) |
 //!
 //! Every JSON file is written whole to a temporary name and renamed into place, so a
 //! reader (or an agent restarted at any instant) sees either nothing or the full record.
@@ -134,6 +136,16 @@ impl ExitRecord {
     }
 }
 
+/// `container.json`: the Docker container of a container task, written right after it
+/// was created (so a restarted agent that finds no container knows it vanished).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerRecord {
+    /// The container's id.
+    pub id: String,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+}
+
 /// One task's sandbox directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sandbox {
@@ -253,6 +265,35 @@ impl Sandbox {
         write_json_atomic(&self.exit_path(), rec)
     }
 
+    /// The container record.
+    pub fn container_path(&self) -> PathBuf {
+        self.dir.join("container.json")
+    }
+
+    /// Reads `container.json`, if the task's container was created.
+    pub fn read_container(&self) -> Result<Option<ContainerRecord>, SandboxError> {
+        read_json(&self.container_path())
+    }
+
+    /// Writes `container.json`.
+    pub fn write_container(&self, rec: &ContainerRecord) -> Result<(), SandboxError> {
+        write_json_atomic(&self.container_path(), rec)
+    }
+
+    /// Reads `logs.json`, if a container's logs were copied before.
+    pub fn read_log_cursor(&self) -> Result<Option<crate::docker::logs::LogCursor>, SandboxError> {
+        read_json(&self.dir.join("logs.json"))
+    }
+
+    /// Writes `logs.json`. Not synced: it only has to survive the agent, not the host
+    /// (whose reboot ends the container too), and it is written often.
+    pub fn write_log_cursor(
+        &self,
+        cursor: &crate::docker::logs::LogCursor,
+    ) -> Result<(), SandboxError> {
+        write_json(&self.dir.join("logs.json"), cursor, false)
+    }
+
     /// Whether the master has forgotten this task.
     pub fn is_acked(&self) -> bool {
         self.ack_path().exists()
@@ -295,6 +336,11 @@ fn io(op: &'static str, path: &Path, source: std::io::Error) -> SandboxError {
 /// Writes `value` as JSON to `path` through a temporary file and a rename, so readers
 /// never see half a record. Mode 0600: the checkpoint may hold secrets from `env`.
 pub fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> Result<(), SandboxError> {
+    write_json(path, value, true)
+}
+
+/// [`write_json_atomic`], with the fsync optional.
+fn write_json<T: Serialize>(path: &Path, value: &T, sync: bool) -> Result<(), SandboxError> {
     use std::os::unix::fs::OpenOptionsExt;
     let bytes = serde_json::to_vec_pretty(value).map_err(|e| SandboxError::Corrupt {
         path: path.to_path_buf(),
@@ -314,7 +360,9 @@ pub fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> Result<(), San
         .map_err(|source| io("write", &tmp, source))?;
     f.write_all(&bytes)
         .map_err(|source| io("write", &tmp, source))?;
-    f.sync_all().map_err(|source| io("sync", &tmp, source))?;
+    if sync {
+        f.sync_all().map_err(|source| io("sync", &tmp, source))?;
+    }
     drop(f);
     std::fs::rename(&tmp, path).map_err(|source| io("rename", path, source))
 }

@@ -172,7 +172,7 @@ async fn a_task_ignoring_sigterm_gets_sigkill_after_the_grace_period() {
 }
 
 #[tokio::test]
-async fn containers_are_refused_with_a_reason() {
+async fn containers_are_refused_with_a_reason_without_a_docker_engine() {
     let dir = tempfile::tempdir().unwrap();
     let r = runner(dir.path());
     let mut s = spec("docker.1", "unused");
@@ -181,7 +181,10 @@ async fn containers_are_refused_with_a_reason() {
     r.launch(s);
     let rep = wait_terminal(&r, "docker.1").await;
     assert_eq!(rep.state, TaskState::Failed);
-    assert_eq!(rep.message.as_deref(), Some(drover_agent::env::NO_DOCKER));
+    assert_eq!(
+        rep.message.as_deref(),
+        Some(drover_agent::runner::NO_ENGINE)
+    );
 }
 
 #[tokio::test]

@@ -10,6 +10,7 @@
 //! - [`resources`]: CPU, memory, disk and port quantities.
 //! - [`node`]: what an agent says about its host, and the master's view of a node.
 //! - [`task`]: task definitions, the task state machine and health checks.
+//! - [`container`]: the Docker container a task runs in, as the agent reads it.
 //! - [`app`]: Marathon-compatible app definitions.
 //! - [`deployment`]: deployments of app changes (steps, progress) and app status.
 //! - [`job`]: Chronos-compatible job definitions.
@@ -25,6 +26,7 @@ pub mod agent;
 pub mod app;
 #[cfg(feature = "client")]
 pub mod client;
+pub mod container;
 pub mod deployment;
 pub mod error;
 pub mod event;

@@ -402,6 +402,18 @@ impl TaskDefinition {
                 "a task needs cmd, args or a container image",
             ));
         }
+        if let Some(c) = &self.container {
+            // The agent must be able to read it, so bad input is refused here, not at launch.
+            crate::container::DockerContainer::parse(c).map_err(|e| {
+                let (field, msg) = e.split_once(": ").unwrap_or(("", e.as_str()));
+                let path = if field.is_empty() {
+                    String::new()
+                } else {
+                    format!(".{field}")
+                };
+                ApiError::invalid(format!("{prefix}container{path}"), msg.to_string())
+            })?;
+        }
         self.resources.validate(&format!("{prefix}resources."))?;
         if !self.kill_grace_period_seconds.is_finite()
             || !(0.0..=3600.0).contains(&self.kill_grace_period_seconds)
