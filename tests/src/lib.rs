@@ -12,6 +12,8 @@
 //! - [`Cluster`]: a master and N agents, and optionally a scheduler
 //!   ([`Cluster::start_scheduler`]).
 //! - [`wait_for`]: poll a condition until a generous deadline.
+//! - [`docker`]: a Docker Engine of the test's own, in a network namespace it creates.
+//! - [`fleet`]: SSH test hosts for `drover fleet` (sshd per network namespace).
 
 #![allow(clippy::unwrap_used)] // test harness: a failure here should fail the test loudly
 
@@ -23,6 +25,9 @@ use std::time::{Duration, Instant};
 
 use drover_api::client::{MasterClient, SchedulerClient};
 use drover_api::node::Node;
+
+pub mod docker;
+pub mod fleet;
 
 /// Path of a workspace binary (`drover-master`, `drover-agent`, `drover`, `hello`).
 pub fn bin_path(name: &str) -> PathBuf {
@@ -200,6 +205,8 @@ pub struct ClusterOptions {
     pub heartbeat_timeout: f64,
     /// Ports per agent.
     pub ports_per_agent: u16,
+    /// Extra flags for every agent (e.g. `--docker-socket PATH`).
+    pub agent_args: Vec<String>,
 }
 
 impl Default for ClusterOptions {
@@ -209,6 +216,7 @@ impl Default for ClusterOptions {
             heartbeat_interval: 0.5,
             heartbeat_timeout: 6.0,
             ports_per_agent: 50,
+            agent_args: Vec::new(),
         }
     }
 }
@@ -225,6 +233,8 @@ pub struct Cluster {
     pub dir: tempfile::TempDir,
     /// The scheduler, once [`Cluster::start_scheduler`] started one.
     pub scheduler: Option<Server>,
+    /// Extra flags every agent gets.
+    agent_args: Vec<String>,
 }
 
 impl Cluster {
@@ -257,6 +267,7 @@ impl Cluster {
             client,
             dir,
             scheduler: None,
+            agent_args: opts.agent_args.clone(),
         };
         for i in 0..opts.agents {
             cluster.add_agent(i, opts.ports_per_agent);
@@ -276,7 +287,7 @@ impl Cluster {
 
     fn add_agent(&mut self, i: usize, ports: u16) {
         let (lo, hi) = port_block(ports);
-        let args = vec![
+        let mut args = vec![
             "--master".to_string(),
             self.master.url.clone(),
             "--listen".to_string(),
@@ -294,6 +305,7 @@ impl Cluster {
             "--attributes".to_string(),
             format!("rack=r{},zone=z", i % 2),
         ];
+        args.extend(self.agent_args.iter().cloned());
         let log = self.dir.path().join(format!("agent-{i}.log"));
         self.agents
             .push(Server::start(&bin_path("drover-agent"), &args, &[], &log));

@@ -89,8 +89,87 @@ pub enum Command {
     /// Run a whole cluster on this machine (a master, a scheduler and agents) with the
     /// examples applied, until Ctrl-C.
     Dev(DevArgs),
+    /// Roll Drover's own binaries out over SSH (the inventory of the playbooks), gated
+    /// on the master; show every host's versions.
+    Fleet(FleetArgs),
     /// Print the CLI's version and, if reachable, the master's.
     Version,
+}
+
+/// `drover fleet VERB`.
+#[derive(Debug, Clone, Args)]
+pub struct FleetArgs {
+    /// The verb.
+    #[command(subcommand)]
+    pub command: FleetCommand,
+}
+
+/// The verbs on the fleet.
+#[derive(Debug, Clone, Subcommand)]
+pub enum FleetCommand {
+    /// Upgrade the hosts to the binaries of a dist folder: masters one at a time, then
+    /// schedulers, then agents in batches (a canary first), each gated on the master and
+    /// rolled back if it fails.
+    Upgrade(FleetUpgradeArgs),
+    /// Show the version of every host's binaries and whether each is healthy.
+    Status(FleetCommonArgs),
+}
+
+/// What every fleet verb takes: the inventory and how to connect.
+#[derive(Debug, Clone, Args)]
+pub struct FleetCommonArgs {
+    /// The Ansible inventory: a folder (host files, group_vars/, host_vars/) or a file.
+    #[arg(long, short = 'i', value_name = "PATH")]
+    pub inventory: PathBuf,
+    /// Read the inventory through `ansible-inventory --list` (Ansible renders its Jinja)
+    /// instead of the built-in reader.
+    #[arg(long)]
+    pub ansible_inventory: bool,
+    /// Only these hosts (Ansible's pattern syntax: `agents:!web3`, `web*`, `a,b`).
+    #[arg(long, short = 'l', value_name = "PATTERN")]
+    pub limit: Option<String>,
+    /// The known hosts file host keys are checked against.
+    #[arg(long, value_name = "FILE")]
+    pub known_hosts: Option<PathBuf>,
+    /// Add the key of a host that is not in the known hosts file (a changed key is
+    /// still refused), like OpenSSH's StrictHostKeyChecking=accept-new.
+    #[arg(long)]
+    pub accept_new: bool,
+    /// At most this many SSH connections at once.
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub parallel: usize,
+    /// Seconds to wait for a TCP connection.
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    pub connect_timeout: u64,
+}
+
+/// `drover fleet upgrade --inventory DIR --dist DIR [...]`.
+#[derive(Debug, Clone, Args)]
+pub struct FleetUpgradeArgs {
+    /// Inventory and connection.
+    #[command(flatten)]
+    pub common: FleetCommonArgs,
+    /// The folder of binaries to roll out (what `scripts/dist` builds).
+    #[arg(long, value_name = "DIR")]
+    pub dist: PathBuf,
+    /// Agents in the first (canary) batch; 0 for none.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub canary: usize,
+    /// Agents per batch after the canary: a number or a percentage of the agents.
+    #[arg(long, value_name = "N|N%", default_value = "25%")]
+    pub batch: drover_fleet::plan::Size,
+    /// Never more than this many agents down at once (a number or a percentage).
+    #[arg(long, value_name = "N|N%")]
+    pub max_unavailable: Option<drover_fleet::plan::Size>,
+    /// Drain each agent through the master before its swap; re-activate it after.
+    #[arg(long)]
+    pub drain: bool,
+    /// Print the plan (hosts, batches, binaries that change) and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Seconds a host may take to pass its health gate before it is rolled back.
+    #[arg(long, value_name = "SECS", default_value_t = 120)]
+    pub gate_timeout: u64,
 }
 
 /// `drover jobs [VERB]`.

@@ -16,6 +16,8 @@ pub mod deployment_cancel;
 pub mod deployment_list;
 pub mod deployment_show;
 pub mod dev;
+pub mod fleet_status;
+pub mod fleet_upgrade;
 pub mod job_create;
 pub mod job_delete;
 pub mod job_disable;

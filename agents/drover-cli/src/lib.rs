@@ -14,17 +14,20 @@
 //!   drover-api types.
 //! - [`app_output`]: the same for apps and deployments, and the `--wait` progress bar.
 //! - [`job_output`]: the same for jobs: job list, job details, run history, stats, graph.
+//! - [`fleet_output`]: `drover fleet`'s shared parts: loading the inventory, progress
+//!   bars, the plan and the summary tables.
 
 pub mod app_output;
 pub mod cli;
 pub mod commands;
 pub mod context;
+pub mod fleet_output;
 pub mod job_output;
 pub mod output;
 
 use cli::{
-    AppsCommand, Cli, Command, DeploymentListArgs, DeploymentsCommand, JobsCommand, NodesCommand,
-    TaskListArgs, TasksCommand,
+    AppsCommand, Cli, Command, DeploymentListArgs, DeploymentsCommand, FleetCommand, JobsCommand,
+    NodesCommand, TaskListArgs, TasksCommand,
 };
 use context::Context;
 
@@ -90,6 +93,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         },
         Command::Apply(args) => commands::apply::run(&ctx, &args).await,
         Command::Dev(args) => commands::dev::run(&cli.global, &args).await,
+        Command::Fleet(f) => match f.command {
+            FleetCommand::Upgrade(args) => {
+                commands::fleet_upgrade::run(&ctx, &cli.global, &args).await
+            }
+            FleetCommand::Status(args) => {
+                commands::fleet_status::run(&ctx, &cli.global, &args).await
+            }
+        },
         Command::Version => commands::version::run(&ctx).await,
     }
 }

@@ -1,0 +1,346 @@
+//! `drover fleet` against real SSH servers: each host an sshd in a network namespace
+//! this test creates, with its own install root (see `drover_cluster_tests::fleet`).
+//!
+//! 1. Build A → build B over 1 master + 3 agents: every host ends on B, and the task on
+//!    each agent keeps its pid through the upgrade.
+//! 2. A build B whose agent does not start on one host: that host is rolled back to A,
+//!    the rollout stops after that batch, the report names the host and the reason,
+//!    and no host beyond that batch is touched.
+//! 3. A wrong host key is refused; `--accept-new` adds an unknown key, never a changed
+//!    one.
+//! 4. `--dry-run` changes nothing on any host.
+//!
+//! Needs root, `ip` and sshd (scripts/setup installs openssh-server); where they are
+//! missing each test says so on stderr and passes. The static builds A and B come from
+//! `scripts/dist --version` (built once, cached under the target directory).
+
+#![allow(clippy::unwrap_used)] // tests: a failure should fail loudly
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use drover_cluster_tests::bin_path;
+use drover_cluster_tests::fleet::{FleetHosts, dist, unsupported};
+use serde_json::Value;
+
+/// Build A is the crate version as it is (the build scripts/dist makes anyway).
+const A: &str = drover_api::VERSION;
+const B: &str = "0.1.1-fleet-b";
+
+fn skip() -> bool {
+    match unsupported() {
+        Some(why) => {
+            let _ = writeln!(std::io::stderr(), "SKIPPED fleet test: {why}");
+            true
+        }
+        None => false,
+    }
+}
+
+fn drover() -> PathBuf {
+    bin_path("drover")
+}
+
+/// Installs build A everywhere with `drover fleet upgrade` (a first install).
+fn install(hosts: &FleetHosts, dist_a: &Path) {
+    let (code, out, err) = hosts.fleet(
+        &drover(),
+        &[
+            "upgrade",
+            "--dist",
+            dist_a.to_str().unwrap(),
+            "--batch",
+            "100%",
+        ],
+    );
+    assert_eq!(code, 0, "installing A failed:\n{out}\n{err}");
+}
+
+fn status(hosts: &FleetHosts) -> Vec<Value> {
+    let (_, out, err) = hosts.fleet(&drover(), &["--json", "status"]);
+    serde_json::from_str::<Value>(&out)
+        .unwrap_or_else(|e| panic!("status --json: {e}:\n{out}\n{err}"))
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+#[test]
+fn upgrade_a_to_b_keeps_every_task_and_dry_run_changes_nothing() {
+    if skip() {
+        return;
+    }
+    let (dist_a, dist_b) = (dist("a", A), dist("b", B));
+    let hosts = FleetHosts::start(&["master", "agent1", "agent2", "agent3"]);
+    install(&hosts, &dist_a);
+    let tasks = hosts.launch_tasks(&drover());
+
+    // Check 4: a dry run shows the plan and touches nothing.
+    let before = hosts.snapshot();
+    let (code, out, err) = hosts.fleet(
+        &drover(),
+        &[
+            "upgrade",
+            "--dist",
+            dist_b.to_str().unwrap(),
+            "--dry-run",
+            "--batch",
+            "2",
+        ],
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("dry run: nothing was changed"), "{out}");
+    for name in ["master", "agent1", "agent2", "agent3"] {
+        assert!(out.contains(name), "the plan does not name {name}:\n{out}");
+    }
+    assert_eq!(hosts.snapshot(), before, "the dry run changed files");
+    let (code, out, _) = hosts.fleet(
+        &drover(),
+        &[
+            "--json",
+            "upgrade",
+            "--dist",
+            dist_b.to_str().unwrap(),
+            "--dry-run",
+            "--batch",
+            "2",
+        ],
+    );
+    assert_eq!(code, 0);
+    let plan: Value = serde_json::from_str(&out).unwrap();
+    let phases: Vec<&str> = plan["plan"]["batches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["phase"].as_str().unwrap())
+        .collect();
+    assert_eq!(phases, vec!["master", "canary", "agents"]);
+    assert_eq!(hosts.snapshot(), before);
+
+    // Check 1: A -> B, draining each agent; every task keeps its pid.
+    let (code, out, err) = hosts.fleet(
+        &drover(),
+        &[
+            "--json",
+            "upgrade",
+            "--dist",
+            dist_b.to_str().unwrap(),
+            "--batch",
+            "2",
+            "--drain",
+        ],
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["ok"], true, "{report}");
+    for h in report["hosts"].as_array().unwrap() {
+        assert_eq!(h["outcome"], "upgraded", "{h}");
+        assert_eq!(h["version"], B, "{h}");
+    }
+    for row in status(&hosts) {
+        assert_eq!(row["version"], B, "{row}");
+        assert_eq!(row["healthy"], true, "{row}");
+    }
+    hosts.assert_tasks_kept(&drover(), &tasks);
+    let nodes = hosts.drover_json(&drover(), &["nodes"]);
+    for n in nodes.as_array().unwrap() {
+        assert_eq!(n["version"], B, "{n}");
+        assert_eq!(
+            n["state"], "ready",
+            "drained nodes must be re-activated: {n}"
+        );
+    }
+    // A second run finds nothing to do.
+    let (code, out, err) = hosts.fleet(
+        &drover(),
+        &["upgrade", "--dist", dist_b.to_str().unwrap(), "--dry-run"],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("0 batch(es)"), "{out}");
+}
+
+#[test]
+fn an_agent_that_fails_its_gate_is_rolled_back_and_the_rollout_halts() {
+    if skip() {
+        return;
+    }
+    let (dist_a, dist_b) = (dist("a", A), dist("b", B));
+    let hosts = FleetHosts::start(&["master", "agent1", "agent2", "agent3", "agent4"]);
+    install(&hosts, &dist_a);
+    let tasks = hosts.launch_tasks(&drover());
+    // Build B's agent will not start on agent2 (in batch 3: master, canary, 2 agents).
+    std::fs::write(hosts.host("agent2").root.join("break-version"), B).unwrap();
+    let untouched = hosts.host("agent4").root.join("usr/local/bin");
+    let before_a4: Vec<String> = hosts
+        .snapshot()
+        .into_iter()
+        .filter(|l| l.starts_with(untouched.to_str().unwrap()))
+        .collect();
+
+    let (code, out, err) = hosts.fleet(
+        &drover(),
+        &[
+            "--json",
+            "upgrade",
+            "--dist",
+            dist_b.to_str().unwrap(),
+            "--canary",
+            "1",
+            "--batch",
+            "2",
+            "--gate-timeout",
+            "30",
+        ],
+    );
+    assert_ne!(code, 0, "the rollout should fail:\n{out}\n{err}");
+    assert!(err.contains("agent2"), "the error names the host: {err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["ok"], false);
+    let halted = report["halted"].as_str().unwrap();
+    assert!(
+        halted.contains("agent2") && halted.contains("health gate"),
+        "{halted}"
+    );
+    let outcome = |host: &str, role: &str| -> Value {
+        report["hosts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h["host"] == host && h["role"] == role)
+            .unwrap()
+            .clone()
+    };
+    // The master goes first (batch 1), then the canary agent1, then agent2 and agent3.
+    assert_eq!(outcome("master", "master")["outcome"], "upgraded");
+    assert_eq!(outcome("agent1", "agent")["outcome"], "upgraded");
+    assert_eq!(outcome("agent1", "agent")["version"], B);
+    let a2 = outcome("agent2", "agent");
+    assert_eq!(a2["outcome"], "failed", "{a2}");
+    assert_eq!(a2["rolled_back"], true, "{a2}");
+    assert_eq!(a2["version"], A, "{a2}");
+    assert!(
+        a2["reason"].as_str().unwrap().contains("health gate"),
+        "{a2}"
+    );
+    assert_eq!(outcome("agent3", "agent")["outcome"], "upgraded");
+    assert_eq!(outcome("agent4", "agent")["outcome"], "not_started");
+    assert_eq!(outcome("agent4", "agent")["version"], A);
+
+    // What runs matches the report; agent4 was not touched at all.
+    for row in status(&hosts) {
+        let want = match row["host"].as_str().unwrap() {
+            "master" | "agent1" | "agent3" => B,
+            _ => A,
+        };
+        assert_eq!(row["version"], want, "{row}");
+    }
+    let after_a4: Vec<String> = hosts
+        .snapshot()
+        .into_iter()
+        .filter(|l| l.starts_with(untouched.to_str().unwrap()))
+        .collect();
+    assert_eq!(before_a4, after_a4, "agent4 was touched");
+    // agent2 runs A again and is registered. (Its task was marked lost while the agent
+    // was down past the heartbeat timeout: the gate reported that, not a pass.)
+    let n = hosts.drover_json(&drover(), &["nodes", "show", "agent2"]);
+    assert_eq!(n["version"], A, "{n}");
+    assert_ne!(n["state"], "unreachable", "{n}");
+    // The tasks on the hosts that passed kept their pids.
+    let kept: Vec<_> = tasks.iter().filter(|t| t.0 != "agent2").cloned().collect();
+    hosts.assert_tasks_kept(&drover(), &kept);
+}
+
+#[test]
+fn host_keys_are_checked_and_accept_new_adds_only_unknown_keys() {
+    if skip() {
+        return;
+    }
+    let hosts = FleetHosts::start(&["master", "agent1"]);
+    let kh = hosts.known_hosts.to_str().unwrap().to_string();
+    let good = std::fs::read_to_string(&kh).unwrap();
+    let master_ip = hosts.host("master").ip.clone();
+    let mention = |rows: &[Value], host: &str, what: &str| {
+        rows.iter()
+            .any(|r| r["host"] == host && r["health"].as_str().unwrap_or("").contains(what))
+    };
+
+    // The right keys: connected (nothing installed yet, so "not installed").
+    let rows = status(&hosts);
+    assert!(mention(&rows, "master", "not installed"), "{rows:?}");
+
+    // A changed key is refused, --accept-new or not, and the file is left alone.
+    let wrong_key = hosts.host("agent1").host_key.clone();
+    let tampered: String = good
+        .lines()
+        .map(|l| {
+            if l.starts_with(&format!("{master_ip} ")) {
+                format!("{master_ip} {wrong_key}")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n";
+    std::fs::write(&kh, &tampered).unwrap();
+    for extra in [&[][..], &["--accept-new"][..]] {
+        let mut args = vec!["--json", "status"];
+        args.extend_from_slice(extra);
+        let (_, out, _) = hosts.fleet(&drover(), &args);
+        let rows: Vec<Value> = serde_json::from_str::<Value>(&out)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .clone();
+        assert!(
+            mention(&rows, "master", "host key mismatch"),
+            "{extra:?}: {rows:?}"
+        );
+        assert!(mention(&rows, "agent1", "not installed"), "{rows:?}");
+    }
+    assert_eq!(std::fs::read_to_string(&kh).unwrap(), tampered);
+
+    // An unknown key is refused without --accept-new, added with it, then trusted.
+    let without_master: String = good
+        .lines()
+        .filter(|l| !l.starts_with(&format!("{master_ip} ")))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&kh, &without_master).unwrap();
+    let rows = status(&hosts);
+    assert!(mention(&rows, "master", "unknown host key"), "{rows:?}");
+    let (_, out, _) = hosts.fleet(&drover(), &["--json", "status", "--accept-new"]);
+    let rows: Vec<Value> = serde_json::from_str::<Value>(&out)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone();
+    assert!(mention(&rows, "master", "not installed"), "{rows:?}");
+    let now = std::fs::read_to_string(&kh).unwrap();
+    let master_key = hosts
+        .host("master")
+        .host_key
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .to_string();
+    assert!(now.contains(&master_key), "the key was not added: {now}");
+    let rows = status(&hosts);
+    assert!(mention(&rows, "master", "not installed"), "{rows:?}");
+
+    // An upgrade refuses to start when a host's key is wrong, and changes nothing.
+    std::fs::write(&kh, &tampered).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(bin_path("drover-agent"), dir.path().join("drover-agent")).unwrap();
+    let before = hosts.snapshot();
+    let (code, _, err) = hosts.fleet(
+        &drover(),
+        &["upgrade", "--dist", dir.path().to_str().unwrap()],
+    );
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("host key mismatch") && err.contains("nothing was changed"),
+        "{err}"
+    );
+    assert_eq!(hosts.snapshot(), before);
+}
