@@ -81,12 +81,16 @@ where
 {
     let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
     let command = T::command().args_override_self(true);
-    // First pass only to find --config; errors are reported by the second pass.
+    // First pass only to find --config; errors are reported by the second pass. The file
+    // holds the server's own flags, so a subcommand (`install`, which has flags of its
+    // own) is parsed without it: splicing the server's flags in front of a subcommand
+    // would make clap refuse them, e.g. with `DROVER_AGENT_CONFIG` set in the environment.
     let config_path = command
         .clone()
         .ignore_errors(true)
         .try_get_matches_from(args.clone())
         .ok()
+        .filter(|m| m.subcommand_name().is_none())
         .and_then(|m| m.try_get_one::<PathBuf>("config").ok().flatten().cloned());
     let mut full = args.clone();
     if let Some(path) = config_path {
@@ -209,5 +213,45 @@ mod tests {
         let err = try_parse_from::<Opts, _, _>(["x", "--config", f.path().to_str().unwrap()])
             .unwrap_err();
         assert!(err.to_string().contains("unknown key \"lisen\""), "{err}");
+    }
+
+    /// A server with an `install` subcommand, shaped like the agent's CLI; its config
+    /// file's variable is its own, read by no other test.
+    #[derive(Parser, Debug)]
+    #[command(args_conflicts_with_subcommands = true)]
+    struct Server {
+        #[command(subcommand)]
+        command: Option<Sub>,
+        #[arg(long, env = "DROVER_TEST_CONFIG_SUBCOMMAND_CONFIG")]
+        config: Option<PathBuf>,
+        #[arg(long, default_value = "127.0.0.1:1")]
+        listen: String,
+    }
+
+    #[derive(clap::Subcommand, Debug)]
+    enum Sub {
+        Install {
+            #[arg(long)]
+            listen: Option<String>,
+        },
+    }
+
+    #[test]
+    #[allow(unsafe_code)]
+    fn a_subcommand_is_parsed_without_the_servers_config_file() {
+        let f = file("listen = \"127.0.0.1:7\"\n");
+        // SAFETY: only this test reads the variable, and std's environment functions
+        // take a lock against each other; nothing here calls C's getenv concurrently.
+        unsafe { std::env::set_var("DROVER_TEST_CONFIG_SUBCOMMAND_CONFIG", f.path()) };
+        // The server itself reads the file named by the environment.
+        let s: Server = try_parse_from(["x"]).unwrap();
+        assert_eq!(s.listen, "127.0.0.1:7");
+        // A subcommand gets only its own flags, not the file's spliced in front of it
+        // (which clap refused as conflicting with the subcommand).
+        let s: Server = try_parse_from(["x", "install", "--listen", "0.0.0.0:1"]).unwrap();
+        match s.command {
+            Some(Sub::Install { listen }) => assert_eq!(listen.as_deref(), Some("0.0.0.0:1")),
+            None => panic!("install was not parsed"),
+        }
     }
 }
