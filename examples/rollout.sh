@@ -31,6 +31,6 @@ show() {
 echo "before:"; show || true
 # Version 2 is version 1 with one more environment variable: any change to the
 # definition is a new version, rolled out under the app's upgrade strategy.
-sed "s/\"cmd\": \"exec hello\",/\"cmd\": \"exec hello\",\n  \"env\": { \"HELLO_VERSION\": \"$label\" },/" apps/20-hello.json |
+sed "s/\"cmd\": \"exec hello --host 0.0.0.0\",/&\n  \"env\": { \"HELLO_VERSION\": \"$label\" },/" apps/20-hello.json |
   "$drover" apps update -f - --wait
 echo "after:"; show
