@@ -202,20 +202,19 @@ impl Session {
                     // thread, so heartbeats and the API keep answering meanwhile (a stalled
                     // heartbeat gets the node marked unreachable and its tasks lost).
                     let runner = self.runner.clone();
-                    let actions = match tokio::task::spawn_blocking(move || {
-                        runner.reconcile(&answer.tasks)
-                    })
-                    .await
-                    {
-                        Ok(actions) => actions,
-                        Err(e) => {
-                            // Ask afresh rather than take this revision as applied.
-                            tracing::error!("reconciling the assignments failed: {e}");
-                            after = None;
-                            tokio::time::sleep(backoff(1)).await;
-                            continue;
-                        }
-                    };
+                    let actions =
+                        match tokio::task::spawn_blocking(move || runner.reconcile(&answer.tasks))
+                            .await
+                        {
+                            Ok(actions) => actions,
+                            Err(e) => {
+                                // Ask afresh rather than take this revision as applied.
+                                tracing::error!("reconciling the assignments failed: {e}");
+                                after = None;
+                                tokio::time::sleep(backoff(1)).await;
+                                continue;
+                            }
+                        };
                     if !actions.is_empty() {
                         tracing::debug!(revision = %answer.revision, "reconciled: {actions:?}");
                     }
