@@ -12,13 +12,10 @@
 //!   DROVER_FLEET_BENCH_AGENTS=5 cargo bench -p drover-cluster-tests --bench fleet
 //!
 //! Needs root, sshd and ansible-playbook; says why and exits 0 where they are missing.
-//! The playbook's `drover_common` role creates the system user and group `drover`; the
-//! test hosts share the build machine's `/etc/passwd`, so the bench removes them again
-//! when they did not exist before.
 
 #![allow(clippy::unwrap_used)] // a bench: a failure should fail loudly
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::Instant;
 
@@ -28,13 +25,6 @@ use drover_cluster_tests::fleet::{FleetHosts, dist, unsupported};
 /// Build A is the crate version as it is (the build scripts/dist makes anyway).
 const A: &str = drover_api::VERSION;
 const B: &str = "0.1.1-fleet-b";
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
 
 fn versions(hosts: &FleetHosts, drover: &Path) -> Vec<(String, String)> {
     let nodes = hosts.drover_json(drover, &["nodes"]);
@@ -119,52 +109,18 @@ fn main() {
         println!("ansible-playbook is not installed: no comparison");
         return;
     }
-    let had_user = std::process::Command::new("getent")
-        .args(["passwd", "drover"])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
     // ansible-playbook: B -> A with playbooks/upgrade.yml as it is, on the same hosts.
     let t = Instant::now();
-    let out = hosts
-        .hub_command(Path::new("ansible-playbook"))
-        .current_dir(repo())
-        .env("ANSIBLE_CONFIG", repo().join("playbooks/ansible.cfg"))
-        .env("ANSIBLE_HOST_KEY_CHECKING", "True")
-        .env(
-            "ANSIBLE_SSH_ARGS",
-            format!(
-                "-o UserKnownHostsFile={} -o ControlMaster=auto -o ControlPersist=60s",
-                hosts.known_hosts.display()
-            ),
-        )
-        .args([
-            "-i",
-            hosts.inventory.to_str().unwrap(),
-            "playbooks/upgrade.yml",
-            "--limit",
-            "agents",
-        ])
-        .args(["-e", &format!("drover_dist_dir={}", dist_a.display())])
-        .args([
+    let out = hosts.upgrade_playbook(
+        &dist_a,
+        &[
             "-e",
             "drover_upgrade_batch=25%",
             "-e",
             "drover_agent_upgrade_drain=true",
-        ])
-        // The hosts are reached as root, and the build machine has no sudo.
-        .args(["-e", "ansible_become=false"])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+        ],
+    );
     let ansible_secs = t.elapsed().as_secs_f64();
-    if !had_user {
-        let _ = std::process::Command::new("userdel").arg("drover").status();
-        let _ = std::process::Command::new("groupdel")
-            .arg("drover")
-            .stderr(Stdio::null())
-            .status();
-    }
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),

@@ -451,6 +451,54 @@ impl FleetHosts {
         )
     }
 
+    /// Runs `ansible-playbook playbooks/upgrade.yml` from the hub against these hosts'
+    /// agents with `dist` and `extra` arguments; returns its output. Host keys are
+    /// checked against the hosts' known_hosts, as `drover fleet` checks them. The
+    /// playbook's `drover_common` role creates the system user and group `drover` (the
+    /// hosts share this machine's /etc/passwd): removed again unless they were there.
+    pub fn upgrade_playbook(&self, dist: &Path, extra: &[&str]) -> std::process::Output {
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let had_user = Command::new("getent")
+            .args(["passwd", "drover"])
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        let out = self
+            .hub_command(Path::new("ansible-playbook"))
+            .current_dir(&repo)
+            .env("ANSIBLE_CONFIG", repo.join("playbooks/ansible.cfg"))
+            .env("ANSIBLE_HOST_KEY_CHECKING", "True")
+            .env(
+                "ANSIBLE_SSH_ARGS",
+                format!(
+                    "-o UserKnownHostsFile={} -o ControlMaster=auto -o ControlPersist=60s",
+                    self.known_hosts.display()
+                ),
+            )
+            .args([
+                "-i",
+                self.inventory.to_str().unwrap(),
+                "playbooks/upgrade.yml",
+                "--limit",
+                "agents",
+            ])
+            .args(["-e", &format!("drover_dist_dir={}", dist.display())])
+            // The hosts are reached as root, and the build machine has no sudo.
+            .args(["-e", "ansible_become=false"])
+            .args(extra)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        if !had_user {
+            let _ = Command::new("userdel").arg("drover").status();
+            let _ = Command::new("groupdel")
+                .arg("drover")
+                .stderr(Stdio::null())
+                .status();
+        }
+        out
+    }
+
     /// Runs `drover ARGS --json` against the master, in the hub.
     pub fn drover_json(&self, drover: &Path, args: &[&str]) -> serde_json::Value {
         let out = self

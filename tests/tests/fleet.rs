@@ -10,6 +10,10 @@
 //!    one.
 //! 4. `--dry-run` changes nothing on any host.
 //!
+//! And `playbooks/upgrade.yml` on the same kind of hosts: an agent that does not come
+//! back on the new build is rolled back to the previous binary and the play stops, with
+//! no further agent touched.
+//!
 //! Needs root, `ip` and sshd (scripts/setup installs openssh-server); where they are
 //! missing each test says so on stderr and passes. The static builds A and B come from
 //! `scripts/dist --version` (built once, cached under the target directory).
@@ -343,4 +347,62 @@ fn host_keys_are_checked_and_accept_new_adds_only_unknown_keys() {
         "{err}"
     );
     assert_eq!(hosts.snapshot(), before);
+}
+
+#[test]
+fn upgrade_yml_rolls_a_failed_agent_back_and_stops_the_play() {
+    if skip() {
+        return;
+    }
+    let (dist_a, dist_b) = (dist("a", A), dist("b", B));
+    let hosts = FleetHosts::start(&["master", "agent1", "agent2", "agent3"]);
+    install(&hosts, &dist_a);
+    let tasks = hosts.launch_tasks(&drover());
+    // Build B's agent will not start on agent1, the canary batch of one.
+    std::fs::write(hosts.host("agent1").root.join("break-version"), B).unwrap();
+    let bins = |host: &str| -> Vec<String> {
+        let dir = hosts.host(host).root.join("usr/local/bin");
+        hosts
+            .snapshot()
+            .into_iter()
+            .filter(|l| l.starts_with(dir.to_str().unwrap()))
+            .collect()
+    };
+    let (before_a2, before_a3) = (bins("agent2"), bins("agent3"));
+
+    let out = hosts.upgrade_playbook(
+        &dist_b,
+        // A short wait for the agent that will not come back.
+        &[
+            "-e",
+            "drover_agent_ready_retries=10",
+            "-e",
+            "drover_agent_ready_delay=2",
+        ],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "the play should fail:\n{text}");
+    // (The YAML callback wraps the message after "previous".)
+    assert!(
+        text.contains("it was rolled back to the previous")
+            && text
+                .lines()
+                .any(|l| l.starts_with("agent1") && l.contains("rescued=1")),
+        "the play rolls agent1 back and says so:\n{text}"
+    );
+    assert!(
+        !text.contains("[agent2]") && !text.contains("[agent3]"),
+        "no task ran on a later batch:\n{text}"
+    );
+    // agent1 runs A again and is registered; the others were never touched.
+    let n = hosts.drover_json(&drover(), &["nodes", "show", "agent1"]);
+    assert_eq!(n["version"], A, "{n}");
+    assert_ne!(n["state"], "unreachable", "{n}");
+    for row in status(&hosts) {
+        assert_eq!(row["version"], A, "{row}");
+    }
+    assert_eq!(before_a2, bins("agent2"), "agent2 was touched:\n{text}");
+    assert_eq!(before_a3, bins("agent3"), "agent3 was touched:\n{text}");
+    let kept: Vec<_> = tasks.iter().filter(|t| t.0 != "agent1").cloned().collect();
+    hosts.assert_tasks_kept(&drover(), &kept);
 }
