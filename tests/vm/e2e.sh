@@ -166,9 +166,13 @@ recap_lines "$run_dir/site1.log" | sed 's/^/   site.yml 1: /'
 nodes_line() { drover nodes --json | jq_py 'print(", ".join(n["name"]+" "+n["state"]+" "+n["version"] for n in d))'; }
 fact "nodes: $(nodes_line)"
 
+# The process examples (apps/ and jobs/): the VMs have no Docker Engine, so the container
+# examples in examples/docker/ could not be placed (tests/tests/docker.rs runs those).
 init_cluster() {
+  mkdir -p "$run_dir/examples"
+  cp -r examples/apps examples/jobs "$run_dir/examples/"
   ns env DROVER_TOKEN="$(cat "$VAGRANT_DOTFILE_PATH/drover-token")" ./init-cluster.sh "$scheduler" \
-    >"$run_dir/init-cluster.log" 2>&1
+    "$run_dir/examples" >"$run_dir/init-cluster.log" 2>&1
 }
 phase "init-cluster.sh (the examples)" init_cluster
 sed 's/^/   init-cluster: /' "$run_dir/init-cluster.log"
