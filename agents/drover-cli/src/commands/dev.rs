@@ -454,7 +454,7 @@ async fn apply_examples(
 }
 
 /// Waits (with a progress line) until every agent is registered and every app has its
-/// instances ready, or [`READY_TIMEOUT`] passes.
+/// instances ready or cannot be placed on any node, or [`READY_TIMEOUT`] passes.
 async fn wait_ready(master: &MasterClient, sched: &SchedulerClient, agents: usize) {
     let deadline = Instant::now() + READY_TIMEOUT;
     let mut last = String::new();
@@ -469,24 +469,38 @@ async fn wait_ready(master: &MasterClient, sched: &SchedulerClient, agents: usiz
             })
             .unwrap_or(0);
         let (mut apps_ready, mut apps_total) = (0usize, 0usize);
+        // Apps whose missing instances no node can take (a container example on a machine
+        // without a Docker Engine, say): not waited for, and named at the end.
+        let mut unplaceable = Vec::new();
         if let Ok(apps) = sched.apps().await {
             for a in &apps {
                 apps_total += 1;
-                let ready = a.status.as_ref().map(|s| s.tasks.ready).unwrap_or(0);
+                let status = a.status.as_ref();
+                let ready = status.map(|s| s.tasks.ready).unwrap_or(0);
                 if ready >= a.app.instances {
                     apps_ready += 1;
+                } else if let Some(u) = status.and_then(|s| s.unplaceable.as_ref())
+                    && ready + u.count >= a.app.instances
+                {
+                    unplaceable.push(format!("{}: {}", a.app.id, u.message));
                 }
             }
         }
-        let line = format!(
+        let mut line = format!(
             "waiting: {nodes}/{agents} nodes registered, {apps_ready}/{apps_total} apps ready"
         );
+        if !unplaceable.is_empty() {
+            line.push_str(&format!(", {} cannot be placed", unplaceable.len()));
+        }
         if line != last {
             eprint!("\r{line}   ");
             last = line;
         }
-        if nodes >= agents && apps_ready == apps_total {
+        if nodes >= agents && apps_ready + unplaceable.len() == apps_total {
             eprintln!();
+            for u in &unplaceable {
+                eprintln!("note: {u}");
+            }
             return;
         }
         if Instant::now() > deadline {
