@@ -238,7 +238,8 @@ fact "tasks before the upgrade: $(wc -l <<<"$pids_before") ($(grep -c . <<<"$(gr
 versions() {
   printf 'master=%s scheduler=%s %s' \
     "$(drover version --json | jq_py 'print(d["master"]["version"])')" \
-    "$(ns curl -fsS "$scheduler/v1/version" | jq_py 'print(d["version"])')" \
+    "$(ns curl -fsS -H "Authorization: Bearer $(cat "$VAGRANT_DOTFILE_PATH/drover-token")" \
+      "$scheduler/v1/version" | jq_py 'print(d["version"])')" \
     "$(drover nodes --json | jq_py 'print(" ".join(n["name"]+"="+n["version"] for n in d))')"
 }
 fact "versions before the upgrade: $(versions)"
