@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use drover_api::node::NodeState;
 use drover_api::task::{
-    HealthCheck, HealthProtocol, LaunchRequest, PortRequest, Task, TaskDefinition, TaskFilter,
-    TaskId, TaskState,
+    HealthCheck, HealthProtocol, LaunchBatchRequest, LaunchOutcome, LaunchRequest,
+    MAX_LAUNCH_BATCH, PortRequest, Task, TaskDefinition, TaskFilter, TaskId, TaskState,
 };
 use drover_api::{ErrorCode, Resources};
 use drover_cluster_tests::{Cluster, ClusterOptions, bin_path, process_alive, wait_for};
@@ -544,4 +544,78 @@ async fn drained_node_refuses_launches() {
         definition("after-drain", "exec sleep 1000"),
     )
     .await;
+}
+
+/// `POST /v1/launches`: each launch gets its own outcome, the accepted ones run, a
+/// refused one changes nothing, and sending the batch again creates nothing new.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_launch_batch_runs_what_it_accepts() {
+    let cluster = Cluster::start(ClusterOptions::default()).await;
+    let req = |node: &str, id: &str, def: TaskDefinition| LaunchRequest {
+        node: node.to_string(),
+        id: Some(TaskId(id.to_string())),
+        task: def,
+    };
+    let mut huge = definition("huge", "exec sleep 1000");
+    huge.resources = Resources::new(10_000.0, 16.0, 0.0);
+    let batch = LaunchBatchRequest {
+        launches: vec![
+            req("agent-0", "batch-a", definition("a", "exec sleep 1000")),
+            req("agent-1", "batch-b", definition("b", "exec sleep 1000")),
+            req("agent-0", "batch-huge", huge),
+            req(
+                "no-such-node",
+                "batch-lost",
+                definition("c", "exec sleep 1000"),
+            ),
+        ],
+    };
+    let out = cluster.client.launch_batch(&batch).await.unwrap();
+    assert_eq!(out.len(), 4, "{out:?}");
+    assert!(matches!(out[0], LaunchOutcome::Created { .. }), "{out:?}");
+    assert!(matches!(out[1], LaunchOutcome::Created { .. }), "{out:?}");
+    match (&out[2], &out[3]) {
+        (LaunchOutcome::Refused { error: e2 }, LaunchOutcome::Refused { error: e3 }) => {
+            assert_eq!(e2.code, ErrorCode::InsufficientResources, "{e2:?}");
+            assert_eq!(e3.code, ErrorCode::NotFound, "{e3:?}");
+        }
+        other => panic!("expected two refusals, got {other:?}"),
+    }
+    for id in ["batch-a", "batch-b"] {
+        wait_state(
+            &cluster,
+            &TaskId(id.into()),
+            |t| t.state == TaskState::Running,
+            "a batch launch runs",
+        )
+        .await;
+    }
+    let again = cluster.client.launch_batch(&batch).await.unwrap();
+    assert!(
+        matches!(again[0], LaunchOutcome::Existing { .. }),
+        "{again:?}"
+    );
+    assert!(
+        matches!(again[1], LaunchOutcome::Existing { .. }),
+        "{again:?}"
+    );
+    let tasks = cluster.client.tasks(&TaskFilter::default()).await.unwrap();
+    let mut ids: Vec<&str> = tasks.iter().map(|t| t.id().as_str()).collect();
+    ids.sort();
+    assert_eq!(ids, ["batch-a", "batch-b"]);
+    // Over the limit: refused as a whole, nothing launched.
+    let too_many = LaunchBatchRequest {
+        launches: vec![batch.launches[0].clone(); MAX_LAUNCH_BATCH + 1],
+    };
+    let e = cluster.client.launch_batch(&too_many).await.unwrap_err();
+    assert_eq!(e.status(), Some(400), "{e}");
+    assert_eq!(
+        cluster
+            .client
+            .tasks(&TaskFilter::default())
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
 }

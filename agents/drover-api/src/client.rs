@@ -23,7 +23,10 @@ use crate::job_run::{JobRun, JobStats, JobStatus};
 use crate::meta::VersionInfo;
 use crate::node::Node;
 use crate::task::LogStream;
-use crate::task::{LaunchRequest, LogQuery, Task, TaskFilter, TaskId};
+use crate::task::{
+    LaunchBatchRequest, LaunchBatchResponse, LaunchOutcome, LaunchRequest, LogQuery, Task,
+    TaskFilter, TaskId,
+};
 
 /// Why a call failed.
 #[derive(Debug, thiserror::Error)]
@@ -327,6 +330,16 @@ impl MasterClient {
     /// is not ready or the task does not fit.
     pub async fn launch(&self, req: &LaunchRequest) -> Result<Task, ClientError> {
         self.http.post("/v1/tasks", req).await
+    }
+
+    /// `POST /v1/launches`: several launches decided in order and made durable
+    /// together; one outcome per launch, in order.
+    pub async fn launch_batch(
+        &self,
+        req: &LaunchBatchRequest,
+    ) -> Result<Vec<LaunchOutcome>, ClientError> {
+        let resp: LaunchBatchResponse = self.http.post("/v1/launches", req).await?;
+        Ok(resp.results)
     }
 
     /// `POST /v1/tasks/{id}/kill`.

@@ -471,6 +471,48 @@ pub struct LaunchRequest {
     pub task: TaskDefinition,
 }
 
+/// Most launches one `POST /v1/launches` takes.
+pub const MAX_LAUNCH_BATCH: usize = 500;
+
+/// Several launches in one request (`POST /v1/launches`): the master decides them
+/// in order, as if sent one by one, and makes the accepted ones durable together, so a
+/// burst of due jobs costs one request and one write instead of one each.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LaunchBatchRequest {
+    /// The launches, decided in this order.
+    pub launches: Vec<LaunchRequest>,
+}
+
+/// The answer to a [`LaunchBatchRequest`]: one outcome per launch, in request order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LaunchBatchResponse {
+    /// What became of each launch.
+    pub results: Vec<LaunchOutcome>,
+}
+
+/// What became of one launch of a batch; a refusal refuses that launch alone.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "camelCase")]
+pub enum LaunchOutcome {
+    /// A new task (what `POST /v1/tasks` answers with 201).
+    Created {
+        /// The task.
+        task: Box<Task>,
+    },
+    /// The same launch was accepted before (an idempotent retry; 200 there).
+    Existing {
+        /// The task.
+        task: Box<Task>,
+    },
+    /// Refused, for the reason `POST /v1/tasks` would give.
+    Refused {
+        /// Why.
+        error: ApiError,
+    },
+}
+
 /// A task as the master accepted it: the definition plus id, node and host ports.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

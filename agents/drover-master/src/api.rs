@@ -7,6 +7,7 @@
 //! | `POST /v1/nodes/{name}/drain`, `.../activate` | refuse / accept new placements |
 //! | `GET /v1/tasks?node=&state=&active=&label=k=v` | tasks, filtered |
 //! | `POST /v1/tasks` | place a task (201, or 200 for an idempotent retry) |
+//! | `POST /v1/launches` | place several tasks; one outcome each, one write for all |
 //! | `GET /v1/tasks/{id}`, `POST /v1/tasks/{id}/kill` | one task; kill it |
 //! | `GET /v1/tasks/{id}/logs?stream=&follow=&offset=` | its output, proxied from its agent |
 //! | `GET /v1/events` | Server-Sent Events |
@@ -32,7 +33,9 @@ use drover_api::agent::{
 };
 use drover_api::client::{AgentClient, ClientError};
 use drover_api::node::Node;
-use drover_api::task::{LaunchRequest, LogQuery, Task, TaskFilter};
+use drover_api::task::{
+    LaunchBatchRequest, LaunchBatchResponse, LaunchRequest, LogQuery, Task, TaskFilter,
+};
 use drover_api::{ApiError, ErrorCode, TaskId};
 use drover_service::http::{ApiJson, HttpError, HttpResult};
 use futures::{Stream, StreamExt};
@@ -75,6 +78,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/nodes/{name}/drain", post(drain_node))
         .route("/v1/nodes/{name}/activate", post(activate_node))
         .route("/v1/tasks", get(list_tasks).post(launch))
+        .route("/v1/launches", post(launch_batch))
         .route("/v1/tasks/{id}", get(get_task))
         .route("/v1/tasks/{id}/kill", post(kill))
         .route("/v1/tasks/{id}/logs", get(logs))
@@ -162,6 +166,17 @@ async fn launch(
         },
         Json(task),
     ))
+}
+
+async fn launch_batch(
+    State(app): State<AppState>,
+    ApiJson(req): ApiJson<LaunchBatchRequest>,
+) -> HttpResult<Json<LaunchBatchResponse>> {
+    let results = blocking(&app.master, move |m| {
+        m.launch_batch(req.launches, Utc::now())
+    })
+    .await?;
+    Ok(Json(LaunchBatchResponse { results }))
 }
 
 async fn kill(State(app): State<AppState>, ApiPath(id): ApiPath) -> HttpResult<Json<Task>> {

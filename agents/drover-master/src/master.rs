@@ -38,7 +38,7 @@ use drover_api::agent::{
 };
 use drover_api::event::{Event, EventKind};
 use drover_api::node::{Node, NodeState};
-use drover_api::task::{LaunchRequest, Task, TaskFilter};
+use drover_api::task::{LaunchOutcome, LaunchRequest, MAX_LAUNCH_BATCH, Task, TaskFilter};
 use drover_api::{ApiError, ErrorCode, TaskId, TaskState};
 use drover_store::{Op, PendingWrite, Store, StoreExt};
 
@@ -286,10 +286,22 @@ impl Master {
     /// events of every batch up to it, in order, and hands the tasks they created to
     /// their nodes' assignments.
     fn settle(&self, ticket: Option<Ticket>) -> Result<(), ApiError> {
-        let Some(Ticket { seq, pending }) = ticket else {
+        self.settle_all(ticket.into_iter().collect())
+    }
+
+    /// [`Master::settle`] for several tickets, in queue order: waits for each, then
+    /// releases everything up to the last under one lock.
+    fn settle_all(&self, tickets: Vec<Ticket>) -> Result<(), ApiError> {
+        let Some(seq) = tickets.iter().map(|t| t.seq).max() else {
             return Ok(());
         };
-        let written = pending.wait();
+        let mut written = Ok(0);
+        for t in tickets {
+            let r = t.pending.wait();
+            if written.is_ok() {
+                written = r;
+            }
+        }
         let mut core = self.lock();
         if let Err(e) = written {
             let why = e.to_string();
@@ -390,6 +402,50 @@ impl Master {
         };
         self.settle(ticket)?;
         Ok(answer)
+    }
+
+    /// Decides several launches in order under one lock, each seeing the ones before it
+    /// (as if sent one by one), and waits once until every accepted one is durable. A
+    /// refusal refuses that launch alone.
+    pub fn launch_batch(
+        &self,
+        reqs: Vec<LaunchRequest>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<LaunchOutcome>, ApiError> {
+        if reqs.len() > MAX_LAUNCH_BATCH {
+            return Err(ApiError::invalid(
+                "launches",
+                format!(
+                    "a batch takes at most {MAX_LAUNCH_BATCH} launches, not {}",
+                    reqs.len()
+                ),
+            ));
+        }
+        let mut outcomes = Vec::with_capacity(reqs.len());
+        let mut tickets = Vec::new();
+        {
+            let mut core = self.lock();
+            for req in reqs {
+                let outcome = match core.plan_launch(req, now, generate_id) {
+                    Ok(Launch::Existing(task)) => LaunchOutcome::Existing { task },
+                    Ok(Launch::New(task, changes)) => match self.commit(&mut core, changes, now) {
+                        Ok(ticket) => {
+                            tickets.extend(ticket);
+                            LaunchOutcome::Created { task }
+                        }
+                        Err(error) => LaunchOutcome::Refused { error },
+                    },
+                    Err(error) => LaunchOutcome::Refused { error },
+                };
+                outcomes.push(outcome);
+            }
+            if tickets.is_empty() {
+                // Existing tasks may show changes still in flight.
+                tickets.extend(self.barrier(&mut core));
+            }
+        }
+        self.settle_all(tickets)?;
+        Ok(outcomes)
     }
 
     /// Requests a kill.
@@ -669,6 +725,54 @@ mod tests {
             finished_at: None,
             health: None,
         }
+    }
+
+    #[test]
+    fn a_launch_batch_decides_in_order_and_answers_each_launch() {
+        let m = Master::open(Box::new(MemoryStore::new()), config()).unwrap();
+        let now = crate::testutil::t0();
+        m.register(&register("n1", vec![]), now).unwrap();
+        // Two CPUs at 0.5 each: the fifth launch sees the four before it and does not fit.
+        let mut reqs: Vec<LaunchRequest> = (0..5)
+            .map(|i| LaunchRequest {
+                id: Some(TaskId(format!("web-{i}"))),
+                ..launch_req("n1")
+            })
+            .collect();
+        reqs.push(launch_req("nowhere"));
+        let out = m.launch_batch(reqs.clone(), now).unwrap();
+        assert_eq!(out.len(), 6);
+        for (i, o) in out.iter().take(4).enumerate() {
+            match o {
+                LaunchOutcome::Created { task } => {
+                    assert_eq!(task.id().as_str(), format!("web-{i}"))
+                }
+                other => panic!("launch {i}: {other:?}"),
+            }
+        }
+        let code = |o: &LaunchOutcome| match o {
+            LaunchOutcome::Refused { error } => Some(error.code),
+            _ => None,
+        };
+        assert_eq!(code(&out[4]), Some(ErrorCode::InsufficientResources));
+        assert_eq!(code(&out[5]), Some(ErrorCode::NotFound));
+        assert_eq!(m.assignments("n1").unwrap().0.tasks.len(), 4);
+        // The same batch again: the accepted ones are idempotent retries.
+        let again = m.launch_batch(reqs[..4].to_vec(), now).unwrap();
+        assert!(
+            again
+                .iter()
+                .all(|o| matches!(o, LaunchOutcome::Existing { .. }))
+        );
+        assert_eq!(m.tasks(&TaskFilter::default()).unwrap().len(), 4);
+        let too_many = vec![launch_req("n1"); MAX_LAUNCH_BATCH + 1];
+        let e = m.launch_batch(too_many, now).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("launches"));
+        assert_eq!(
+            m.tasks(&TaskFilter::default()).unwrap().len(),
+            4,
+            "nothing changed"
+        );
     }
 
     #[test]
