@@ -688,3 +688,38 @@ async fn manual_control_through_the_cli() {
     assert_ne!(code, 0);
     assert!(err.contains("not found"), "{err}");
 }
+
+/// Due runs go to the master in batches; a batch over the master's body limit (here 40
+/// runs with 64 KB of environment each) is sent one launch at a time instead, and every
+/// run still happens once.
+#[tokio::test(flavor = "multi_thread")]
+async fn runs_too_big_for_one_batch_go_one_by_one() {
+    let c = cluster(&[]).await;
+    let start = rfc3339(start_in(4));
+    let big = "x".repeat(64 * 1024);
+    for i in 0..40 {
+        put(
+            &c,
+            json!({
+                "name": format!("big-{i:02}"),
+                "command": "test ${#BIG} -eq 65536",
+                "schedule": format!("R1/{start}/PT1M"),
+                "environmentVariables": [{"name": "BIG", "value": big}],
+            }),
+        )
+        .await;
+    }
+    for i in 0..40 {
+        let name = format!("big-{i:02}");
+        let r = wait_runs(&c, &name, "one succeeded run", |r| {
+            count(r, JobRunState::Succeeded) == 1
+        })
+        .await;
+        assert_eq!(r.len(), 1, "{name}: {r:#?}");
+    }
+    let logs = c.logs();
+    assert!(
+        logs.contains("launches one by one"),
+        "the oversized batch was not sent one by one:\n{logs}"
+    );
+}

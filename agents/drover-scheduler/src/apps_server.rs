@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use drover_api::app::{AppDefinition, AppId};
-use drover_api::client::{AppChanged, AppDetails, ClientError, MasterClient};
+use drover_api::client::{AppChanged, AppDetails, MasterClient};
 use drover_api::deployment::{AppStatus, Deployment, DeploymentId, DeploymentState};
 use drover_api::task::{Task, TaskGoal, TaskId, TaskState, labels};
 use drover_api::{ApiError, ErrorCode};
@@ -36,6 +36,7 @@ use tokio::task::JoinHandle;
 use crate::apps::{self, AppChange, AppState, AppsConfig, AppsPlan, Snapshot};
 use crate::apps_store;
 use crate::component::{Component, LoopContext};
+use crate::launcher;
 use crate::master_sync::{MasterView, stopped};
 use crate::placement::ClusterSnapshot;
 
@@ -673,25 +674,7 @@ impl Apps {
             self.metrics_lock().kills += n as u64;
         }
         if !launches.is_empty() {
-            let master = self.master.clone();
-            let results: Vec<Result<Task, ClientError>> = futures::stream::iter(launches)
-                .map(|req| {
-                    let master = master.clone();
-                    async move {
-                        match tokio::time::timeout(CALL_TIMEOUT, master.launch(&req)).await {
-                            Ok(r) => r,
-                            Err(_) => Err(ClientError::Decode {
-                                url: "POST /v1/tasks".into(),
-                                message: format!(
-                                    "the master did not answer within {CALL_TIMEOUT:?}"
-                                ),
-                            }),
-                        }
-                    }
-                })
-                .buffer_unordered(CONCURRENT_CALLS)
-                .collect()
-                .await;
+            let results = launcher::send(&self.master, launches, CALL_TIMEOUT).await;
             let at = Instant::now();
             let mut accepted = Vec::new();
             let mut refused = 0u64;

@@ -38,13 +38,10 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use drover_api::app::{Constraint, ConstraintOperator};
-use drover_api::client::{ClientError, JobDetails, MasterClient};
+use drover_api::client::{JobDetails, MasterClient};
 use drover_api::job::{ChronosJob, check_job_graph, parse_job};
 use drover_api::job_run::{JobRun, JobRunState, RunTrigger};
-use drover_api::task::{
-    LaunchBatchRequest, LaunchOutcome, LaunchRequest, Task, TaskDefinition, TaskGoal, TaskId,
-    labels,
-};
+use drover_api::task::{LaunchRequest, Task, TaskDefinition, TaskGoal, TaskId, labels};
 use drover_api::{ApiError, ErrorCode};
 use drover_service::http::Metrics;
 use drover_store::{Op, PendingWrite, Store, StoreExt};
@@ -57,6 +54,7 @@ use crate::jobs::{
     Action, Command, EngineConfig, EngineError, JobEngine, MasterTasks, Plan, TaskObservation,
 };
 use crate::jobs_store::{self, Loaded};
+use crate::launcher::{self, LaunchFailure};
 use crate::master_sync::{MasterView, stopped};
 use crate::placement::{ClusterSnapshot, PlacementRequest, place};
 
@@ -68,13 +66,8 @@ pub const MAX_VIEW_AGE: Duration = Duration::from_secs(5);
 /// How long the first tick waits for the first read of the master, so a restart does
 /// not re-send launches the master already has.
 const FIRST_VIEW_WAIT: Duration = Duration::from_secs(3);
-/// Kills (and launches to a master without `POST /v1/launches`) in flight at once.
+/// Kills in flight at once.
 const CONCURRENT_CALLS: usize = 32;
-/// Launches sent in one `POST /v1/launches`: a burst of due jobs costs the master a few
-/// requests and store writes instead of one each.
-const LAUNCH_BATCH: usize = 100;
-/// Launch batches in flight at once (their writes share fsyncs in the master's store).
-const BATCH_CALLS: usize = 4;
 /// How long one call to the master may take.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long after a kill request a task the master still runs is killed again.
@@ -846,14 +839,9 @@ impl Jobs {
                     }
                 }
             }
-            let master = self.master.clone();
-            let results: Vec<(Launch, LaunchResult)> = futures::stream::iter(calls)
-                .chunks(LAUNCH_BATCH)
-                .map(|chunk| send_launches(master.clone(), chunk))
-                .buffer_unordered(BATCH_CALLS)
-                .flat_map(futures::stream::iter)
-                .collect()
-                .await;
+            let reqs = calls.iter().map(Launch::request).collect();
+            let answers = launcher::send(&self.master, reqs, CALL_TIMEOUT).await;
+            let results = calls.into_iter().zip(answers.into_iter().map(judge));
             let mut m = self.metrics_lock();
             for (mut l, r) in results {
                 let node = l.tried.last().cloned().unwrap_or_default();
@@ -983,70 +971,12 @@ impl Launch {
     }
 }
 
-/// Sends launches in one `POST /v1/launches`; one by one where the master has no such
-/// route (an older master mid-upgrade) or the batch is over its body limit.
-async fn send_launches(master: MasterClient, chunk: Vec<Launch>) -> Vec<(Launch, LaunchResult)> {
-    let batch = LaunchBatchRequest {
-        launches: chunk.iter().map(Launch::request).collect(),
-    };
-    let answer = tokio::time::timeout(CALL_TIMEOUT, master.launch_batch(&batch)).await;
-    let why = match answer {
-        Ok(Ok(outcomes)) if outcomes.len() == chunk.len() => {
-            return chunk
-                .into_iter()
-                .zip(outcomes.into_iter().map(judge))
-                .collect();
-        }
-        Ok(Ok(outcomes)) => format!(
-            "the master answered {} outcomes for {} launches",
-            outcomes.len(),
-            chunk.len()
-        ),
-        Ok(Err(e)) if matches!(e.status(), Some(404 | 405 | 413)) => {
-            return futures::stream::iter(chunk)
-                .map(|l| {
-                    let master = master.clone();
-                    async move {
-                        let r =
-                            match tokio::time::timeout(CALL_TIMEOUT, master.launch(&l.request()))
-                                .await
-                            {
-                                Ok(Ok(_)) => LaunchResult::Accepted,
-                                Ok(Err(e)) => match e {
-                                    ClientError::Api { status, body, .. }
-                                        if (400..500).contains(&status) && status != 401 =>
-                                    {
-                                        judge(LaunchOutcome::Refused { error: *body })
-                                    }
-                                    e => LaunchResult::Unanswered(e.to_string()),
-                                },
-                                Err(_) => LaunchResult::Unanswered(
-                                    "the master did not answer in time".into(),
-                                ),
-                            };
-                        (l, r)
-                    }
-                })
-                .buffer_unordered(CONCURRENT_CALLS)
-                .collect()
-                .await;
-        }
-        Ok(Err(e)) => e.to_string(),
-        Err(_) => "the master did not answer in time".into(),
-    };
-    chunk
-        .into_iter()
-        .map(|l| (l, LaunchResult::Unanswered(why.clone())))
-        .collect()
-}
-
-/// What one launch's outcome means for the run.
-fn judge(outcome: LaunchOutcome) -> LaunchResult {
-    let error = match outcome {
-        LaunchOutcome::Created { .. } | LaunchOutcome::Existing { .. } => {
-            return LaunchResult::Accepted;
-        }
-        LaunchOutcome::Refused { error } => error,
+/// What one launch's answer means for the run.
+fn judge(answer: Result<Task, LaunchFailure>) -> LaunchResult {
+    let error = match answer {
+        Ok(_) => return LaunchResult::Accepted,
+        Err(LaunchFailure::Unanswered(why)) => return LaunchResult::Unanswered(why),
+        Err(LaunchFailure::Refused(error)) => error,
     };
     // The id is ours and unique per attempt: the master has it already (an earlier
     // send, maybe on another node) — the launch did happen.

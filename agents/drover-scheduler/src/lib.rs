@@ -24,6 +24,7 @@
 //! - [`jobs_server`]: the jobs runtime: the engine behind one lock, its loop, persisting
 //!   each plan as one batch before its effects, and the launch/kill worker.
 //! - [`jobs_store`]: the jobs' keys in the store, plans as batches, loading at start-up.
+//! - [`launcher`]: launches to the master, for jobs and apps, in batches.
 //! - [`jobs_api`]: the native `/v1/jobs` routes.
 //! - [`chronos_api`]: Chronos's routes under `/scheduler` and `/v1/scheduler`.
 //! - [`apps_server`]: the apps runtime: apps and deployments behind one lock, the tick
@@ -45,6 +46,7 @@ pub mod jobs;
 pub mod jobs_api;
 pub mod jobs_server;
 pub mod jobs_store;
+pub mod launcher;
 pub mod marathon;
 pub mod master_sync;
 pub mod opts;

@@ -1,0 +1,114 @@
+//! Sends launches to the master, for jobs and apps alike: in batches through
+//! `POST /v1/launches`, so a burst (1,000 jobs due at once, an app scaled by hundreds)
+//! costs the master a few requests and store writes instead of one each; one by one
+//! through `POST /v1/tasks` where the master has no such route (an older master during
+//! a rolling upgrade) or a batch is over its body limit.
+
+use std::time::Duration;
+
+use drover_api::ApiError;
+use drover_api::client::{ClientError, MasterClient};
+use drover_api::task::{LaunchBatchRequest, LaunchOutcome, LaunchRequest, Task};
+use futures::StreamExt;
+
+/// Launches sent in one `POST /v1/launches`.
+const LAUNCH_BATCH: usize = 100;
+/// Launch batches in flight at once (their writes share fsyncs in the master's store).
+const BATCH_CALLS: usize = 4;
+/// Single launches in flight at once, when the master takes no batches.
+const SINGLE_CALLS: usize = 32;
+
+/// Why a launch did not happen.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LaunchFailure {
+    /// The master refused it, with the reason `POST /v1/tasks` gives.
+    Refused(ApiError),
+    /// No usable answer (the master is down, slow, or answered nonsense): it may or may
+    /// not have happened; the caller's retry is idempotent by task id.
+    Unanswered(String),
+}
+
+impl std::fmt::Display for LaunchFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LaunchFailure::Refused(e) => write!(f, "refused: {}", e.message),
+            LaunchFailure::Unanswered(why) => write!(f, "not answered: {why}"),
+        }
+    }
+}
+
+/// Sends every launch; one result each, in the order given. Each call is bounded by
+/// `timeout`.
+pub async fn send(
+    master: &MasterClient,
+    launches: Vec<LaunchRequest>,
+    timeout: Duration,
+) -> Vec<Result<Task, LaunchFailure>> {
+    let mut chunks = Vec::new();
+    let mut rest = launches.into_iter().peekable();
+    while rest.peek().is_some() {
+        chunks.push(rest.by_ref().take(LAUNCH_BATCH).collect::<Vec<_>>());
+    }
+    futures::stream::iter(chunks)
+        .map(|chunk| send_batch(master.clone(), chunk, timeout))
+        .buffered(BATCH_CALLS)
+        .flat_map(futures::stream::iter)
+        .collect()
+        .await
+}
+
+async fn send_batch(
+    master: MasterClient,
+    launches: Vec<LaunchRequest>,
+    timeout: Duration,
+) -> Vec<Result<Task, LaunchFailure>> {
+    let batch = LaunchBatchRequest { launches };
+    let n = batch.launches.len();
+    let why = match tokio::time::timeout(timeout, master.launch_batch(&batch)).await {
+        Ok(Ok(outcomes)) if outcomes.len() == n => {
+            return outcomes
+                .into_iter()
+                .map(|o| match o {
+                    LaunchOutcome::Created { task } | LaunchOutcome::Existing { task } => Ok(*task),
+                    LaunchOutcome::Refused { error } => Err(LaunchFailure::Refused(error)),
+                })
+                .collect();
+        }
+        Ok(Ok(outcomes)) => format!(
+            "the master answered {} outcomes for {n} launches",
+            outcomes.len()
+        ),
+        Ok(Err(e)) if matches!(e.status(), Some(404 | 405 | 413)) => {
+            tracing::info!("the master took no batch ({e}); sending {n} launches one by one");
+            return futures::stream::iter(batch.launches)
+                .map(|req| send_one(master.clone(), req, timeout))
+                .buffered(SINGLE_CALLS)
+                .collect()
+                .await;
+        }
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => format!("the master did not answer within {timeout:?}"),
+    };
+    (0..n)
+        .map(|_| Err(LaunchFailure::Unanswered(why.clone())))
+        .collect()
+}
+
+async fn send_one(
+    master: MasterClient,
+    req: LaunchRequest,
+    timeout: Duration,
+) -> Result<Task, LaunchFailure> {
+    match tokio::time::timeout(timeout, master.launch(&req)).await {
+        Ok(Ok(task)) => Ok(task),
+        Ok(Err(ClientError::Api { status, body, .. }))
+            if (400..500).contains(&status) && status != 401 =>
+        {
+            Err(LaunchFailure::Refused(*body))
+        }
+        Ok(Err(e)) => Err(LaunchFailure::Unanswered(e.to_string())),
+        Err(_) => Err(LaunchFailure::Unanswered(format!(
+            "the master did not answer within {timeout:?}"
+        ))),
+    }
+}
