@@ -196,6 +196,9 @@ async fn three_instances_with_http_health_become_healthy_over_two_agents() {
     let (code, out, err) = c.cli(&["apps", "scale", "/web", "2", "--wait"]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(err.contains("succeeded"), "{err}");
+    // Not a terminal: plain progress lines, no cursor control.
+    assert!(!err.contains('\x1b') && !err.contains('\r'), "{err:?}");
+    assert!(err.lines().any(|l| l.contains("of 2 ready")), "{err}");
     wait_healthy(&s, "/web", 2, None).await;
     let all = c.cli_json(&["deployments", "list", "--all"]);
     assert!(all.as_array().is_some_and(|a| a.len() >= 2), "{all}");

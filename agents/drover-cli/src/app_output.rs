@@ -3,7 +3,7 @@
 //! functions over drover-api values, plus [`follow`], which polls a deployment.
 
 use std::fmt::Write as _;
-use std::io::Write as _;
+use std::io::{IsTerminal, Write as _};
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
@@ -336,6 +336,9 @@ pub async fn report_change(
 pub async fn follow(ctx: &Context, id: &str, timeout: u64) -> anyhow::Result<Deployment> {
     let sched = ctx.scheduler()?;
     let deadline = Instant::now() + Duration::from_secs(timeout);
+    // On a terminal the line is redrawn in place; in a log each change is a line of its own.
+    let redraw = std::io::stderr().is_terminal();
+    let end_line = if redraw { "\n" } else { "" };
     let mut last_line = String::new();
     loop {
         let d = ctx.call_scheduler(sched.deployment(id)).await?;
@@ -352,16 +355,20 @@ pub async fn follow(ctx: &Context, id: &str, timeout: u64) -> anyhow::Result<Dep
         );
         if line != last_line {
             let mut err = std::io::stderr().lock();
-            let _ = write!(err, "\r{line}\x1b[K");
+            let _ = if redraw {
+                write!(err, "\r{line}\x1b[K")
+            } else {
+                writeln!(err, "{line}")
+            };
             let _ = err.flush();
             last_line = line;
         }
         if !d.is_running() {
-            eprintln!("\n{} {}", d.id, d.state);
+            eprintln!("{end_line}{} {}", d.id, d.state);
             return Ok(d);
         }
         if Instant::now() > deadline {
-            eprintln!();
+            eprint!("{end_line}");
             bail!(
                 "deployment {id} still running after {timeout}s (it goes on; `drover deployments show {id}`)"
             );
