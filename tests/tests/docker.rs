@@ -498,3 +498,50 @@ fn check6_a_task_over_its_memory_limit_is_oom_killed_and_the_state_says_so() {
         assert!(msg.contains("16 MiB"), "{done:?}");
     });
 }
+
+/// A container task's COMMAND health check runs inside its container (as Marathon runs
+/// them): a file only the container has makes it healthy, and a failing command makes
+/// another unhealthy with its exit code.
+#[test]
+fn command_health_checks_run_inside_the_container() {
+    run_in_netns(|d| async move {
+        d.import_busybox();
+        let c = cluster(&d, 1).await;
+        let check = |command: &str| -> drover_api::task::HealthCheck {
+            serde_json::from_value(json!({
+                "protocol": "COMMAND", "command": command,
+                "delaySeconds": 0, "gracePeriodSeconds": 0, "intervalSeconds": 0.5,
+                "timeoutSeconds": 5, "maxConsecutiveFailures": 1,
+            }))
+            .unwrap()
+        };
+        let mut inside = container_task(
+            "inside",
+            "touch /only-in-the-container && exec sleep 1000",
+            32.0,
+            1.0,
+        );
+        inside.health_checks = vec![check("test -f /only-in-the-container")];
+        assert!(
+            !std::path::Path::new("/only-in-the-container").exists(),
+            "the host must not have the file"
+        );
+        let mut failing = container_task("failing", "exec sleep 1000", 32.0, 1.0);
+        failing.health_checks = vec![check("exit 3")];
+        let inside = launch(&c, inside).await;
+        let failing = launch(&c, failing).await;
+        wait_task(
+            &c,
+            &inside,
+            "healthy by a check inside the container",
+            |t| t.health.as_ref().is_some_and(|h| h.alive),
+        )
+        .await;
+        let t = wait_task(&c, &failing, "unhealthy by a failing command", |t| {
+            t.health.as_ref().is_some_and(|h| !h.alive)
+        })
+        .await;
+        let why = t.health.and_then(|h| h.last_failure).unwrap_or_default();
+        assert!(why.contains("exited with 3"), "{why}");
+    });
+}

@@ -19,7 +19,8 @@ use std::time::Duration;
 use bollard::Docker;
 use bollard::container::LogOutput;
 use bollard::errors::Error as BollardError;
-use bollard::models::{ContainerCreateBody, ContainerInspectResponse};
+use bollard::exec::StartExecOptions;
+use bollard::models::{ContainerCreateBody, ContainerInspectResponse, ExecConfig};
 use bollard::query_parameters::{
     CreateContainerOptions, CreateImageOptions, ListContainersOptions, LogsOptions,
     RemoveContainerOptions, StopContainerOptions, WaitContainerOptions,
@@ -41,6 +42,8 @@ const DETECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How often the cursor is saved while logs flow.
 const CURSOR_EVERY: Duration = Duration::from_millis(200);
+/// How often a health check's exec is looked at until it exits.
+const EXEC_POLL: Duration = Duration::from_millis(50);
 
 /// Why a Docker call failed.
 #[derive(Debug, thiserror::Error)]
@@ -167,6 +170,73 @@ impl Engine {
             socket: socket.to_path_buf(),
             version: version.version.unwrap_or_else(|| "unknown".into()),
         })
+    }
+
+    /// Runs `/bin/sh -c command` inside a running container, as Marathon runs a
+    /// container's COMMAND health checks: `Ok` when it exits 0, `Err` with its exit code,
+    /// its timeout, or why it could not run. One that outlives `timeout` is killed.
+    pub async fn exec_check(
+        &self,
+        container: &str,
+        command: &str,
+        timeout: Duration,
+    ) -> Result<(), String> {
+        let created = self
+            .docker
+            .create_exec(
+                container,
+                ExecConfig {
+                    cmd: Some(vec!["/bin/sh".into(), "-c".into(), command.into()]),
+                    attach_stdout: Some(false),
+                    attach_stderr: Some(false),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| format!("cannot run the check in the container: {e}"))?;
+        let id = created.id;
+        let detached = StartExecOptions {
+            detach: true,
+            tty: false,
+            output_capacity: None,
+        };
+        self.docker
+            .start_exec(&id, Some(detached))
+            .await
+            .map_err(|e| format!("cannot run the check in the container: {e}"))?;
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let info = self
+                .docker
+                .inspect_exec(&id)
+                .await
+                .map_err(|e| format!("cannot follow the check in the container: {e}"))?;
+            // The exit code stays empty until the command has exited.
+            if info.running != Some(true)
+                && let Some(code) = info.exit_code
+            {
+                return if code == 0 {
+                    Ok(())
+                } else {
+                    Err(format!("command exited with {code}"))
+                };
+            }
+            if tokio::time::Instant::now() >= deadline {
+                // Docker has no call to stop an exec; its process is visible to the host.
+                if let Some(pid) = info
+                    .pid
+                    .and_then(|p| i32::try_from(p).ok())
+                    .filter(|p| *p > 1)
+                {
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(pid),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                }
+                return Err(format!("command timed out after {timeout:?}"));
+            }
+            tokio::time::sleep(EXEC_POLL).await;
+        }
     }
 
     /// Makes `image` present: used as it is when present (unless `force_pull`), pulled

@@ -1,5 +1,6 @@
 //! Health checks with Marathon's semantics: the counting ([`CheckCounter`], [`combine`])
-//! is pure; the probes (HTTP GET, TCP connect, shell command) and the loop that paces
+//! is pure; the probes (HTTP GET, TCP connect, shell command: inside the container for
+//! a container task, as Marathon runs them) and the loop that paces
 //! them sit beside it.
 //!
 //! Per check: wait `delaySeconds`, then probe every `intervalSeconds`, each probe bounded
@@ -16,6 +17,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use drover_api::task::{HealthCheck, HealthProtocol, HealthReport};
+
+use crate::docker::Engine;
 
 /// One check's running tally.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -105,6 +108,8 @@ pub struct ProbeTarget {
     pub sandbox: PathBuf,
     /// The task's uid/gid, so COMMAND checks run as the task does.
     pub user: Option<(u32, u32)>,
+    /// For a container task, its engine and container: COMMAND checks run inside it.
+    pub container: Option<(Engine, String)>,
 }
 
 /// The port a check probes: its fixed `port`, else `host_ports[portIndex]` (index 0 by default).
@@ -168,7 +173,10 @@ pub async fn probe(
                 .command
                 .as_deref()
                 .ok_or("the COMMAND check has no command")?;
-            run_command(command, target, timeout).await
+            match &target.container {
+                Some((engine, name)) => engine.exec_check(name, command, timeout).await,
+                None => run_command(command, target, timeout).await,
+            }
         }
     }
 }

@@ -840,6 +840,12 @@ impl Inner {
             env: plan.map(|p| p.env.clone()).unwrap_or_default(),
             sandbox: sb.dir().to_path_buf(),
             user: plan.and_then(|p| p.uid.zip(p.gid)),
+            container: self
+                .config
+                .docker
+                .clone()
+                .filter(|_| e.spec.definition.container.is_some())
+                .map(|engine| (engine, crate::docker::spec::container_name(id))),
         });
         e.checks = vec![CheckCounter::default(); checks.len()];
         let weak = Arc::downgrade(self);

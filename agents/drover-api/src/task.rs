@@ -191,7 +191,8 @@ pub enum HealthProtocol {
     Http,
     /// A TCP connect; success passes.
     Tcp,
-    /// A shell command in the task's environment; exit 0 passes.
+    /// A shell command in the task's environment (inside its container for a container
+    /// task); exit 0 passes.
     Command,
 }
 
