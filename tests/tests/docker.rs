@@ -545,3 +545,50 @@ fn command_health_checks_run_inside_the_container() {
         assert!(why.contains("exited with 3"), "{why}");
     });
 }
+
+/// `docker.parameters` reach the engine as `docker run` would apply them, and one Drover
+/// does not apply fails its task with the option's name rather than running without it.
+#[test]
+fn docker_parameters_are_applied_or_fail_the_task_by_name() {
+    run_in_netns(|d| async move {
+        d.import_busybox();
+        let c = cluster(&d, 1).await;
+        let with = |name: &str, cmd: &str, params: Value| {
+            let mut t = container_task(name, cmd, 32.0, 1.0);
+            t.container = Some(json!({"type": "DOCKER", "docker": {
+                "image": "busybox", "network": "NONE", "parameters": params}}));
+            t
+        };
+        let applied = launch(
+            &c,
+            with(
+                "applied",
+                "echo host=$(hostname) mode=$MODE",
+                json!([{"key": "hostname", "value": "a.corp.org"},
+                       {"key": "env", "value": "MODE=fast"}]),
+            ),
+        )
+        .await;
+        let refused = launch(
+            &c,
+            with(
+                "refused",
+                "true",
+                json!([{"key": "lxc-conf", "value": "lxc.aa_profile=unconfined"}]),
+            ),
+        )
+        .await;
+        wait_task(&c, &applied, "the applied task finishes", |t| {
+            t.state == TaskState::Finished
+        })
+        .await;
+        let out = sandbox_file(&c, &applied, "stdout");
+        assert_eq!(out.trim(), "host=a.corp.org mode=fast");
+        let t = wait_task(&c, &refused, "the refused task fails", |t| {
+            t.state == TaskState::Failed
+        })
+        .await;
+        let why = t.message.unwrap_or_default();
+        assert!(why.contains("--lxc-conf is not applied"), "{why}");
+    });
+}

@@ -10,6 +10,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub use crate::app::DockerParameter;
+
 /// The labels every container Drover starts carries, so a restarted agent finds its
 /// containers again and an operator can tell them apart in `docker ps`.
 pub mod labels {
@@ -74,6 +76,11 @@ pub struct DockerContainer {
     pub privileged: bool,
     /// Bind mounts.
     pub volumes: Vec<DockerVolume>,
+    /// Extra `docker run` options (`docker.parameters`), in order. Read as given here;
+    /// the agent applies the ones it knows and fails the task naming any other, as a
+    /// `docker run` with an unknown flag would.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parameters: Vec<DockerParameter>,
 }
 
 impl DockerContainer {
@@ -146,6 +153,20 @@ impl DockerContainer {
                 });
             }
         }
+        let mut parameters = Vec::new();
+        if let Some(ps) = get("parameters").filter(|v| !v.is_null()) {
+            let list = ps.as_array().ok_or("parameters: must be an array")?;
+            for (i, p) in list.iter().enumerate() {
+                let field = |k: &str| p.get(k).and_then(Value::as_str);
+                let (Some(key), Some(value)) = (field("key"), field("value")) else {
+                    return Err(format!("parameters[{i}]: needs key and value strings"));
+                };
+                parameters.push(DockerParameter {
+                    key: key.to_string(),
+                    value: value.to_string(),
+                });
+            }
+        }
         let flag = |k: &str| get(k).and_then(Value::as_bool).unwrap_or(false);
         Ok(DockerContainer {
             image,
@@ -154,6 +175,7 @@ impl DockerContainer {
             force_pull: flag("forcePullImage") || flag("forcePull"),
             privileged: flag("privileged"),
             volumes,
+            parameters,
         })
     }
 }
@@ -259,5 +281,22 @@ mod tests {
         .unwrap_err();
         assert!(e.starts_with("portMappings[0].containerPort"), "{e}");
         assert!(DockerContainer::parse(&json!({"image": "x", "type": "RKT"})).is_err());
+        let e = DockerContainer::parse(&json!({"image": "x", "parameters": [{"key": "init"}]}))
+            .unwrap_err();
+        assert!(e.starts_with("parameters[0]"), "{e}");
+    }
+
+    #[test]
+    fn reads_parameters_in_every_shape() {
+        let want = vec![DockerParameter {
+            key: "hostname".into(),
+            value: "a.corp.org".into(),
+        }];
+        for shape in [
+            json!({"type": "DOCKER", "image": "x", "parameters": [{"key": "hostname", "value": "a.corp.org"}]}),
+            json!({"type": "DOCKER", "docker": {"image": "x", "parameters": [{"key": "hostname", "value": "a.corp.org"}]}}),
+        ] {
+            assert_eq!(DockerContainer::parse(&shape).unwrap().parameters, want);
+        }
     }
 }

@@ -1026,7 +1026,8 @@ pub struct JobContainer {
     /// Pull the image before every run.
     #[serde(default)]
     pub force_pull_image: bool,
-    /// Container fields Drover does not act on (`parameters`, `networkName`, ...).
+    /// Other container fields: `parameters` (the agent applies them) and the ones Drover
+    /// does not act on (`networkName`, ...).
     #[serde(flatten)]
     pub extra: BTreeMap<String, Value>,
 }
@@ -1234,7 +1235,7 @@ fn validate_name(field: &str, name: &str) -> Result<(), ApiError> {
 /// Parses a Chronos job JSON and validates it.
 ///
 /// Returns the job and the JSON paths of the fields Drover keeps but does not act on
-/// (sorted; e.g. `async`, `uris`, `container.parameters`), or an error naming the field.
+/// (sorted; e.g. `async`, `uris`, `container.networkName`), or an error naming the field.
 /// Numbers and booleans given as strings are accepted where Chronos accepted them.
 pub fn parse_job(value: &Value) -> Result<(ChronosJob, Vec<String>), ApiError> {
     let obj = value
@@ -1497,9 +1498,27 @@ fn parse_container(value: &Value, ignored: &mut Vec<String>) -> Result<JobContai
     let mut extra = BTreeMap::new();
     for (key, v) in obj {
         if !CONTAINER_FIELDS.contains(&key.as_str()) {
-            ignored.push(format!("container.{key}"));
+            // `parameters` travels in `extra` to the agent, which applies it.
+            if key != "parameters" {
+                ignored.push(format!("container.{key}"));
+            }
             extra.insert(key.clone(), v.clone());
         }
+    }
+    match obj.get("parameters") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(items)) => {
+            for (i, p) in items.iter().enumerate() {
+                let is_str = |k: &str| p.get(k).is_some_and(Value::is_string);
+                if !(is_str("key") && is_str("value")) {
+                    return Err(ApiError::invalid(
+                        format!("container.parameters[{i}]"),
+                        "needs key and value strings",
+                    ));
+                }
+            }
+        }
+        Some(v) => return Err(type_error("container.parameters", "an array", v)),
     }
     let kind = match opt_string_at(obj, "type", "container.type")?.as_deref() {
         None | Some("DOCKER") | Some("docker") => ContainerType::Docker,
@@ -1696,11 +1715,7 @@ mod tests {
         assert_eq!(again, j);
         assert_eq!(
             ignored,
-            vec![
-                "container.parameters",
-                "container.volumes[0].external",
-                "highPriority"
-            ]
+            vec!["container.volumes[0].external", "highPriority"]
         );
     }
 

@@ -118,7 +118,7 @@ pub fn create_body(
         privileged: container.privileged.then_some(true),
         ..Default::default()
     };
-    Ok(ContainerCreateBody {
+    let mut body = ContainerCreateBody {
         image: Some(container.image.clone()),
         entrypoint,
         cmd,
@@ -127,7 +127,163 @@ pub fn create_body(
         exposed_ports: (!exposed.is_empty()).then_some(exposed),
         host_config: Some(host_config),
         ..Default::default()
-    })
+    };
+    for p in &container.parameters {
+        apply_parameter(&mut body, &p.key, &p.value)
+            .map_err(|e| format!("docker parameter {:?}: {e}", p.key))?;
+    }
+    Ok(body)
+}
+
+/// The `docker run` options `docker.parameters` may carry (long names; `e`, `h`, `l`,
+/// `u`, `v` and `w` as their short forms are accepted too).
+pub const SUPPORTED_PARAMETERS: &[&str] = &[
+    "add-host",
+    "cap-add",
+    "cap-drop",
+    "dns",
+    "dns-option",
+    "dns-search",
+    "env",
+    "hostname",
+    "init",
+    "label",
+    "oom-score-adj",
+    "pids-limit",
+    "read-only",
+    "security-opt",
+    "shm-size",
+    "stop-signal",
+    "sysctl",
+    "tmpfs",
+    "ulimit",
+    "user",
+    "volume",
+    "volumes-from",
+    "workdir",
+];
+
+/// Applies one `docker run` option to the create body, as the docker CLI would; `Err`
+/// says why it cannot be (an option Drover does not apply, or a value it cannot read).
+pub fn apply_parameter(
+    body: &mut ContainerCreateBody,
+    key: &str,
+    value: &str,
+) -> Result<(), String> {
+    let key = key.trim_start_matches('-');
+    let long = match key {
+        "e" => "env",
+        "h" => "hostname",
+        "l" => "label",
+        "u" => "user",
+        "v" => "volume",
+        "w" => "workdir",
+        k => k,
+    };
+    let host = body.host_config.get_or_insert_default();
+    let push =
+        |list: &mut Option<Vec<String>>| list.get_or_insert_default().push(value.to_string());
+    match long {
+        "hostname" => body.hostname = Some(value.to_string()),
+        "user" => body.user = Some(value.to_string()),
+        "workdir" => body.working_dir = Some(value.to_string()),
+        "stop-signal" => body.stop_signal = Some(value.to_string()),
+        "env" => {
+            if !value.contains('=') {
+                return Err("expects NAME=VALUE".into());
+            }
+            push(&mut body.env);
+        }
+        "label" => {
+            let (k, v) = value.split_once('=').unwrap_or((value, ""));
+            if k.starts_with("drover.") {
+                return Err("labels under drover. are Drover's own".into());
+            }
+            body.labels
+                .get_or_insert_default()
+                .insert(k.to_string(), v.to_string());
+        }
+        "add-host" => push(&mut host.extra_hosts),
+        "cap-add" => push(&mut host.cap_add),
+        "cap-drop" => push(&mut host.cap_drop),
+        "dns" => push(&mut host.dns),
+        "dns-option" => push(&mut host.dns_options),
+        "dns-search" => push(&mut host.dns_search),
+        "security-opt" => push(&mut host.security_opt),
+        "volume" => push(&mut host.binds),
+        "volumes-from" => push(&mut host.volumes_from),
+        "init" => host.init = Some(parse_flag(value)?),
+        "read-only" => host.readonly_rootfs = Some(parse_flag(value)?),
+        "pids-limit" => host.pids_limit = Some(parse_int(value)?),
+        "oom-score-adj" => host.oom_score_adj = Some(parse_int(value)?),
+        "shm-size" => host.shm_size = Some(parse_size(value)?),
+        "sysctl" => {
+            let (k, v) = value.split_once('=').ok_or("expects NAME=VALUE")?;
+            host.sysctls
+                .get_or_insert_default()
+                .insert(k.to_string(), v.to_string());
+        }
+        "tmpfs" => {
+            let (path, opts) = value.split_once(':').unwrap_or((value, ""));
+            host.tmpfs
+                .get_or_insert_default()
+                .insert(path.to_string(), opts.to_string());
+        }
+        "ulimit" => {
+            let (name, limits) = value.split_once('=').ok_or("expects NAME=SOFT[:HARD]")?;
+            let (soft, hard) = limits.split_once(':').unwrap_or((limits, limits));
+            host.ulimits
+                .get_or_insert_default()
+                .push(bollard::models::ResourcesUlimits {
+                    name: Some(name.to_string()),
+                    soft: Some(parse_int(soft)?),
+                    hard: Some(parse_int(hard)?),
+                });
+        }
+        other => {
+            return Err(format!(
+                "--{other} is not applied by Drover (it applies {})",
+                SUPPORTED_PARAMETERS.join(", ")
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn parse_flag(value: &str) -> Result<bool, String> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "" | "true" | "1" => Ok(true),
+        "false" | "0" => Ok(false),
+        other => Err(format!("{other:?} is not true or false")),
+    }
+}
+
+fn parse_int(value: &str) -> Result<i64, String> {
+    value
+        .trim()
+        .parse()
+        .map_err(|_| format!("{value:?} is not a whole number"))
+}
+
+/// A size as the docker CLI reads it: bytes, or a number with `b`, `k`, `m` or `g`.
+fn parse_size(value: &str) -> Result<i64, String> {
+    let v = value.trim().to_ascii_lowercase();
+    let (digits, unit) = match v.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => v.split_at(i),
+        None => (v.as_str(), ""),
+    };
+    let n: i64 = digits
+        .parse()
+        .map_err(|_| format!("{value:?} is not a size like 64m"))?;
+    let scale: i64 = match unit.trim_end_matches('b') {
+        "" => 1,
+        "k" => 1 << 10,
+        "m" => 1 << 20,
+        "g" => 1 << 30,
+        _ => return Err(format!("{value:?} is not a size like 64m")),
+    };
+    n.checked_mul(scale)
+        .ok_or_else(|| format!("{value:?} is too large"))
 }
 
 /// The labels: the task id and sandbox (how a restarted agent finds its containers), and
@@ -209,6 +365,57 @@ mod tests {
         let c = DockerContainer::parse(spec.definition.container.as_ref().unwrap()).unwrap();
         let env = container_env(spec, "10.0.0.5");
         create_body(spec, &c, &env, Path::new("/w/tasks/web.1")).unwrap()
+    }
+
+    #[test]
+    fn parameters_become_engine_settings_and_unknown_ones_fail_the_task() {
+        let s = spec(
+            json!({"type": "DOCKER", "image": "busybox", "parameters": [
+                {"key": "hostname", "value": "a.corp.org"},
+                {"key": "label", "value": "tier=web"},
+                {"key": "e", "value": "MODE=fast"},
+                {"key": "ulimit", "value": "nofile=1024:2048"},
+                {"key": "shm-size", "value": "64m"},
+                {"key": "read-only", "value": "true"},
+                {"key": "cap-add", "value": "NET_ADMIN"},
+                {"key": "sysctl", "value": "net.core.somaxconn=1024"},
+                {"key": "tmpfs", "value": "/run:size=8m"}
+            ]}),
+            vec![],
+        );
+        let b = body(&s);
+        assert_eq!(b.hostname.as_deref(), Some("a.corp.org"));
+        assert_eq!(b.labels.as_ref().unwrap()["tier"], "web");
+        assert!(b.env.as_ref().unwrap().contains(&"MODE=fast".to_string()));
+        let h = b.host_config.unwrap();
+        let u = &h.ulimits.unwrap()[0];
+        assert_eq!(
+            (u.name.as_deref(), u.soft, u.hard),
+            (Some("nofile"), Some(1024), Some(2048))
+        );
+        assert_eq!(h.shm_size, Some(64 << 20));
+        assert_eq!(h.readonly_rootfs, Some(true));
+        assert_eq!(h.cap_add.unwrap(), vec!["NET_ADMIN"]);
+        assert_eq!(h.sysctls.unwrap()["net.core.somaxconn"], "1024");
+        assert_eq!(h.tmpfs.unwrap()["/run"], "size=8m");
+
+        for (param, why) in [
+            (
+                json!({"key": "lxc-conf", "value": "..."}),
+                "--lxc-conf is not applied",
+            ),
+            (json!({"key": "ulimit", "value": "nofile"}), "NAME=SOFT"),
+            (json!({"key": "shm-size", "value": "lots"}), "not a size"),
+            (
+                json!({"key": "label", "value": "drover.task-id=x"}),
+                "Drover's own",
+            ),
+        ] {
+            let s = spec(json!({"image": "busybox", "parameters": [param]}), vec![]);
+            let c = DockerContainer::parse(s.definition.container.as_ref().unwrap()).unwrap();
+            let e = create_body(&s, &c, &BTreeMap::new(), Path::new("/w")).unwrap_err();
+            assert!(e.contains(why) && e.starts_with("docker parameter"), "{e}");
+        }
     }
 
     #[test]
