@@ -574,6 +574,29 @@ async fn examples_deploy_unchanged_through_post_v2_apps() {
         "apps with a running deployment are refused without --force"
     );
     assert!(out.contains("locked by running deployment"), "{out}");
+    // Marathon's 409 lists the deployments that lock the app, by id.
+    let ids: Vec<String> = v["apps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a["id"].as_str().map(str::to_string))
+        .collect();
+    let mut locked = None;
+    for id in &ids {
+        if let Some(d) = s.app(id).await.ok().and_then(|a| a.deployment) {
+            locked = Some((id.clone(), d.id.to_string()));
+            break;
+        }
+    }
+    let (id, deployment) = locked.expect("an app still deploying");
+    let (status, body) = call(
+        reqwest::Method::POST,
+        &format!("{}/v2/apps{id}/restart", c.scheduler_url()),
+        None,
+    )
+    .await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["deployments"][0]["id"], deployment.as_str(), "{body}");
     cleanup(&c).await;
 }
 

@@ -76,17 +76,26 @@ pub fn router(apps: Arc<Apps>) -> Router {
 
 /// An error in Marathon's shape, with Drover's `code` and `field` besides.
 #[derive(Debug)]
-pub struct MarathonError(pub ApiError);
+pub struct MarathonError {
+    /// What went wrong.
+    pub error: ApiError,
+    /// For a change refused because deployments of the app run: their ids, which
+    /// Marathon's 409 lists in `deployments` (clients use them to wait or cancel).
+    pub deployments: Vec<String>,
+}
 
 impl From<ApiError> for MarathonError {
-    fn from(e: ApiError) -> Self {
-        MarathonError(e)
+    fn from(error: ApiError) -> Self {
+        MarathonError {
+            error,
+            deployments: Vec::new(),
+        }
     }
 }
 
 impl IntoResponse for MarathonError {
     fn into_response(self) -> Response {
-        let e = self.0;
+        let e = self.error;
         let status = match e.code {
             // Marathon answers validation errors with 422.
             ErrorCode::InvalidField => StatusCode::UNPROCESSABLE_ENTITY,
@@ -96,6 +105,14 @@ impl IntoResponse for MarathonError {
             "message": e.message,
             "code": e.code,
         });
+        if let (false, Some(o)) = (self.deployments.is_empty(), body.as_object_mut()) {
+            let ids: Vec<Value> = self
+                .deployments
+                .iter()
+                .map(|id| json!({ "id": id }))
+                .collect();
+            o.insert("deployments".into(), ids.into());
+        }
         if let (Some(f), Some(o)) = (&e.field, body.as_object_mut()) {
             o.insert("field".into(), f.clone().into());
             o.insert(
@@ -111,7 +128,7 @@ type MResult<T> = Result<T, MarathonError>;
 
 fn parse_body(body: &Bytes) -> MResult<Value> {
     serde_json::from_slice(body).map_err(|e| {
-        MarathonError(ApiError::new(
+        MarathonError::from(ApiError::new(
             ErrorCode::MalformedBody,
             format!("invalid JSON body: {e}"),
         ))
@@ -119,7 +136,7 @@ fn parse_body(body: &Bytes) -> MResult<Value> {
 }
 
 fn parse_id(raw: &str) -> MResult<AppId> {
-    AppId::parse(raw).map_err(|e| MarathonError(ApiError::invalid("id", e)))
+    AppId::parse(raw).map_err(|e| MarathonError::from(ApiError::invalid("id", e)))
 }
 
 /// A Marathon task state name (`TASK_RUNNING`) for a task.
@@ -301,9 +318,7 @@ async fn create(
     if !ignored.is_empty() {
         tracing::info!(app = %id, ignored = ?ignored, "app accepted; these fields are kept but not acted on");
     }
-    let changed = apps
-        .change(&id, AppChange::Create(def), q.force, ignored)
-        .await?;
+    let changed = change(&apps, &id, AppChange::Create(def), q.force, ignored).await?;
     let mut v = app_with_status(&changed.app, None, Some(&changed.deployment.id), None);
     if let Some(o) = v.as_object_mut() {
         o.insert("ignored".into(), json!(changed.ignored));
@@ -403,8 +418,33 @@ async fn app_get(State(apps): State<Arc<Apps>>, uri: OriginalUri) -> MResult<Jso
     }
 }
 
+/// Makes a change; a refusal while deployments of the app run names them, as
+/// Marathon's 409 does.
+async fn change(
+    apps: &Apps,
+    id: &AppId,
+    change: AppChange,
+    force: bool,
+    ignored: Vec<String>,
+) -> MResult<drover_api::client::AppChanged> {
+    match apps.change(id, change, force, ignored).await {
+        Ok(changed) => Ok(changed),
+        Err(error) if error.code == ErrorCode::Conflict => {
+            let deployments = apps
+                .deployments()
+                .await
+                .into_iter()
+                .filter(|d| d.is_running() && &d.app_id == id)
+                .map(|d| d.id.to_string())
+                .collect();
+            Err(MarathonError { error, deployments })
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
 fn method_not_allowed(m: Method) -> MarathonError {
-    MarathonError(ApiError::new(
+    MarathonError::from(ApiError::new(
         ErrorCode::NotFound,
         format!("method {m} is not allowed here"),
     ))
@@ -445,9 +485,7 @@ async fn app_put(
         }
     }
     let (def, ignored) = AppDefinition::from_marathon(&value)?;
-    let changed = apps
-        .change(&id, AppChange::Update(def), q.force, ignored)
-        .await?;
+    let changed = change(&apps, &id, AppChange::Update(def), q.force, ignored).await?;
     let status = if changed.created {
         StatusCode::CREATED
     } else {
@@ -469,9 +507,7 @@ async fn app_delete(
         return Err(method_not_allowed(Method::DELETE));
     };
     let id = parse_id(&raw)?;
-    let changed = apps
-        .change(&id, AppChange::Delete, q.force, Vec::new())
-        .await?;
+    let changed = change(&apps, &id, AppChange::Delete, q.force, Vec::new()).await?;
     Ok(Json(change_answer(&changed)))
 }
 
@@ -484,9 +520,7 @@ async fn app_post(
         return Err(method_not_allowed(Method::POST));
     };
     let id = parse_id(&raw)?;
-    let changed = apps
-        .change(&id, AppChange::Restart, q.force, Vec::new())
-        .await?;
+    let changed = change(&apps, &id, AppChange::Restart, q.force, Vec::new()).await?;
     Ok(Json(change_answer(&changed)))
 }
 
