@@ -592,3 +592,47 @@ fn docker_parameters_are_applied_or_fail_the_task_by_name() {
         assert!(why.contains("--lxc-conf is not applied"), "{why}");
     });
 }
+
+/// An agent started before its Docker Engine answers takes it when it does: the node
+/// registers again with the `docker` capability and runs containers, without a restart.
+#[test]
+fn an_engine_that_comes_up_after_the_agent_is_taken() {
+    run_in_netns(|d| async move {
+        d.import_busybox();
+        // The agent looks at a socket path that does not exist yet; it appears later,
+        // as when dockerd starts after the agent at boot.
+        let late = d.socket.with_file_name("docker-late.sock");
+        let _ = std::fs::remove_file(&late);
+        let mut c = Cluster::start(ClusterOptions {
+            agents: 1,
+            agent_args: vec!["--docker-socket".into(), late.display().to_string()],
+            ..ClusterOptions::default()
+        })
+        .await;
+        c.start_scheduler(&[]);
+        let node = c.client.node("agent-0").await.unwrap();
+        assert!(node.capabilities.is_empty(), "{node:?}");
+        std::os::unix::fs::symlink(&d.socket, &late).unwrap();
+        wait_for("the docker capability", LONG, || async {
+            let n = c.client.node("agent-0").await.ok()?;
+            n.capabilities
+                .iter()
+                .any(|cap| cap == "docker")
+                .then_some(())
+        })
+        .await;
+        let t = launch(
+            &c,
+            container_task("late", "echo from the late engine", 32.0, 1.0),
+        )
+        .await;
+        wait_task(&c, &t, "the container task finishes", |t| {
+            t.state == TaskState::Finished
+        })
+        .await;
+        assert_eq!(
+            sandbox_file(&c, &t, "stdout").trim(),
+            "from the late engine"
+        );
+    });
+}

@@ -103,6 +103,7 @@ pub async fn run(
     if let Some(why) = why_not {
         tracing::warn!("resource limits are off, tasks run without memory and cpu limits: {why}");
     }
+    let mut docker_later = None;
     let docker = match &opts.docker_socket {
         Some(socket) => match docker::Engine::detect(socket).await {
             Ok(engine) => {
@@ -114,16 +115,15 @@ pub async fn run(
                 Some(engine)
             }
             Err(e) => {
-                tracing::info!("{e}: DOCKER tasks will not be placed on this node");
+                tracing::info!(
+                    "{e}: DOCKER tasks will not be placed on this node until the engine answers (looked for every {}s)",
+                    DOCKER_RETRY.as_secs()
+                );
+                docker_later = Some(socket.clone());
                 None
             }
         },
         None => None,
-    };
-    let capabilities = if docker.is_some() {
-        vec![CAPABILITY_DOCKER.to_string()]
-    } else {
-        Vec::new()
     };
     let runner = TaskRunner::start(RunnerConfig {
         work_dir: opts.work_dir.clone(),
@@ -140,7 +140,6 @@ pub async fn run(
         name: opts.name.clone(),
         address: opts.advertise.clone(),
         attributes: opts.attributes.clone(),
-        capabilities,
         total,
         reserved,
         ports: opts.ports,
@@ -149,12 +148,15 @@ pub async fn run(
         registered: watch::channel(false).0,
     };
     let interval = opts.resource_interval;
-    let jobs = [
+    let mut jobs = vec![
         tokio::spawn(session.clone().heartbeat_loop()),
         tokio::spawn(session.assignments_loop()),
         tokio::spawn(refresh_loop(probe, host_tx, interval)),
         tokio::spawn(gc_loop(runner.clone())),
     ];
+    if let Some(socket) = docker_later {
+        jobs.push(tokio::spawn(docker_loop(socket, runner.clone())));
+    }
     let (closing_tx, closing_rx) = watch::channel(false);
     let shutdown = async move {
         shutdown.await;
@@ -172,6 +174,26 @@ pub async fn run(
 /// How long the sandbox of a task the master has forgotten is kept for its logs (Mesos's
 /// default `gc_delay`).
 pub const SANDBOX_GC_DELAY: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// How often an agent without a Docker Engine looks for one again (dockerd may start
+/// after the agent, e.g. at boot).
+pub const DOCKER_RETRY: Duration = Duration::from_secs(10);
+
+/// Looks for the Docker Engine until it answers, then hands it to the runner.
+async fn docker_loop(socket: std::path::PathBuf, runner: TaskRunner) {
+    loop {
+        tokio::time::sleep(DOCKER_RETRY).await;
+        if let Ok(engine) = docker::Engine::detect(&socket).await {
+            tracing::info!(
+                "Docker Engine {} at {}: DOCKER tasks run here from now on",
+                engine.version,
+                socket.display()
+            );
+            runner.attach_docker(engine);
+            return;
+        }
+    }
+}
 
 /// Deletes old forgotten sandboxes at start and then hourly.
 async fn gc_loop(runner: TaskRunner) {

@@ -61,8 +61,6 @@ pub struct Session {
     pub address: String,
     /// Operator-set attributes.
     pub attributes: BTreeMap<String, String>,
-    /// What the node can run besides processes (`docker`).
-    pub capabilities: Vec<String>,
     /// Offered resources (host totals less `reserved`).
     pub total: Resources,
     /// Resources held back for the host.
@@ -90,13 +88,22 @@ pub fn heartbeat_interval(ms: u64) -> Duration {
 }
 
 impl Session {
+    /// What the node can run besides processes: `docker` once an engine is found.
+    fn capabilities(&self) -> Vec<String> {
+        if self.runner.has_docker() {
+            vec![crate::CAPABILITY_DOCKER.to_string()]
+        } else {
+            Vec::new()
+        }
+    }
+
     fn register_request(&self) -> RegisterRequest {
         RegisterRequest {
             name: self.name.clone(),
             address: self.address.clone(),
             version: drover_api::VERSION.to_string(),
             attributes: self.attributes.clone(),
-            capabilities: self.capabilities.clone(),
+            capabilities: self.capabilities(),
             total: self.total,
             reserved: self.reserved,
             ports: self.ports,
@@ -132,11 +139,16 @@ impl Session {
     pub async fn heartbeat_loop(self) {
         let mut changes = self.runner.subscribe();
         loop {
+            let capabilities = self.capabilities();
             let interval = self.register().await;
             self.registered.send_replace(true);
             let mut failing = false;
             loop {
                 changes.mark_unchanged();
+                if self.capabilities() != capabilities {
+                    tracing::info!("the node's capabilities changed; registering again");
+                    break;
+                }
                 let req = HeartbeatRequest {
                     host: self.host.borrow().clone(),
                     tasks: self.runner.reports(),

@@ -109,6 +109,9 @@ struct Inner {
     jobs: Mutex<Vec<AbortHandle>>,
     /// For HTTP health checks: no redirects followed, no proxy.
     http: reqwest::Client,
+    /// The Docker Engine, once found: at start (`config.docker`) or later, when dockerd
+    /// comes up after the agent.
+    docker: std::sync::RwLock<Option<crate::docker::Engine>>,
 }
 
 /// One task as the runner holds it.
@@ -246,8 +249,10 @@ impl TaskRunner {
             .no_proxy()
             .build()
             .map_err(RunnerError::HttpClient)?;
+        let docker = std::sync::RwLock::new(config.docker.clone());
         let runner = TaskRunner {
             inner: Arc::new(Inner {
+                docker,
                 config,
                 base_env: env::base_env_from_process(),
                 tasks: Mutex::new(BTreeMap::new()),
@@ -278,6 +283,20 @@ impl TaskRunner {
         }
         runner.sweep_orphan_containers();
         Ok(runner)
+    }
+
+    /// Whether container tasks can run here (a Docker Engine was found).
+    pub fn has_docker(&self) -> bool {
+        self.inner.docker().is_some()
+    }
+
+    /// Takes a Docker Engine found after the agent started: container tasks run from now
+    /// on, containers of forgotten tasks are swept, and the heartbeat loop is woken (it
+    /// registers again to announce the capability).
+    pub fn attach_docker(&self, engine: crate::docker::Engine) {
+        *self.inner.docker.write().unwrap_or_else(|p| p.into_inner()) = Some(engine);
+        self.sweep_orphan_containers();
+        self.inner.bump();
     }
 
     /// A receiver whose value changes whenever any task's report changes.
@@ -797,6 +816,14 @@ impl Inner {
         self.changes.send_modify(|v| *v = v.wrapping_add(1));
     }
 
+    /// The Docker Engine, if one has been found.
+    fn docker(&self) -> Option<crate::docker::Engine> {
+        self.docker
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     fn insert(&self, id: TaskId, entry: Entry) {
         self.lock().insert(id, entry);
         self.bump();
@@ -841,9 +868,7 @@ impl Inner {
             sandbox: sb.dir().to_path_buf(),
             user: plan.and_then(|p| p.uid.zip(p.gid)),
             container: self
-                .config
-                .docker
-                .clone()
+                .docker()
                 .filter(|_| e.spec.definition.container.is_some())
                 .map(|engine| (engine, crate::docker::spec::container_name(id))),
         });

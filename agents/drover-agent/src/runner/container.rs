@@ -33,7 +33,7 @@ impl TaskRunner {
     /// Checks that this agent can run `spec`'s container and resolves its environment;
     /// `Err` is the reason the task fails instead.
     pub(super) fn prepare_container(&self, spec: &TaskSpec) -> Result<LaunchPlan, String> {
-        if self.inner.config.docker.is_none() {
+        if self.inner.docker().is_none() {
             return Err(NO_ENGINE.to_string());
         }
         let value = spec
@@ -54,7 +54,7 @@ impl TaskRunner {
     /// Removes the containers this agent started for tasks it no longer has (their
     /// sandbox was deleted while the agent was down): nobody would ever stop them.
     pub(super) fn sweep_orphan_containers(&self) {
-        let Some(engine) = self.inner.config.docker.clone() else {
+        let Some(engine) = self.inner.docker() else {
             return;
         };
         let mine = crate::sandbox::tasks_dir(&self.inner.config.work_dir);
@@ -95,7 +95,7 @@ impl TaskRunner {
     /// Removes the container of a task whose end is already recorded (a restarted agent
     /// may have died between recording the exit and removing the container).
     pub(super) fn remove_container_later(&self, id: &TaskId) {
-        let Some(engine) = self.inner.config.docker.clone() else {
+        let Some(engine) = self.inner.docker() else {
             return;
         };
         let name = spec::container_name(id);
@@ -116,7 +116,7 @@ impl Inner {
         let Some((spec, sb, env)) = inner.container_parts(&id) else {
             return;
         };
-        let Some(engine) = inner.config.docker.clone() else {
+        let Some(engine) = inner.docker() else {
             inner.fail(&id, &sb, NO_ENGINE.to_string());
             return;
         };
