@@ -325,6 +325,22 @@ async fn dev_runs_a_cluster_stops_everything_and_resumes() {
     );
     let again = check_cluster(&dev).await;
     assert_eq!(versions, again, "app versions changed across the restart");
+    // (3) A second `drover dev` on the same data dir is refused at once and disturbs
+    // nothing.
+    let other = Command::new(bin_path("drover"))
+        .arg("dev")
+        .args(args)
+        .current_dir(root)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let other_err = String::from_utf8_lossy(&other.stderr);
+    assert!(!other.status.success(), "{other_err}");
+    assert!(
+        other_err.contains("another `drover dev` runs on"),
+        "{other_err}"
+    );
+    assert_eq!(versions, check_cluster(&dev).await);
     let ran_after = dev
         .scheduler()
         .job_stats("tick")

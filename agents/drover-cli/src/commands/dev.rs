@@ -72,6 +72,8 @@ pub async fn run(global: &GlobalArgs, args: &DevArgs) -> anyhow::Result<()> {
     };
     let logs = data_dir.join("logs");
     std::fs::create_dir_all(&logs).with_context(|| format!("cannot create {}", logs.display()))?;
+    // Held until `drover dev` exits (the kernel drops it on any exit, SIGKILL included).
+    let _lock = lock_data_dir(&data_dir)?;
     let bins = Binaries::find()?;
     let mut procs = Procs::default();
     let outcome = tokio::select! {
@@ -83,6 +85,28 @@ pub async fn run(global: &GlobalArgs, args: &DevArgs) -> anyhow::Result<()> {
     shutdown(&mut procs).await;
     eprintln!("stopped; state kept in {}", data_dir.display());
     outcome
+}
+
+/// Takes `DATA_DIR/dev.lock`: a second `drover dev` on the same folder would share its
+/// stores and logs with the first (and fail half-started), so it is refused at once.
+fn lock_data_dir(data_dir: &Path) -> anyhow::Result<std::fs::File> {
+    let path = data_dir.join("dev.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => bail!(
+            "another `drover dev` runs on {}; stop it first, or give this one its own --data-dir",
+            data_dir.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("cannot lock {}", path.display()))
+        }
+    }
 }
 
 /// The server binaries and the directory holding `hello`, if any.
@@ -329,7 +353,7 @@ async fn start_and_serve(
     if !args.empty {
         apply_examples(&ctx, &sched, args, data_dir).await?;
     }
-    wait_ready(ctx.master(), &sched, args.agents).await;
+    wait_ready(ctx.master(), &sched, args.agents, procs, &logs).await?;
     let ready_in = started.elapsed();
 
     println!();
@@ -349,21 +373,27 @@ async fn start_and_serve(
     // Watch the children: a dead one means the cluster is broken.
     loop {
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let all = procs
-            .master
-            .iter_mut()
-            .chain(procs.scheduler.iter_mut())
-            .chain(procs.agents.iter_mut());
-        for p in all {
-            if let Ok(Some(status)) = p.child.try_wait() {
-                bail!(
-                    "{} exited unexpectedly ({status}); see {}",
-                    p.name,
-                    logs.display()
-                );
-            }
+        check_children(procs, &logs)?;
+    }
+}
+
+/// `Err` naming the first child that has exited: the cluster is broken without it.
+fn check_children(procs: &mut Procs, logs: &Path) -> anyhow::Result<()> {
+    let all = procs
+        .master
+        .iter_mut()
+        .chain(procs.scheduler.iter_mut())
+        .chain(procs.agents.iter_mut());
+    for p in all {
+        if let Ok(Some(status)) = p.child.try_wait() {
+            bail!(
+                "{} exited unexpectedly ({status}); see {}",
+                p.name,
+                logs.display()
+            );
         }
     }
+    Ok(())
 }
 
 /// Applies the example files whose job or app does not exist yet, through
@@ -455,10 +485,17 @@ async fn apply_examples(
 
 /// Waits (with a progress line) until every agent is registered and every app has its
 /// instances ready or cannot be placed on any node, or [`READY_TIMEOUT`] passes.
-async fn wait_ready(master: &MasterClient, sched: &SchedulerClient, agents: usize) {
+async fn wait_ready(
+    master: &MasterClient,
+    sched: &SchedulerClient,
+    agents: usize,
+    procs: &mut Procs,
+    logs: &Path,
+) -> anyhow::Result<()> {
     let deadline = Instant::now() + READY_TIMEOUT;
     let mut last = String::new();
     loop {
+        check_children(procs, logs)?;
         let nodes = master
             .nodes()
             .await
@@ -501,14 +538,14 @@ async fn wait_ready(master: &MasterClient, sched: &SchedulerClient, agents: usiz
             for u in &unplaceable {
                 eprintln!("note: {u}");
             }
-            return;
+            return Ok(());
         }
         if Instant::now() > deadline {
             eprintln!(
                 "\nwarning: not everything is ready after {}s; see `drover apps` and the logs",
                 READY_TIMEOUT.as_secs()
             );
-            return;
+            return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
