@@ -351,9 +351,46 @@ async fn dev_runs_a_cluster_stops_everything_and_resumes() {
         ran_after >= ran_before,
         "tick's history was lost: {ran_before} runs before, {ran_after} after"
     );
+
+    // (4) SIGKILL: the servers follow `drover dev` down (their parent-death signal);
+    // the tasks keep running, as they do when an agent stops.
+    let servers = server_pids(root);
+    assert!(servers.len() >= 4, "{servers:?}");
+    let mut dev = dev;
+    dev.child.kill().unwrap();
+    dev.child.wait().unwrap();
+    wait_for(
+        "the servers gone after SIGKILL",
+        Duration::from_secs(30),
+        || {
+            let left: Vec<u32> = servers
+                .iter()
+                .copied()
+                .filter(|p| process_alive(*p))
+                .collect();
+            async move { left.is_empty().then_some(()) }
+        },
+    )
+    .await;
+
+    // (5) The next run adopts those tasks, and Ctrl-C then leaves nothing behind.
+    let dev = Dev::start(root, &args, &root.join("dev3.stderr"));
+    assert_eq!(versions, check_cluster(&dev).await);
     let started = processes_under(root);
     dev.interrupt();
     wait_all_gone(root, &started).await;
+}
+
+/// The servers among [`processes_under`] `dir` (shims and tasks have neither flag).
+fn server_pids(dir: &Path) -> BTreeSet<u32> {
+    processes_under(dir)
+        .into_iter()
+        .filter(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let cmdline = String::from_utf8_lossy(&cmdline);
+            cmdline.contains("--data-dir") || cmdline.contains("--work-dir")
+        })
+        .collect()
 }
 
 /// Runs init-cluster.sh against `url` with the examples in `dir`.

@@ -199,7 +199,8 @@ async fn spawn_server(
         .append(true)
         .open(log)
         .with_context(|| format!("cannot open {}", log.display()))?;
-    let mut child = Command::new(program)
+    let mut command = Command::new(program);
+    command
         .args(args)
         .envs(envs.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
@@ -208,7 +209,20 @@ async fn spawn_server(
         // Its own process group: the terminal's Ctrl-C reaches only `drover dev`, which
         // then stops the children in the right order (tasks first, master last).
         .process_group(0)
-        .kill_on_drop(true)
+        .kill_on_drop(true);
+    // A `drover dev` killed outright (SIGKILL, a closed terminal's session) cannot stop
+    // its servers; the kernel sends them SIGTERM instead. Tasks outlive their agents
+    // by design and are adopted by the next run.
+    // SAFETY: the closure runs in the child between fork and exec and only calls
+    // prctl(2), which is async-signal-safe; it allocates nothing.
+    #[allow(unsafe_code)]
+    unsafe {
+        command.pre_exec(|| {
+            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM)
+                .map_err(std::io::Error::from)
+        });
+    }
+    let mut child = command
         .spawn()
         .with_context(|| format!("cannot start {}", program.display()))?;
     let stdout = child
