@@ -10,15 +10,17 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use drover_api::PortRange;
+use drover_service::install::Service;
 
 use crate::host::Reservation;
+use crate::install::AgentService;
 
 /// `drover-agent`: runs tasks on this host for a Drover master.
 #[derive(Debug, Parser)]
 #[command(
-    name = "drover-agent",
+    name = AgentService::NAME,
     version = drover_api::VERSION,
-    about = "Drover's per-host agent: runs and watches the tasks a master assigns"
+    about = AgentService::ABOUT
 )]
 #[command(args_conflicts_with_subcommands = true)]
 pub struct Cli {

@@ -6,194 +6,119 @@
 //! keeps tasks alive across agent restarts and upgrades (`KillMode=process`) and adds no
 //! sandboxing, which tasks would inherit (the template says why).
 
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use drover_service::install::{
-    InstallArgs, InstallError, InstallPlan, InstallReport, Template, unit_path,
+    Builtin, DaemonFlags, InstallError, Service, listen_addr, refuse_token, service_values,
 };
 use serde_json::json;
 
 use crate::cli::RunArgs;
 
-/// The config file's built-in template.
-pub const CONFIG_TEMPLATE: &str = include_str!("../templates/agent.toml.hbs");
-/// The systemd unit's built-in template.
-pub const UNIT_TEMPLATE: &str = include_str!("../templates/drover-agent.service.hbs");
-/// The binary the unit starts unless `--bin` says otherwise.
-pub const DEFAULT_BIN: &str = "/usr/local/bin/drover-agent";
-/// Where the config file goes unless `--config` says otherwise.
-pub const DEFAULT_CONFIG: &str = "/etc/drover/agent.toml";
-/// Where the unit goes unless `--unit` says otherwise.
-pub const DEFAULT_UNIT: &str = "/etc/systemd/system/drover-agent.service";
+/// The agent as `install` sees it.
+#[derive(Debug, Clone)]
+pub struct AgentService;
+
+impl Service for AgentService {
+    const NAME: &'static str = "drover-agent";
+    const ROLE: &'static str = "agent";
+    const ABOUT: &'static str =
+        "Drover's per-host agent: runs and watches the tasks a master assigns";
+    const CONFIG_TEMPLATE: Builtin = Builtin {
+        name: "agent.toml.hbs",
+        text: include_str!("../templates/agent.toml.hbs"),
+    };
+    const UNIT_TEMPLATE: Builtin = Builtin {
+        name: "drover-agent.service.hbs",
+        text: include_str!("../templates/drover-agent.service.hbs"),
+    };
+    const DEFAULT_BIN: &'static str = "/usr/local/bin/drover-agent";
+    const DEFAULT_CONFIG: &'static str = "/etc/drover/agent.toml";
+    const DEFAULT_UNIT: &'static str = "/etc/systemd/system/drover-agent.service";
+}
+
 /// Where an agent that runs as a service keeps its sandboxes (root has a home, but a
 /// host's tasks do not belong in it).
 pub const SERVICE_WORK_DIR: &str = "/var/lib/drover/agent";
 
-/// `drover-agent install`: the agent's flags (written into the config file) plus where
-/// things go. Environment variables do not apply here: what is installed depends on the
-/// command line alone, so running it twice from different shells gives the same files.
-#[derive(Debug, Clone, clap::Args)]
-#[command(mut_args(|a: clap::Arg| a.env(None::<&str>)))]
-#[command(mut_arg("config", |a: clap::Arg| a
-    .default_value(DEFAULT_CONFIG)
-    .help("Where to write the config file (the unit starts the agent with --config FILE)")))]
-#[command(mut_arg("work_dir", |a: clap::Arg| a
-    .default_value(SERVICE_WORK_DIR)
-    .help("Where sandboxes and checkpoints live")))]
-pub struct InstallCmd {
-    /// The agent's flags, as the daemon will get them.
-    #[command(flatten)]
-    pub run: RunArgs,
-    /// Where the unit goes and what it starts.
-    #[command(flatten)]
-    pub paths: UnitPaths,
-    /// `--root`, `--templates`, `--check`.
-    #[command(flatten)]
-    pub install: InstallArgs,
-}
+/// `drover-agent uninstall` (the work dir, and the tasks, stay).
+pub type UninstallCmd = drover_service::install::UninstallCmd<AgentService>;
 
-/// The unit file and the binary it starts.
-#[derive(Debug, Clone, clap::Args)]
-pub struct UnitPaths {
-    /// The binary the unit starts (also what task shims run).
-    #[arg(long, default_value = DEFAULT_BIN)]
-    pub bin: PathBuf,
-    /// Where to write the systemd unit.
-    #[arg(long, default_value = DEFAULT_UNIT)]
-    pub unit: PathBuf,
-}
+/// `drover-agent install`.
+pub type InstallCmd = drover_service::install::InstallCmd<RunArgs>;
 
-/// `drover-agent uninstall`: removes the files `install` wrote (the work dir, and the
-/// tasks, stay).
-#[derive(Debug, Clone, clap::Args)]
-pub struct UninstallCmd {
-    /// The config file to remove.
-    #[arg(long, default_value = DEFAULT_CONFIG)]
-    pub config: PathBuf,
-    /// The systemd unit to remove.
-    #[arg(long, default_value = DEFAULT_UNIT)]
-    pub unit: PathBuf,
-    /// `--root`, `--check` (`--templates` is accepted and unused).
-    #[command(flatten)]
-    pub install: InstallArgs,
-}
+impl DaemonFlags for RunArgs {
+    type Service = AgentService;
 
-/// The values the templates see, from the agent's flags and the unit's paths. Refuses
-/// what the agent would refuse at start, so a bad value fails the install rather than
-/// the next restart. Values left unset are `null`, and the agent picks their defaults
-/// when it starts (the host name, the bound address).
-pub fn values(run: &RunArgs, config: &Path, bin: &Path) -> Result<serde_json::Value, InstallError> {
-    let bad = |flag: &str, message: String| InstallError::Value {
-        flag: flag.to_string(),
-        message,
-    };
-    if run.token.is_some() {
-        return Err(bad(
-            "token",
-            "install writes no secrets into files: put the token in a file and pass --token-file"
-                .into(),
-        ));
+    fn config(&self) -> Option<&Path> {
+        self.config.as_deref()
     }
-    let addr: SocketAddr = run
-        .listen
-        .parse()
-        .map_err(|_| bad("listen", format!("{:?} is not IP:PORT", run.listen)))?;
-    if !addr.ip().is_loopback() && run.token_file.is_none() {
-        return Err(bad(
-            "listen",
-            format!("the agent refuses to listen on {addr} without a token: pass --token-file"),
-        ));
-    }
-    // The same checks the agent makes at start (URLs, reservations, interval).
-    run.resolve(addr, None, bin.to_path_buf())
-        .map_err(|e| match e {
-            crate::cli::CliError::Invalid { flag, message } => bad(flag, message),
-        })?;
-    let work_dir = run
-        .work_dir
-        .as_deref()
-        .unwrap_or(Path::new(SERVICE_WORK_DIR));
-    if !work_dir.is_absolute() {
-        return Err(bad(
-            "work-dir",
-            format!("{} must be an absolute path", work_dir.display()),
-        ));
-    }
-    let text = |flag: &str, p: &Path| {
-        p.to_str()
-            .map(str::to_string)
-            .ok_or_else(|| bad(flag, format!("{} is not UTF-8", p.display())))
-    };
-    let attributes = run
-        .attributes
-        .as_ref()
-        .filter(|a| !a.0.is_empty())
-        .map(|a| {
-            a.0.iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>()
-                .join(",")
-        });
-    Ok(json!({
-        "name": "drover-agent",
-        "version": drover_api::VERSION,
-        "bin": unit_path("bin", bin)?,
-        "config": unit_path("config", config)?,
-        "master": run.master,
-        "listen": run.listen,
-        "advertise": run.advertise,
-        "work_dir": text("work-dir", work_dir)?,
-        "node_name": run.name.as_deref().filter(|n| !n.trim().is_empty()),
-        "attributes": attributes,
-        "ports": run.ports.to_string(),
-        "reserved_cpus": run.reserved_cpus,
-        "reserved_mem": run.reserved_mem,
-        "reserved_disk": run.reserved_disk,
-        "token_file": run.token_file.as_deref().map(|p| text("token-file", p)).transpose()?,
-        "resource_interval": run.resource_interval,
-    }))
-}
 
-/// The two files, with `values` for their templates.
-pub fn plan(values: serde_json::Value, config: &Path, unit: &Path) -> InstallPlan {
-    InstallPlan {
-        templates: vec![
-            // No secrets inside (the token stays in its own file).
-            Template {
-                name: "agent.toml.hbs",
-                builtin: CONFIG_TEMPLATE,
-                dest: config.into(),
-                mode: 0o644,
-            },
-            Template {
-                name: "drover-agent.service.hbs",
-                builtin: UNIT_TEMPLATE,
-                dest: unit.into(),
-                mode: 0o644,
-            },
-        ],
-        values,
+    /// Values left unset are `null`, and the agent picks their defaults when it starts
+    /// (the host name, the bound address).
+    fn values(&self, config: &Path, bin: &Path) -> Result<serde_json::Value, InstallError> {
+        let bad = |flag: &str, message: String| InstallError::Value {
+            flag: flag.to_string(),
+            message,
+        };
+        refuse_token(self.token.as_deref())?;
+        let addr = listen_addr("agent", &self.listen, self.token_file.as_deref())?;
+        // The same checks the agent makes at start (URLs, reservations, interval).
+        self.resolve(addr, None, bin.to_path_buf())
+            .map_err(|e| match e {
+                crate::cli::CliError::Invalid { flag, message } => bad(flag, message),
+            })?;
+        let work_dir = self
+            .work_dir
+            .as_deref()
+            .unwrap_or(Path::new(SERVICE_WORK_DIR));
+        if !work_dir.is_absolute() {
+            return Err(bad(
+                "work-dir",
+                format!("{} must be an absolute path", work_dir.display()),
+            ));
+        }
+        let text = |flag: &str, p: &Path| {
+            p.to_str()
+                .map(str::to_string)
+                .ok_or_else(|| bad(flag, format!("{} is not UTF-8", p.display())))
+        };
+        let attributes = self
+            .attributes
+            .as_ref()
+            .filter(|a| !a.0.is_empty())
+            .map(|a| {
+                a.0.iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            });
+        let mut values = service_values::<AgentService>(config, bin)?;
+        values["master"] = json!(self.master);
+        values["listen"] = json!(self.listen);
+        values["advertise"] = json!(self.advertise);
+        values["work_dir"] = json!(text("work-dir", work_dir)?);
+        values["node_name"] = json!(self.name.as_deref().filter(|n| !n.trim().is_empty()));
+        values["attributes"] = json!(attributes);
+        values["ports"] = json!(self.ports.to_string());
+        values["reserved_cpus"] = json!(self.reserved_cpus);
+        values["reserved_mem"] = json!(self.reserved_mem);
+        values["reserved_disk"] = json!(self.reserved_disk);
+        let token_file = self.token_file.as_deref();
+        values["token_file"] = json!(token_file.map(|p| text("token-file", p)).transpose()?);
+        values["resource_interval"] = json!(self.resource_interval);
+        Ok(values)
     }
-}
 
-/// Renders and writes (or with `--check`, diffs) the config file and the unit.
-pub fn install(cmd: &InstallCmd) -> Result<InstallReport, InstallError> {
-    let config = cmd
-        .run
-        .config
-        .as_deref()
-        .unwrap_or(Path::new(DEFAULT_CONFIG));
-    let values = values(&cmd.run, config, &cmd.paths.bin)?;
-    drover_service::install::install(&plan(values, config, &cmd.paths.unit), &cmd.install)
-}
-
-/// Removes the config file and the unit.
-pub fn uninstall(cmd: &UninstallCmd) -> Result<InstallReport, InstallError> {
-    drover_service::install::uninstall(
-        &plan(serde_json::Value::Null, &cmd.config, &cmd.unit),
-        &cmd.install,
-    )
+    fn install_arg(arg: clap::Arg) -> clap::Arg {
+        match arg.get_id().as_str() {
+            "work_dir" => arg
+                .default_value(SERVICE_WORK_DIR)
+                .help("Where sandboxes and checkpoints live"),
+            "bin" => arg.help("The binary the unit starts (also what task shims run)"),
+            _ => arg,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -201,6 +126,7 @@ mod tests {
     use super::*;
     use crate::cli::{Cli, Command};
     use clap::Parser;
+    use std::path::PathBuf;
 
     fn install_cmd(args: &[&str]) -> InstallCmd {
         let mut argv = vec!["drover-agent", "install"];
@@ -211,15 +137,8 @@ mod tests {
         }
     }
 
-    fn values_of(cmd: &InstallCmd) -> serde_json::Value {
-        values(&cmd.run, cmd.run.config.as_deref().unwrap(), &cmd.paths.bin).unwrap()
-    }
-
     fn rendered(cmd: &InstallCmd) -> (String, String) {
-        let config = cmd.run.config.clone().unwrap();
-        let mut files =
-            drover_service::install::render(&plan(values_of(cmd), &config, &cmd.paths.unit), None)
-                .unwrap();
+        let mut files = drover_service::install::render(&cmd.plan().unwrap(), None).unwrap();
         let unit = files.pop().unwrap().1;
         (files.pop().unwrap().1, unit)
     }
@@ -227,7 +146,7 @@ mod tests {
     #[test]
     fn defaults_are_the_service_ones() {
         let cmd = install_cmd(&[]);
-        let v = values_of(&cmd);
+        let v = cmd.plan().unwrap().values;
         assert_eq!(v["bin"], "/usr/local/bin/drover-agent");
         assert_eq!(v["config"], "/etc/drover/agent.toml");
         assert_eq!(v["master"], "http://127.0.0.1:5050");
@@ -246,7 +165,7 @@ mod tests {
         ] {
             assert_eq!(v[unset], serde_json::Value::Null, "{unset}");
         }
-        assert_eq!(cmd.paths.unit, PathBuf::from(DEFAULT_UNIT));
+        assert_eq!(cmd.paths.unit, PathBuf::from(AgentService::DEFAULT_UNIT));
     }
 
     #[test]
@@ -284,7 +203,7 @@ mod tests {
     fn refuses_what_the_agent_would() {
         let refused = |args: &[&str], flag: &str| {
             let cmd = install_cmd(args);
-            let err = values(&cmd.run, Path::new(DEFAULT_CONFIG), &cmd.paths.bin).unwrap_err();
+            let err = cmd.plan().unwrap_err();
             assert!(err.to_string().starts_with(&format!("--{flag}:")), "{err}");
         };
         refused(&["--master", "ftp://m"], "master");
@@ -334,7 +253,7 @@ mod tests {
             path.to_str().unwrap(),
         ])
         .unwrap();
-        let (a, b) = (&cmd.run, &back.run);
+        let (a, b) = (&cmd.daemon, &back.run);
         assert_eq!(a.master, b.master, "{config}");
         assert_eq!(a.listen, b.listen);
         assert_eq!(a.advertise, b.advertise);
@@ -358,29 +277,6 @@ mod tests {
             keys,
             ["listen", "master", "ports", "resource-interval", "work-dir"],
             "{config}"
-        );
-    }
-
-    #[test]
-    fn uninstall_removes_what_install_wrote() {
-        let root = tempfile::tempdir().unwrap();
-        let r = root.path().to_str().unwrap();
-        let cmd = install_cmd(&["--root", r]);
-        assert!(install(&cmd).unwrap().changed);
-        assert!(!install(&cmd).unwrap().changed);
-        let un = match Cli::try_parse_from(["drover-agent", "uninstall", "--root", r])
-            .unwrap()
-            .command
-        {
-            Some(Command::Uninstall(u)) => u,
-            other => panic!("not uninstall: {other:?}"),
-        };
-        assert!(uninstall(&un).unwrap().changed);
-        assert!(
-            std::fs::read_dir(root.path().join("etc/drover"))
-                .unwrap()
-                .next()
-                .is_none()
         );
     }
 }

@@ -5,22 +5,17 @@
 
 use anyhow::Context;
 use drover_agent::cli::{Cli, Command};
+use drover_service::server::report;
 
 fn main() -> anyhow::Result<()> {
     let cli: Cli = drover_service::config::parse_with_config();
     match &cli.command {
         Some(Command::Shim { sandbox }) => std::process::exit(drover_agent::shim::main(sandbox)),
         Some(Command::Install(cmd)) => {
-            let report =
-                drover_agent::install::install(cmd).context("failed to install drover-agent")?;
-            drover_service::install::print_report(&report);
-            return Ok(());
+            return report(cmd.install(), "install drover-agent");
         }
         Some(Command::Uninstall(cmd)) => {
-            let report = drover_agent::install::uninstall(cmd)
-                .context("failed to uninstall drover-agent")?;
-            drover_service::install::print_report(&report);
-            return Ok(());
+            return report(cmd.uninstall(), "uninstall drover-agent");
         }
         None => {}
     }

@@ -611,10 +611,7 @@ impl TaskRunner {
         }
         if is_container {
             // No shim: the agent itself drives the container through the engine.
-            let wake = entry.wake.clone();
-            self.inner.insert(id.clone(), entry);
-            self.inner
-                .spawn_job(Inner::container_monitor(self.inner.clone(), id, wake));
+            self.monitor_container(id, entry);
             return;
         }
         let child = match self.spawn_shim(&sb) {
@@ -704,6 +701,14 @@ impl TaskRunner {
         })
     }
 
+    /// Records a container task and starts its monitor, which follows it in the engine.
+    fn monitor_container(&self, id: TaskId, entry: Entry) {
+        let wake = entry.wake.clone();
+        self.inner.insert(id.clone(), entry);
+        self.inner
+            .spawn_job(Inner::container_monitor(self.inner.clone(), id, wake));
+    }
+
     fn spawn_shim(&self, sb: &Sandbox) -> std::io::Result<tokio::process::Child> {
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -757,10 +762,7 @@ impl TaskRunner {
         }
         if is_container {
             // Found again by its name (and `drover.task-id` label) in the engine.
-            let wake = entry.wake.clone();
-            self.inner.insert(id.clone(), entry);
-            self.inner
-                .spawn_job(Inner::container_monitor(self.inner.clone(), id, wake));
+            self.monitor_container(id, entry);
             return;
         }
         let shim = sb.read_shim().ok().flatten();

@@ -85,3 +85,16 @@ impl ApiError {
         self.code.http_status()
     }
 }
+
+/// How an error message names the JSON value it got: `a string`, `null`, ...
+pub(crate) fn json_kind(v: &serde_json::Value) -> &'static str {
+    use serde_json::Value;
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}

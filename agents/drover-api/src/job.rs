@@ -1311,14 +1311,7 @@ pub fn parse_job(value: &Value) -> Result<(ChronosJob, Vec<String>), ApiError> {
 }
 
 fn type_error(field: &str, want: &str, got: &Value) -> ApiError {
-    let kind = match got {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    };
+    let kind = crate::error::json_kind(got);
     ApiError::invalid(field, format!("must be {want}, got {kind}"))
 }
 
@@ -1417,19 +1410,21 @@ fn opt_u32(obj: &Map<String, Value>, key: &str) -> Result<Option<u32>, ApiError>
     }
 }
 
+/// The items of an array field; none when it is absent or null.
+fn array_items<'a>(
+    obj: &'a Map<String, Value>,
+    key: &str,
+    want: &str,
+) -> Result<&'a [Value], ApiError> {
+    match obj.get(key) {
+        None | Some(Value::Null) => Ok(&[]),
+        Some(Value::Array(items)) => Ok(items),
+        Some(v) => Err(type_error(key, want, v)),
+    }
+}
+
 fn parse_env(obj: &Map<String, Value>) -> Result<Vec<EnvironmentVariable>, ApiError> {
-    let items = match obj.get("environmentVariables") {
-        None | Some(Value::Null) => return Ok(Vec::new()),
-        Some(Value::Array(items)) => items,
-        Some(v) => {
-            return Err(type_error(
-                "environmentVariables",
-                "an array of {name, value}",
-                v,
-            ));
-        }
-    };
-    items
+    array_items(obj, "environmentVariables", "an array of {name, value}")?
         .iter()
         .enumerate()
         .map(|(i, item)| {
@@ -1446,46 +1441,39 @@ fn parse_env(obj: &Map<String, Value>) -> Result<Vec<EnvironmentVariable>, ApiEr
 }
 
 fn parse_constraints(obj: &Map<String, Value>) -> Result<Vec<[String; 3]>, ApiError> {
-    let items = match obj.get("constraints") {
-        None | Some(Value::Null) => return Ok(Vec::new()),
-        Some(Value::Array(items)) => items,
-        Some(v) => {
-            return Err(type_error(
-                "constraints",
-                "an array of [attribute, operator, value]",
-                v,
-            ));
+    array_items(
+        obj,
+        "constraints",
+        "an array of [attribute, operator, value]",
+    )?
+    .iter()
+    .enumerate()
+    .map(|(i, item)| {
+        let path = format!("constraints[{i}]");
+        let parts = item
+            .as_array()
+            .ok_or_else(|| type_error(&path, "[attribute, operator, value]", item))?;
+        let strings: Vec<String> = parts
+            .iter()
+            .enumerate()
+            .map(|(j, p)| {
+                p.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| type_error(&format!("{path}[{j}]"), "a string", p))
+            })
+            .collect::<Result<_, _>>()?;
+        match <[String; 3]>::try_from(strings) {
+            Ok(triple) => Ok(triple),
+            Err(v) => Err(ApiError::invalid(
+                path,
+                format!(
+                    "must have 3 elements [attribute, operator, value], got {}",
+                    v.len()
+                ),
+            )),
         }
-    };
-    items
-        .iter()
-        .enumerate()
-        .map(|(i, item)| {
-            let path = format!("constraints[{i}]");
-            let parts = item
-                .as_array()
-                .ok_or_else(|| type_error(&path, "[attribute, operator, value]", item))?;
-            let strings: Vec<String> = parts
-                .iter()
-                .enumerate()
-                .map(|(j, p)| {
-                    p.as_str()
-                        .map(str::to_string)
-                        .ok_or_else(|| type_error(&format!("{path}[{j}]"), "a string", p))
-                })
-                .collect::<Result<_, _>>()?;
-            match <[String; 3]>::try_from(strings) {
-                Ok(triple) => Ok(triple),
-                Err(v) => Err(ApiError::invalid(
-                    path,
-                    format!(
-                        "must have 3 elements [attribute, operator, value], got {}",
-                        v.len()
-                    ),
-                )),
-            }
-        })
-        .collect()
+    })
+    .collect()
 }
 
 const CONTAINER_FIELDS: &[&str] = &["type", "image", "network", "volumes", "forcePullImage"];

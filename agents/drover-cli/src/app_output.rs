@@ -7,44 +7,13 @@ use std::io::{IsTerminal, Write as _};
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
-use chrono::{DateTime, SecondsFormat, Utc};
-use comfy_table::{ContentArrangement, Table, presets};
+use chrono::{DateTime, Utc};
 use drover_api::client::{AppChanged, AppDetails};
 use drover_api::deployment::{Deployment, DeploymentState};
 use drover_api::task::Task;
 
 use crate::context::Context;
-use crate::output::{self, num, when};
-
-fn table(header: &[&str]) -> Table {
-    let mut t = Table::new();
-    t.load_style(presets::NOTHING);
-    t.set_content_arrangement(ContentArrangement::Disabled);
-    t.set_header(header.to_vec());
-    for col in t.column_iter_mut() {
-        col.set_padding((0, 2));
-    }
-    t
-}
-
-fn render(t: &Table) -> String {
-    let mut s = t.trim_fmt();
-    s.push('\n');
-    s
-}
-
-fn fields(rows: &[(&str, String)]) -> String {
-    let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
-    let mut s = String::new();
-    for (k, v) in rows {
-        let _ = writeln!(s, "{k:<width$}  {v}");
-    }
-    s
-}
-
-fn stamp(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Secs, true)
-}
+use crate::output::{self, fields, num, render, stamp, table, when};
 
 /// `drover apps`: one row per app.
 pub fn apps_table(apps: &[AppDetails]) -> String {
@@ -107,15 +76,7 @@ pub fn app_details(a: &AppDetails, tasks: &[Task], now: DateTime<Utc>) -> String
         ("Version", def.version.clone().unwrap_or_else(|| "-".into())),
         ("Command", command),
         ("Instances", def.instances.to_string()),
-        (
-            "Resources",
-            format!(
-                "cpus {}, mem {} MiB, disk {} MiB",
-                num(def.resources.cpus),
-                num(def.resources.mem),
-                num(def.resources.disk)
-            ),
-        ),
+        ("Resources", output::resources(&def.resources)),
     ];
     if !def.constraints.is_empty() {
         rows.push((

@@ -4,43 +4,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
-use chrono::{DateTime, SecondsFormat, Utc};
-use comfy_table::{ContentArrangement, Table, presets};
+use chrono::{DateTime, Utc};
 use drover_api::client::JobDetails;
 use drover_api::job::ChronosJob;
 use drover_api::job_run::{JobRun, JobStats, RunTrigger};
 
-use crate::output::{num, when};
-
-fn table(header: &[&str]) -> Table {
-    let mut t = Table::new();
-    t.load_style(presets::NOTHING);
-    t.set_content_arrangement(ContentArrangement::Disabled);
-    t.set_header(header.to_vec());
-    for col in t.column_iter_mut() {
-        col.set_padding((0, 2));
-    }
-    t
-}
-
-fn render(t: &Table) -> String {
-    let mut s = t.trim_fmt();
-    s.push('\n');
-    s
-}
-
-fn fields(rows: &[(&str, String)]) -> String {
-    let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
-    let mut s = String::new();
-    for (k, v) in rows {
-        let _ = writeln!(s, "{k:<width$}  {v}");
-    }
-    s
-}
-
-fn stamp(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Secs, true)
-}
+use crate::output::{fields, num, render, stamp, table, when};
 
 fn opt_stamp(t: Option<DateTime<Utc>>) -> String {
     t.map(stamp).unwrap_or_else(|| "-".into())

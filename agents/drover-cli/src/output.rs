@@ -7,13 +7,16 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::Write as _;
 
+use anyhow::Context as _;
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use comfy_table::{ContentArrangement, Table, presets};
 use drover_api::meta::VersionInfo;
 use drover_api::node::Node;
 use drover_api::task::{HealthProtocol, Task, TaskDefinition};
 use drover_api::{Resources, TaskState};
+use futures::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
+use tokio::io::AsyncWriteExt;
 
 /// `drover version --json`: the CLI's version and the master's, when it answered.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -36,6 +39,25 @@ pub fn emit(text: &str) -> anyhow::Result<()> {
     }
 }
 
+/// Copies a byte stream (a task's output) to stdout as it arrives; a closed pipe ends it
+/// quietly, as in [`emit`]. `error` explains a stream that breaks off.
+pub async fn emit_stream<B: AsRef<[u8]>, E>(
+    stream: impl Stream<Item = Result<B, E>>,
+    error: impl Fn(E) -> anyhow::Error,
+) -> anyhow::Result<()> {
+    let mut stream = std::pin::pin!(stream);
+    let mut out = tokio::io::stdout();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(&error).context("the log stream broke off")?;
+        match out.write_all(chunk.as_ref()).await.and(out.flush().await) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+            Err(e) => return Err(e).context("failed to write to stdout"),
+        }
+    }
+    Ok(())
+}
+
 /// Pretty JSON of any drover-api value, with a trailing newline.
 pub fn to_json<T: Serialize + ?Sized>(value: &T) -> anyhow::Result<String> {
     let mut s = serde_json::to_string_pretty(value)?;
@@ -49,7 +71,7 @@ pub fn print_json<T: Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {
 }
 
 /// A borderless table: columns separated by two spaces, headers in capitals.
-fn table(header: &[&str]) -> Table {
+pub fn table(header: &[&str]) -> Table {
     let mut t = Table::new();
     t.load_style(presets::NOTHING);
     t.set_content_arrangement(ContentArrangement::Disabled);
@@ -61,7 +83,7 @@ fn table(header: &[&str]) -> Table {
 }
 
 /// Renders a table with trailing spaces trimmed and a final newline.
-fn render(t: &Table) -> String {
+pub fn render(t: &Table) -> String {
     let mut s = t.trim_fmt();
     s.push('\n');
     s
@@ -95,13 +117,14 @@ pub fn age(d: TimeDelta) -> String {
     }
 }
 
+/// A timestamp to the second: `2026-01-02T03:04:05Z`.
+pub fn stamp(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
 /// A timestamp with how long ago it was: `2026-01-02T03:04:05Z (5m ago)`.
 pub fn when(t: DateTime<Utc>, now: DateTime<Utc>) -> String {
-    format!(
-        "{} ({} ago)",
-        t.to_rfc3339_opts(SecondsFormat::Secs, true),
-        age(now - t)
-    )
+    format!("{} ({} ago)", stamp(t), age(now - t))
 }
 
 /// `k=v,k2=v2`, or `-` when empty.
@@ -214,13 +237,23 @@ fn node_state(n: &Node) -> String {
 }
 
 /// Key-value lines with the keys padded to one width.
-fn fields(rows: &[(&str, String)]) -> String {
+pub fn fields(rows: &[(&str, String)]) -> String {
     let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
     let mut s = String::new();
     for (k, v) in rows {
         let _ = writeln!(s, "{k:<width$}  {v}");
     }
     s
+}
+
+/// `cpus 0.5, mem 128 MiB, disk 0 MiB`.
+pub fn resources(r: &Resources) -> String {
+    format!(
+        "cpus {}, mem {} MiB, disk {} MiB",
+        num(r.cpus),
+        num(r.mem),
+        num(r.disk)
+    )
 }
 
 fn resources_row(label: &str, r: &Resources) -> Vec<String> {
@@ -377,15 +410,7 @@ pub fn task_details(task: &Task, now: DateTime<Utc>) -> String {
     }
     rows.extend([
         ("Command", command_line(def)),
-        (
-            "Resources",
-            format!(
-                "cpus {}, mem {} MiB, disk {} MiB",
-                num(def.resources.cpus),
-                num(def.resources.mem),
-                num(def.resources.disk)
-            ),
-        ),
+        ("Resources", resources(&def.resources)),
         ("Ports", task_ports(task)),
         (
             "Kill grace",

@@ -4,26 +4,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
-
-/// `drover-master`: the node registry, resource ledger, task tracker and event stream.
-#[derive(Debug, Clone, Parser)]
-#[command(
-    name = "drover-master",
-    version = drover_api::VERSION,
-    about = "Drover's master: node registry, resource ledger and task tracker"
-)]
-// Serving flags and a subcommand do not mix: `install` takes the same flags itself, and
-// flags given before it would otherwise be silently ignored.
-#[command(args_conflicts_with_subcommands = true)]
-pub struct Cli {
-    /// What to do; serving the API when absent.
-    #[command(subcommand)]
-    pub command: Option<Command>,
-    /// The serving flags.
-    #[command(flatten)]
-    pub opts: Opts,
-}
+/// The command line: the serving flags, or `serve`, `install` or `uninstall`.
+pub type Cli = drover_service::server::Cli<Opts>;
 
 /// The serving flags; `install` takes the same ones and writes them into the config file.
 #[derive(Debug, Clone, clap::Args)]
@@ -32,7 +14,11 @@ pub struct Opts {
     #[arg(long, env = "DROVER_MASTER_LISTEN", default_value = "127.0.0.1:5050")]
     pub listen: String,
     /// Directory of the master's state file.
-    #[arg(long, env = "DROVER_MASTER_DATA_DIR", default_value_os_t = default_data_dir())]
+    #[arg(
+        long,
+        env = "DROVER_MASTER_DATA_DIR",
+        default_value_os_t = drover_service::server::default_data_dir("drover/master")
+    )]
     pub data_dir: PathBuf,
     /// Seconds between agent heartbeats (told to agents when they register).
     #[arg(long, env = "DROVER_MASTER_HEARTBEAT_INTERVAL", default_value = "1", value_parser = parse_seconds)]
@@ -54,36 +40,11 @@ pub struct Opts {
     pub config: Option<PathBuf>,
 }
 
-/// Subcommands.
-#[derive(Debug, Clone, Subcommand)]
-pub enum Command {
-    /// Serve the API (the default; the serving flags go without a subcommand).
-    Serve,
-    /// Write this host's config file and systemd unit (only what changed).
-    Install(crate::install::InstallCmd),
-    /// Remove the config file and systemd unit `install` wrote (the data dir stays).
-    Uninstall(crate::install::UninstallCmd),
-}
+/// Subcommands: `serve`, `install`, `uninstall`.
+pub type Command = drover_service::server::Command<Opts>;
 
 /// Where a master that runs as a service keeps its state (it has no home directory).
 pub const SERVICE_DATA_DIR: &str = "/var/lib/drover/master";
-
-/// `$XDG_DATA_HOME/drover/master`, else `~/.local/share/drover/master`, else
-/// [`SERVICE_DATA_DIR`] (a service user without a home).
-pub fn default_data_dir() -> PathBuf {
-    let base = std::env::var_os("XDG_DATA_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME")
-                .filter(|v| !v.is_empty())
-                .map(|h| PathBuf::from(h).join(".local/share"))
-        });
-    match base {
-        Some(b) => b.join("drover/master"),
-        None => PathBuf::from(SERVICE_DATA_DIR),
-    }
-}
 
 /// Parses a positive number of seconds (fractions allowed), at most an hour.
 pub fn parse_seconds(s: &str) -> Result<Duration, String> {
@@ -102,6 +63,7 @@ pub fn parse_seconds(s: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
 
     #[test]
     fn defaults_and_seconds() {

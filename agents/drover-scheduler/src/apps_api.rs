@@ -36,12 +36,11 @@ use drover_api::client::{
 use drover_api::deployment::{Deployment, DeploymentId};
 use drover_api::task::Task;
 use drover_api::{ApiError, ErrorCode};
-use drover_service::http::{HttpError, HttpResult};
+use drover_service::http::{ApiPath, ApiQuery, HttpError, HttpResult};
 use serde_json::Value;
 
 use crate::apps::AppChange;
 use crate::apps_server::{Apps, Revert, app_not_found};
-use crate::extract::{ApiPath, ApiQuery};
 
 /// The native app routes.
 pub fn router(apps: Arc<Apps>) -> Router {

@@ -27,10 +27,9 @@ use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use drover_api::ErrorCode;
-use drover_service::http::HttpResult;
+use drover_service::http::{ApiPath, ApiQuery, HttpResult};
 use serde_json::{Value, json};
 
-use crate::extract::{ApiPath, ApiQuery};
 use crate::jobs::Command;
 use crate::jobs::stats::percentile;
 use crate::jobs_api::json_body;

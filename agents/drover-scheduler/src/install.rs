@@ -4,168 +4,88 @@
 //! `install` takes the serving flags themselves, so the config file holds exactly what
 //! the daemon will run with, and refuses what the daemon would refuse at start.
 
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use drover_service::install::{
-    InstallArgs, InstallError, InstallPlan, InstallReport, Template, state_directory, unit_path,
+    Builtin, DaemonFlags, InstallError, Service, listen_addr, refuse_token, service_values,
+    state_directory, unit_path,
 };
 use serde_json::json;
 
 use crate::opts::{Opts, SERVICE_DATA_DIR};
 
-/// The config file's built-in template.
-pub const CONFIG_TEMPLATE: &str = include_str!("../templates/scheduler.toml.hbs");
-/// The systemd unit's built-in template.
-pub const UNIT_TEMPLATE: &str = include_str!("../templates/drover-scheduler.service.hbs");
-/// The binary the unit starts unless `--bin` says otherwise.
-pub const DEFAULT_BIN: &str = "/usr/local/bin/drover-scheduler";
-/// Where the config file goes unless `--config` says otherwise.
-pub const DEFAULT_CONFIG: &str = "/etc/drover/scheduler.toml";
-/// Where the unit goes unless `--unit` says otherwise.
-pub const DEFAULT_UNIT: &str = "/etc/systemd/system/drover-scheduler.service";
+/// The scheduler as `install` sees it.
+#[derive(Debug, Clone)]
+pub struct SchedulerService;
 
-/// `drover-scheduler install`: the serving flags (written into the config file) plus where
-/// things go. Environment variables do not apply here: what is installed depends on the
-/// command line alone, so running it twice from different shells gives the same files.
-#[derive(Debug, Clone, clap::Args)]
-#[command(mut_args(|a: clap::Arg| a.env(None::<&str>)))]
-#[command(mut_arg("config", |a: clap::Arg| a
-    .default_value(DEFAULT_CONFIG)
-    .help("Where to write the config file (the unit starts the scheduler with --config FILE)")))]
-// A service has no home directory: its state goes where the serving default puts it for
-// a user without one.
-#[command(mut_arg("data_dir", |a: clap::Arg| a.default_value(SERVICE_DATA_DIR)))]
-pub struct InstallCmd {
-    /// The serving flags, as the daemon will get them.
-    #[command(flatten)]
-    pub opts: Opts,
-    /// Where the unit goes and what it starts.
-    #[command(flatten)]
-    pub paths: UnitPaths,
-    /// `--root`, `--templates`, `--check`.
-    #[command(flatten)]
-    pub install: InstallArgs,
-}
-
-/// The unit file and the binary it starts.
-#[derive(Debug, Clone, clap::Args)]
-pub struct UnitPaths {
-    /// The binary the unit starts.
-    #[arg(long, default_value = DEFAULT_BIN)]
-    pub bin: PathBuf,
-    /// Where to write the systemd unit.
-    #[arg(long, default_value = DEFAULT_UNIT)]
-    pub unit: PathBuf,
-}
-
-/// `drover-scheduler uninstall`: removes the files `install` wrote (the data dir stays).
-#[derive(Debug, Clone, clap::Args)]
-pub struct UninstallCmd {
-    /// The config file to remove.
-    #[arg(long, default_value = DEFAULT_CONFIG)]
-    pub config: PathBuf,
-    /// The systemd unit to remove.
-    #[arg(long, default_value = DEFAULT_UNIT)]
-    pub unit: PathBuf,
-    /// `--root`, `--check` (`--templates` is accepted and unused).
-    #[command(flatten)]
-    pub install: InstallArgs,
-}
-
-/// The values the templates see, from the serving flags and the unit's paths. Refuses
-/// what the daemon would refuse at start, so a bad value fails the install rather than
-/// the next restart.
-pub fn values(opts: &Opts, config: &Path, bin: &Path) -> Result<serde_json::Value, InstallError> {
-    let bad = |flag: &str, message: String| InstallError::Value {
-        flag: flag.to_string(),
-        message,
+impl Service for SchedulerService {
+    const NAME: &'static str = "drover-scheduler";
+    const ROLE: &'static str = "scheduler";
+    const ABOUT: &'static str =
+        "Drover's scheduler: repeating and dependent jobs (Chronos's API included)";
+    const CONFIG_TEMPLATE: Builtin = Builtin {
+        name: "scheduler.toml.hbs",
+        text: include_str!("../templates/scheduler.toml.hbs"),
     };
-    if opts.token.is_some() {
-        return Err(bad(
-            "token",
-            "install writes no secrets into files: put the token in a file and pass --token-file"
-                .into(),
-        ));
-    }
-    if !(opts.master.starts_with("http://") || opts.master.starts_with("https://")) {
-        return Err(bad(
-            "master",
-            format!("{:?} is not an http(s) URL", opts.master),
-        ));
-    }
-    let addr: SocketAddr = opts
-        .listen
-        .parse()
-        .map_err(|_| bad("listen", format!("{:?} is not IP:PORT", opts.listen)))?;
-    if !addr.ip().is_loopback() && opts.token_file.is_none() {
-        return Err(bad(
-            "listen",
-            format!("the scheduler refuses to listen on {addr} without a token: pass --token-file"),
-        ));
-    }
-    crate::server::Config::from_opts(opts, None).map_err(|e| bad("job-history", e.to_string()))?;
-    let token_file = opts
-        .token_file
-        .as_deref()
-        .map(|p| unit_path("token-file", p))
-        .transpose()?;
-    Ok(json!({
-        "name": "drover-scheduler",
-        "version": drover_api::VERSION,
-        "bin": unit_path("bin", bin)?,
-        "config": unit_path("config", config)?,
-        "master": opts.master,
-        "listen": opts.listen,
-        "data_dir": unit_path("data-dir", &opts.data_dir)?,
-        "job_retry_delay": opts.job_retry_delay.as_secs_f64(),
-        "job_history": opts.job_history,
-        "token_file": token_file,
-        "state_directory": state_directory(&opts.data_dir),
-        "privileged_port": addr.port() != 0 && addr.port() < 1024,
-    }))
+    const UNIT_TEMPLATE: Builtin = Builtin {
+        name: "drover-scheduler.service.hbs",
+        text: include_str!("../templates/drover-scheduler.service.hbs"),
+    };
+    const DEFAULT_BIN: &'static str = "/usr/local/bin/drover-scheduler";
+    const DEFAULT_CONFIG: &'static str = "/etc/drover/scheduler.toml";
+    const DEFAULT_UNIT: &'static str = "/etc/systemd/system/drover-scheduler.service";
 }
 
-/// The two files, with `values` for their templates.
-pub fn plan(values: serde_json::Value, config: &Path, unit: &Path) -> InstallPlan {
-    InstallPlan {
-        templates: vec![
-            // No secrets inside (the token stays in its own file), so readable by all,
-            // including the service's dynamic user.
-            Template {
-                name: "scheduler.toml.hbs",
-                builtin: CONFIG_TEMPLATE,
-                dest: config.into(),
-                mode: 0o644,
-            },
-            Template {
-                name: "drover-scheduler.service.hbs",
-                builtin: UNIT_TEMPLATE,
-                dest: unit.into(),
-                mode: 0o644,
-            },
-        ],
-        values,
+/// `drover-scheduler install`.
+pub type InstallCmd = drover_service::install::InstallCmd<Opts>;
+
+impl DaemonFlags for Opts {
+    type Service = SchedulerService;
+
+    fn config(&self) -> Option<&Path> {
+        self.config.as_deref()
     }
-}
 
-/// Renders and writes (or with `--check`, diffs) the config file and the unit.
-pub fn install(cmd: &InstallCmd) -> Result<InstallReport, InstallError> {
-    let config = cmd
-        .opts
-        .config
-        .as_deref()
-        .unwrap_or(Path::new(DEFAULT_CONFIG));
-    let values = values(&cmd.opts, config, &cmd.paths.bin)?;
-    drover_service::install::install(&plan(values, config, &cmd.paths.unit), &cmd.install)
-}
+    fn values(&self, config: &Path, bin: &Path) -> Result<serde_json::Value, InstallError> {
+        let bad = |flag: &str, message: String| InstallError::Value {
+            flag: flag.to_string(),
+            message,
+        };
+        refuse_token(self.token.as_deref())?;
+        if !(self.master.starts_with("http://") || self.master.starts_with("https://")) {
+            return Err(bad(
+                "master",
+                format!("{:?} is not an http(s) URL", self.master),
+            ));
+        }
+        let addr = listen_addr("scheduler", &self.listen, self.token_file.as_deref())?;
+        crate::server::Config::from_opts(self, None)
+            .map_err(|e| bad("job-history", e.to_string()))?;
+        let token_file = self
+            .token_file
+            .as_deref()
+            .map(|p| unit_path("token-file", p))
+            .transpose()?;
+        let mut values = service_values::<SchedulerService>(config, bin)?;
+        values["master"] = json!(self.master);
+        values["listen"] = json!(self.listen);
+        values["data_dir"] = json!(unit_path("data-dir", &self.data_dir)?);
+        values["job_retry_delay"] = json!(self.job_retry_delay.as_secs_f64());
+        values["job_history"] = json!(self.job_history);
+        values["token_file"] = json!(token_file);
+        values["state_directory"] = json!(state_directory(&self.data_dir));
+        values["privileged_port"] = json!(addr.port() != 0 && addr.port() < 1024);
+        Ok(values)
+    }
 
-/// Removes the config file and the unit.
-pub fn uninstall(cmd: &UninstallCmd) -> Result<InstallReport, InstallError> {
-    drover_service::install::uninstall(
-        &plan(serde_json::Value::Null, &cmd.config, &cmd.unit),
-        &cmd.install,
-    )
+    /// A service has no home directory: its state goes where the serving default puts it
+    /// for a user without one.
+    fn install_arg(arg: clap::Arg) -> clap::Arg {
+        match arg.get_id().as_str() {
+            "data_dir" => arg.default_value(SERVICE_DATA_DIR),
+            _ => arg,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -187,12 +107,7 @@ mod tests {
     #[test]
     fn defaults_are_the_service_ones() {
         let cmd = install_cmd(&[]);
-        let v = values(
-            &cmd.opts,
-            cmd.opts.config.as_deref().unwrap(),
-            &cmd.paths.bin,
-        )
-        .unwrap();
+        let v = cmd.plan().unwrap().values;
         assert_eq!(v["bin"], "/usr/local/bin/drover-scheduler");
         assert_eq!(v["config"], "/etc/drover/scheduler.toml");
         assert_eq!(v["master"], "http://127.0.0.1:5050");
@@ -213,7 +128,7 @@ mod tests {
             (&["--job-history", "0"][..], "job-history"),
         ] {
             let cmd = install_cmd(args);
-            let err = values(&cmd.opts, Path::new(DEFAULT_CONFIG), &cmd.paths.bin).unwrap_err();
+            let err = cmd.plan().unwrap_err();
             assert!(err.to_string().starts_with(&format!("--{flag}:")), "{err}");
         }
     }
@@ -232,10 +147,7 @@ mod tests {
             "--job-history",
             "5",
         ]);
-        let config = cmd.opts.config.clone().unwrap();
-        let v = values(&cmd.opts, &config, &cmd.paths.bin).unwrap();
-        let mut files =
-            drover_service::install::render(&plan(v, &config, &cmd.paths.unit), None).unwrap();
+        let mut files = drover_service::install::render(&cmd.plan().unwrap(), None).unwrap();
         let unit = files.pop().unwrap().1;
         let text = files.pop().unwrap().1;
         let dir = tempfile::tempdir().unwrap();
@@ -247,7 +159,7 @@ mod tests {
             path.to_str().unwrap(),
         ])
         .unwrap();
-        let (a, b) = (&cmd.opts, &back.opts);
+        let (a, b) = (&cmd.daemon, &back.opts);
         assert_eq!(a.master, b.master, "{text}");
         assert_eq!(a.listen, b.listen);
         assert_eq!(a.data_dir, b.data_dir);

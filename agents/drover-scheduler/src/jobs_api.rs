@@ -29,10 +29,9 @@ use drover_api::job::ChronosJob;
 use drover_api::job_run::{JobRun, JobStats, JobStatus};
 use drover_api::task::LogQuery;
 use drover_api::{ApiError, ErrorCode};
-use drover_service::http::{HttpError, HttpResult};
+use drover_service::http::{ApiPath, ApiQuery, HttpError, HttpResult};
 use serde::Deserialize;
 
-use crate::extract::{ApiPath, ApiQuery};
 use crate::jobs::{Action, Command};
 use crate::jobs_server::{Jobs, PutKind, PutOutcome};
 

@@ -32,7 +32,6 @@
 //! - [`apps_store`]: the apps' keys in the store (apps, versions, deployments), loading.
 //! - [`apps_api`]: the native `/v1/apps` and `/v1/deployments` routes.
 //! - [`marathon`]: Marathon's routes under `/v2` (apps, tasks, deployments, events).
-//! - [`extract`]: path and query extractors with JSON errors.
 
 pub mod apps;
 pub mod apps_api;
@@ -40,7 +39,6 @@ pub mod apps_server;
 pub mod apps_store;
 pub mod chronos_api;
 pub mod component;
-pub mod extract;
 pub mod install;
 pub mod jobs;
 pub mod jobs_api;

@@ -45,13 +45,13 @@ use drover_api::client::ForceQuery;
 use drover_api::deployment::{AppStatus, DeploymentId, DeploymentKind};
 use drover_api::task::{Task, TaskGoal, TaskState, labels};
 use drover_api::{ApiError, ErrorCode};
+use drover_service::http::ApiQuery;
 use futures::Stream;
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
 use crate::apps::AppChange;
 use crate::apps_server::{Apps, Revert, app_not_found, task_app};
-use crate::extract::ApiQuery;
 
 /// Keep-alive comment interval of the event stream.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);

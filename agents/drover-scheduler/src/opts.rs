@@ -4,27 +4,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
-
-/// `drover-scheduler`: keeps the desired state (jobs now, apps next) and makes the
-/// cluster match it through the master.
-#[derive(Debug, Clone, Parser)]
-#[command(
-    name = "drover-scheduler",
-    version = drover_api::VERSION,
-    about = "Drover's scheduler: repeating and dependent jobs (Chronos's API included)"
-)]
-// Serving flags and a subcommand do not mix: `install` takes the same flags itself, and
-// flags given before it would otherwise be silently ignored.
-#[command(args_conflicts_with_subcommands = true)]
-pub struct Cli {
-    /// What to do; serving the API when absent.
-    #[command(subcommand)]
-    pub command: Option<Command>,
-    /// The serving flags.
-    #[command(flatten)]
-    pub opts: Opts,
-}
+/// The command line: the serving flags, or `serve`, `install` or `uninstall`.
+pub type Cli = drover_service::server::Cli<Opts>;
 
 /// The serving flags; `install` takes the same ones and writes them into the config file.
 #[derive(Debug, Clone, clap::Args)]
@@ -40,7 +21,11 @@ pub struct Opts {
     )]
     pub listen: String,
     /// Directory of the scheduler's state file.
-    #[arg(long, env = "DROVER_SCHEDULER_DATA_DIR", default_value_os_t = default_data_dir())]
+    #[arg(
+        long,
+        env = "DROVER_SCHEDULER_DATA_DIR",
+        default_value_os_t = drover_service::server::default_data_dir("drover/scheduler")
+    )]
     pub data_dir: PathBuf,
     /// Bearer token clients must present, and the scheduler presents to the master.
     #[arg(long, env = "DROVER_TOKEN", hide_env_values = true)]
@@ -59,36 +44,11 @@ pub struct Opts {
     pub config: Option<PathBuf>,
 }
 
-/// Subcommands.
-#[derive(Debug, Clone, Subcommand)]
-pub enum Command {
-    /// Serve the API (the default; the serving flags go without a subcommand).
-    Serve,
-    /// Write this host's config file and systemd unit (only what changed).
-    Install(crate::install::InstallCmd),
-    /// Remove the config file and systemd unit `install` wrote (the data dir stays).
-    Uninstall(crate::install::UninstallCmd),
-}
+/// Subcommands: `serve`, `install`, `uninstall`.
+pub type Command = drover_service::server::Command<Opts>;
 
 /// Where a scheduler that runs as a service keeps its state (it has no home directory).
 pub const SERVICE_DATA_DIR: &str = "/var/lib/drover/scheduler";
-
-/// `$XDG_DATA_HOME/drover/scheduler`, else `~/.local/share/drover/scheduler`, else
-/// `/var/lib/drover/scheduler` (a service user without a home).
-pub fn default_data_dir() -> PathBuf {
-    let base = std::env::var_os("XDG_DATA_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME")
-                .filter(|v| !v.is_empty())
-                .map(|h| PathBuf::from(h).join(".local/share"))
-        });
-    match base {
-        Some(b) => b.join("drover/scheduler"),
-        None => PathBuf::from(SERVICE_DATA_DIR),
-    }
-}
 
 /// Parses a non-negative number of seconds (fractions allowed), at most a day.
 pub fn parse_seconds(s: &str) -> Result<Duration, String> {
@@ -106,6 +66,7 @@ pub fn parse_seconds(s: &str) -> Result<Duration, String> {
 #[allow(clippy::unwrap_used)] // tests: a panic is the failure report
 mod tests {
     use super::*;
+    use clap::Parser;
 
     #[test]
     fn defaults() {

@@ -1,10 +1,12 @@
-//! JSON errors, a JSON extractor whose rejections name the problem, the body-size limit,
-//! and the routes every binary serves: `/health`, `/v1/version`, `/metrics`.
+//! JSON errors, body, path and query extractors whose rejections name the problem, the
+//! body-size limit, and the routes every binary serves: `/health`, `/v1/version`,
+//! `/metrics`.
 
 use axum::Router;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::StatusCode;
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use drover_api::meta::{Health, VersionInfo};
@@ -51,6 +53,49 @@ where
         match axum::Json::<T>::from_request(req, state).await {
             Ok(axum::Json(v)) => Ok(ApiJson(v)),
             Err(rejection) => Err(HttpError(json_rejection(rejection))),
+        }
+    }
+}
+
+/// A query string decoded as `T`; a bad one is a 400 `invalid_field`.
+#[derive(Debug, Clone)]
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = HttpError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match Query::<T>::from_request_parts(parts, state).await {
+            Ok(Query(v)) => Ok(ApiQuery(v)),
+            Err(e) => {
+                let text = e.body_text();
+                let text = text
+                    .strip_prefix("Failed to deserialize query string: ")
+                    .unwrap_or(&text);
+                Err(HttpError(ApiError::new(
+                    ErrorCode::InvalidField,
+                    format!("invalid query string: {text}"),
+                )))
+            }
+        }
+    }
+}
+
+/// The path parameters of a route (by default the single one, as a string); a segment
+/// that does not decode (bad percent-encoding, invalid UTF-8) is a 400.
+#[derive(Debug, Clone)]
+pub struct ApiPath<T = String>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = HttpError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(v)) => Ok(ApiPath(v)),
+            Err(e) => Err(HttpError(ApiError::new(
+                ErrorCode::InvalidField,
+                format!("invalid path: {}", e.body_text()),
+            ))),
         }
     }
 }

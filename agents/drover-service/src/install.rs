@@ -8,7 +8,13 @@
 //! TOML literal (quoted and escaped), so a config template never hand-quotes strings;
 //! `{{#if value}}` leaves out what was not set. [`unit_path`] and [`state_directory`]
 //! help binaries put paths into systemd units safely.
+//!
+//! Each server binary installs the same two files, a config file and a systemd unit: it
+//! names them by implementing [`Service`], and gives its flags' values to the templates
+//! by implementing [`DaemonFlags`].
 
+use std::marker::PhantomData;
+use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
@@ -48,6 +54,205 @@ pub struct InstallArgs {
     /// Show what would change, as a diff, and write nothing.
     #[arg(long)]
     pub check: bool,
+}
+
+/// A server binary: its names and what `install` writes for it. Each implements this on
+/// a marker type, which the shared flags take as a parameter so that their defaults are
+/// the binary's own.
+pub trait Service: std::fmt::Debug + Clone {
+    /// The binary's name (`drover-master`); templates see it as `name`.
+    const NAME: &'static str;
+    /// The daemon as messages name it (`master`).
+    const ROLE: &'static str;
+    /// What it is, as `--help` says.
+    const ABOUT: &'static str;
+    /// The config file's template.
+    const CONFIG_TEMPLATE: Builtin;
+    /// The systemd unit's template.
+    const UNIT_TEMPLATE: Builtin;
+    /// The binary the unit starts unless `--bin` says otherwise.
+    const DEFAULT_BIN: &'static str;
+    /// Where the config file goes unless `--config` says otherwise.
+    const DEFAULT_CONFIG: &'static str;
+    /// Where the unit goes unless `--unit` says otherwise.
+    const DEFAULT_UNIT: &'static str;
+}
+
+/// A template compiled into a binary.
+#[derive(Debug, Clone, Copy)]
+pub struct Builtin {
+    /// Its file name, looked up in `--templates DIR` before the built-in text.
+    pub name: &'static str,
+    /// The built-in text.
+    pub text: &'static str,
+}
+
+/// A daemon's own flags, which `install` takes too and writes into the config file, so
+/// that the file holds exactly what the daemon will run with.
+pub trait DaemonFlags: clap::Args + std::fmt::Debug + Clone {
+    /// The binary they belong to.
+    type Service: Service;
+    /// `--config`: where the config file goes.
+    fn config(&self) -> Option<&Path>;
+    /// All the values the templates see ([`service_values`] and the daemon's own).
+    /// Refuses what the daemon would refuse at start, so that a bad value fails the
+    /// install rather than the next restart.
+    fn values(&self, config: &Path, bin: &Path) -> Result<serde_json::Value, InstallError>;
+    /// Changes a flag for `install` (e.g. a default that suits a service better); by
+    /// default, none.
+    fn install_arg(arg: clap::Arg) -> clap::Arg {
+        arg
+    }
+}
+
+/// `install`: the daemon's flags (written into the config file) plus where things go.
+/// Environment variables do not apply here: what is installed depends on the command
+/// line alone, so running it twice from different shells gives the same files.
+#[derive(Debug, Clone, clap::Args)]
+#[command(mut_args(|a: clap::Arg| F::install_arg(a.env(None::<&str>))))]
+#[command(mut_arg("config", |a: clap::Arg| a
+    .default_value(F::Service::DEFAULT_CONFIG)
+    .help(format!(
+        "Where to write the config file (the unit starts the {} with --config FILE)",
+        F::Service::ROLE,
+    ))))]
+pub struct InstallCmd<F: DaemonFlags> {
+    /// The daemon's flags, as it will get them.
+    #[command(flatten)]
+    pub daemon: F,
+    /// Where the unit goes and what it starts.
+    #[command(flatten)]
+    pub paths: UnitPaths<F::Service>,
+    /// `--root`, `--templates`, `--check`.
+    #[command(flatten)]
+    pub install: InstallArgs,
+}
+
+impl<F: DaemonFlags> InstallCmd<F> {
+    /// The config file and the unit, with their values.
+    pub fn plan(&self) -> Result<InstallPlan, InstallError> {
+        let config = self
+            .daemon
+            .config()
+            .unwrap_or(Path::new(F::Service::DEFAULT_CONFIG));
+        let values = self.daemon.values(config, &self.paths.bin)?;
+        Ok(service_plan::<F::Service>(values, config, &self.paths.unit))
+    }
+
+    /// Renders and writes (or with `--check`, diffs) the config file and the unit.
+    pub fn install(&self) -> Result<InstallReport, InstallError> {
+        install(&self.plan()?, &self.install)
+    }
+}
+
+/// `install`'s unit file and the binary it starts.
+#[derive(Debug, Clone, clap::Args)]
+pub struct UnitPaths<S: Service> {
+    /// The binary the unit starts.
+    #[arg(long, default_value = S::DEFAULT_BIN)]
+    pub bin: PathBuf,
+    /// Where to write the systemd unit.
+    #[arg(long, default_value = S::DEFAULT_UNIT)]
+    pub unit: PathBuf,
+    #[arg(skip)]
+    service: PhantomData<S>,
+}
+
+/// `uninstall`: removes the files `install` wrote (the data stays).
+#[derive(Debug, Clone, clap::Args)]
+pub struct UninstallCmd<S: Service> {
+    /// The config file to remove.
+    #[arg(long, default_value = S::DEFAULT_CONFIG)]
+    pub config: PathBuf,
+    /// The systemd unit to remove.
+    #[arg(long, default_value = S::DEFAULT_UNIT)]
+    pub unit: PathBuf,
+    /// `--root`, `--check` (`--templates` is accepted and unused).
+    #[command(flatten)]
+    pub install: InstallArgs,
+    #[arg(skip)]
+    service: PhantomData<S>,
+}
+
+impl<S: Service> UninstallCmd<S> {
+    /// Removes the config file and the unit.
+    pub fn uninstall(&self) -> Result<InstallReport, InstallError> {
+        uninstall(
+            &service_plan::<S>(serde_json::Value::Null, &self.config, &self.unit),
+            &self.install,
+        )
+    }
+}
+
+/// The two files of `S`, with `values` for their templates. Both hold no secrets (the
+/// token stays in its own file), so both are readable by all, a dynamic user included.
+pub fn service_plan<S: Service>(
+    values: serde_json::Value,
+    config: &Path,
+    unit: &Path,
+) -> InstallPlan {
+    let file = |t: Builtin, dest: &Path| Template {
+        name: t.name,
+        builtin: t.text,
+        dest: dest.into(),
+        mode: 0o644,
+    };
+    InstallPlan {
+        templates: vec![
+            file(S::CONFIG_TEMPLATE, config),
+            file(S::UNIT_TEMPLATE, unit),
+        ],
+        values,
+    }
+}
+
+/// The values every template of `S` sees: `name`, `version`, `bin` and `config`. The
+/// binary adds its own (`values["listen"] = ...`).
+pub fn service_values<S: Service>(
+    config: &Path,
+    bin: &Path,
+) -> Result<serde_json::Value, InstallError> {
+    Ok(serde_json::json!({
+        "name": S::NAME,
+        "version": drover_api::VERSION,
+        "bin": unit_path("bin", bin)?,
+        "config": unit_path("config", config)?,
+    }))
+}
+
+/// Refuses `--token`: install writes no secrets into files.
+pub fn refuse_token(token: Option<&str>) -> Result<(), InstallError> {
+    match token {
+        Some(_) => Err(InstallError::Value {
+            flag: "token".into(),
+            message: "install writes no secrets into files: put the token in a file and pass \
+                      --token-file"
+                .into(),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// `--listen` as the daemon (`role`: "master") would take it at start: IP:PORT, and
+/// loopback unless there is a token file.
+pub fn listen_addr(
+    role: &str,
+    listen: &str,
+    token_file: Option<&Path>,
+) -> Result<SocketAddr, InstallError> {
+    let bad = |message: String| InstallError::Value {
+        flag: "listen".into(),
+        message,
+    };
+    let addr: SocketAddr = listen
+        .parse()
+        .map_err(|_| bad(format!("{listen:?} is not IP:PORT")))?;
+    if !addr.ip().is_loopback() && token_file.is_none() {
+        return Err(bad(format!(
+            "the {role} refuses to listen on {addr} without a token: pass --token-file"
+        )));
+    }
+    Ok(addr)
 }
 
 /// Why installing failed.
@@ -408,6 +613,121 @@ mod tests {
         std::fs::write(tdir.path().join("x.toml.hbs"), "{{no_such_value}}\n").unwrap();
         let err = install(&plan("u"), &args).unwrap_err();
         assert!(err.to_string().contains("x.toml.hbs"), "{err}");
+    }
+
+    #[derive(Debug, Clone)]
+    struct Demo;
+
+    impl Service for Demo {
+        const NAME: &'static str = "drover-demo";
+        const ROLE: &'static str = "demo";
+        const ABOUT: &'static str = "A demo";
+        const CONFIG_TEMPLATE: Builtin = Builtin {
+            name: "demo.toml.hbs",
+            text: "listen = {{toml listen}}\n",
+        };
+        const UNIT_TEMPLATE: Builtin = Builtin {
+            name: "drover-demo.service.hbs",
+            text: "[Service]\nExecStart={{bin}} --config {{config}}\n",
+        };
+        const DEFAULT_BIN: &'static str = "/usr/local/bin/drover-demo";
+        const DEFAULT_CONFIG: &'static str = "/etc/drover/demo.toml";
+        const DEFAULT_UNIT: &'static str = "/etc/systemd/system/drover-demo.service";
+    }
+
+    /// A daemon's flags, shaped like the master's.
+    #[derive(Debug, Clone, clap::Args)]
+    struct DemoFlags {
+        #[arg(long, env = "DROVER_DEMO_LISTEN", default_value = "127.0.0.1:1")]
+        listen: String,
+        #[arg(long)]
+        config: Option<PathBuf>,
+    }
+
+    impl DaemonFlags for DemoFlags {
+        type Service = Demo;
+        fn config(&self) -> Option<&Path> {
+            self.config.as_deref()
+        }
+        fn values(&self, config: &Path, bin: &Path) -> Result<serde_json::Value, InstallError> {
+            let mut values = service_values::<Demo>(config, bin)?;
+            values["listen"] = self.listen.clone().into();
+            Ok(values)
+        }
+    }
+
+    #[derive(Debug, clap::Parser)]
+    struct DemoCli {
+        #[command(subcommand)]
+        command: crate::server::Command<DemoFlags>,
+    }
+
+    #[test]
+    fn a_service_installs_and_uninstalls_its_two_files() {
+        use crate::server::Command;
+        use clap::Parser;
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path().to_str().unwrap();
+        let parse = |sub: &str| DemoCli::try_parse_from(["demo", sub, "--root", r]).unwrap();
+        let Command::Install(cmd) = parse("install").command else {
+            panic!("not install")
+        };
+        assert_eq!(cmd.daemon.config(), Some(Path::new(Demo::DEFAULT_CONFIG)));
+        assert_eq!(cmd.plan().unwrap().values["name"], "drover-demo");
+        assert!(cmd.install().unwrap().changed);
+        assert!(!cmd.install().unwrap().changed);
+        let unit = root.path().join("etc/systemd/system/drover-demo.service");
+        assert_eq!(
+            std::fs::read_to_string(&unit).unwrap(),
+            "[Service]\nExecStart=/usr/local/bin/drover-demo --config /etc/drover/demo.toml\n"
+        );
+        let Command::Uninstall(un) = parse("uninstall").command else {
+            panic!("not uninstall")
+        };
+        let report = un.uninstall().unwrap();
+        assert!(report.changed);
+        assert_eq!(report.files.len(), 2);
+        assert!(report.files.iter().all(|f| !f.path.exists()));
+        assert!(!un.uninstall().unwrap().changed);
+    }
+
+    #[test]
+    fn install_takes_no_flag_from_the_environment() {
+        let cmd = <InstallCmd<DemoFlags> as clap::Args>::augment_args(clap::Command::new("x"));
+        let with_env: Vec<_> = cmd
+            .get_arguments()
+            .filter(|a| a.get_env().is_some())
+            .map(|a| a.get_id().to_string())
+            .collect();
+        assert!(with_env.is_empty(), "{with_env:?}");
+    }
+
+    #[test]
+    fn refuses_what_every_daemon_would() {
+        assert!(refuse_token(None).is_ok());
+        let err = refuse_token(Some("s3cret")).unwrap_err().to_string();
+        assert!(
+            err.starts_with("--token: install writes no secrets"),
+            "{err}"
+        );
+        assert_eq!(
+            listen_addr("master", "127.0.0.1:5050", None)
+                .unwrap()
+                .port(),
+            5050
+        );
+        assert_eq!(
+            listen_addr("master", "0.0.0.0:5050", None)
+                .unwrap_err()
+                .to_string(),
+            "--listen: the master refuses to listen on 0.0.0.0:5050 without a token: pass \
+             --token-file"
+        );
+        assert!(listen_addr("agent", "0.0.0.0:5051", Some(Path::new("/t"))).is_ok());
+        let err = listen_addr("agent", "nowhere", None)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err, "--listen: \"nowhere\" is not IP:PORT");
     }
 
     #[test]

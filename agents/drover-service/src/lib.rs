@@ -9,6 +9,7 @@
 //! - [`http`]: JSON errors, a JSON extractor whose rejections name the problem, the
 //!   body-size limit, and the `/health`, `/v1/version`, `/metrics` routes.
 //! - [`install`]: render config and systemd unit from templates, write only on change.
+//! - [`server`]: the master's and the scheduler's subcommands and `main`.
 //! - [`shutdown`]: SIGINT/SIGTERM as a future.
 
 pub mod auth;
@@ -16,6 +17,7 @@ pub mod config;
 pub mod http;
 pub mod install;
 pub mod listen;
+pub mod server;
 pub mod shutdown;
 
 /// Starts logging to stderr; `RUST_LOG` overrides the default level (`info`).

@@ -14,6 +14,7 @@ use super::{
     DockerParameter, FetchUri, KillSelection, NetworkMode, PortDefinition, PortMapping,
     PortProtocol, ReadinessCheck, UpgradeStrategy, Volume, VolumeMode,
 };
+use crate::error::json_kind;
 use crate::{ApiError, ErrorCode};
 
 type Result<T> = std::result::Result<T, ApiError>;
@@ -52,7 +53,7 @@ impl<'a> Obj<'a> {
             }),
             other => Err(ApiError::invalid(
                 or_root(path),
-                format!("must be an object, got {}", kind(other)),
+                format!("must be an object, got {}", json_kind(other)),
             )),
         }
     }
@@ -105,7 +106,7 @@ impl<'a> Obj<'a> {
             Some(Value::String(s)) if s == "true" || s == "false" => Ok(Some(s == "true")),
             Some(other) => Err(ApiError::invalid(
                 field,
-                format!("must be true or false, got {}", kind(other)),
+                format!("must be true or false, got {}", json_kind(other)),
             )),
         }
     }
@@ -137,7 +138,7 @@ impl<'a> Obj<'a> {
             Some(Value::Array(a)) => Ok(Some(a)),
             Some(other) => Err(ApiError::invalid(
                 field,
-                format!("must be an array, got {}", kind(other)),
+                format!("must be an array, got {}", json_kind(other)),
             )),
         }
     }
@@ -159,17 +160,6 @@ fn or_root(path: &str) -> String {
     }
 }
 
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
 fn is_empty_value(v: &Value) -> bool {
     match v {
         Value::Null => true,
@@ -185,7 +175,7 @@ fn as_string(v: &Value, field: &str) -> Result<String> {
         Value::String(s) => Ok(s.clone()),
         other => Err(ApiError::invalid(
             field,
-            format!("must be a string, got {}", kind(other)),
+            format!("must be a string, got {}", json_kind(other)),
         )),
     }
 }
@@ -229,7 +219,7 @@ fn describe(v: &Value) -> String {
     match v {
         Value::String(s) => format!("{s:?}"),
         Value::Number(n) => n.to_string(),
-        other => kind(other).to_string(),
+        other => json_kind(other).to_string(),
     }
 }
 
@@ -237,7 +227,7 @@ fn string_map(v: &Value, field: &str) -> Result<BTreeMap<String, String>> {
     let Value::Object(m) = v else {
         return Err(ApiError::invalid(
             field,
-            format!("must be an object of strings, got {}", kind(v)),
+            format!("must be an object of strings, got {}", json_kind(v)),
         ));
     };
     let mut out = BTreeMap::new();
@@ -250,7 +240,7 @@ fn string_map(v: &Value, field: &str) -> Result<BTreeMap<String, String>> {
             other => {
                 return Err(ApiError::invalid(
                     f,
-                    format!("must be a string, got {}", kind(other)),
+                    format!("must be a string, got {}", json_kind(other)),
                 ));
             }
         }
@@ -1007,7 +997,7 @@ pub(crate) fn parse_constraint(v: &Value, path: &str) -> Result<Constraint> {
         other => {
             return Err(ApiError::invalid(
                 path,
-                format!("must be an array or an object, got {}", kind(other)),
+                format!("must be an array or an object, got {}", json_kind(other)),
             ));
         }
     };
@@ -1017,7 +1007,10 @@ pub(crate) fn parse_constraint(v: &Value, path: &str) -> Result<Constraint> {
         Some(other) => {
             return Err(ApiError::invalid(
                 path,
-                format!("constraint value must be a string, got {}", kind(other)),
+                format!(
+                    "constraint value must be a string, got {}",
+                    json_kind(other)
+                ),
             ));
         }
     };

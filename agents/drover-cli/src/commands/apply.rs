@@ -115,6 +115,19 @@ struct Outcome {
     ignored_fields: Vec<String>,
 }
 
+impl Outcome {
+    /// A file that failed before it reached the cluster (unread, not JSON, neither kind).
+    fn unsent(file: &Path, name: Option<String>, result: String) -> Outcome {
+        Outcome {
+            file: file.display().to_string(),
+            kind: None,
+            name,
+            result,
+            ignored_fields: Vec::new(),
+        }
+    }
+}
+
 /// Applies every file; fails at the end if any failed.
 pub async fn run(ctx: &Context, args: &ApplyArgs) -> anyhow::Result<()> {
     let files = json_files(&args.file)?;
@@ -130,13 +143,11 @@ pub async fn run(ctx: &Context, args: &ApplyArgs) -> anyhow::Result<()> {
             Ok(t) => t,
             Err(e) => {
                 failed += 1;
-                outcomes.push(Outcome {
-                    file: f.display().to_string(),
-                    kind: None,
-                    name: None,
-                    result: format!("error: cannot read: {e}"),
-                    ignored_fields: Vec::new(),
-                });
+                outcomes.push(Outcome::unsent(
+                    &f,
+                    None,
+                    format!("error: cannot read: {e}"),
+                ));
                 continue;
             }
         };
@@ -144,13 +155,11 @@ pub async fn run(ctx: &Context, args: &ApplyArgs) -> anyhow::Result<()> {
             Ok(v) => v,
             Err(e) => {
                 failed += 1;
-                outcomes.push(Outcome {
-                    file: f.display().to_string(),
-                    kind: None,
-                    name: None,
-                    result: format!("error: not valid JSON: {e}"),
-                    ignored_fields: Vec::new(),
-                });
+                outcomes.push(Outcome::unsent(
+                    &f,
+                    None,
+                    format!("error: not valid JSON: {e}"),
+                ));
                 continue;
             }
         };
@@ -164,13 +173,13 @@ pub async fn run(ctx: &Context, args: &ApplyArgs) -> anyhow::Result<()> {
             Some(Kind::App) => apps.push((f, value)),
             None => {
                 failed += 1;
-                outcomes.push(Outcome {
-                    file: f.display().to_string(),
-                    kind: None,
+                outcomes.push(Outcome::unsent(
+                    &f,
                     name,
-                    result: "error: neither a job (schedule or parents) nor an app (id and cmd, args or container)".into(),
-                    ignored_fields: Vec::new(),
-                });
+                    "error: neither a job (schedule or parents) nor an app (id and cmd, args or \
+                     container)"
+                        .into(),
+                ));
             }
         }
     }

@@ -1,12 +1,11 @@
 //! `drover tasks logs TASK [-f] [--stderr] [--tail BYTES]`: a task's raw output on stdout.
 
-use anyhow::{Context as _, anyhow};
+use anyhow::anyhow;
 use drover_api::task::{LogQuery, LogStream};
-use futures::StreamExt;
-use tokio::io::AsyncWriteExt;
 
 use crate::cli::TaskLogsArgs;
 use crate::context::{Context, client_error, task_id};
+use crate::output;
 
 /// The API query for the log options.
 pub fn query(args: &TaskLogsArgs) -> anyhow::Result<LogQuery> {
@@ -31,19 +30,7 @@ pub async fn run(ctx: &Context, args: &TaskLogsArgs) -> anyhow::Result<()> {
     let id = task_id(&args.task)?;
     let query = query(args)?;
     let stream = ctx.call(ctx.master().logs(&id, &query)).await?;
-    let mut stream = std::pin::pin!(stream);
-    let mut out = tokio::io::stdout();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk
-            .map_err(|e| client_error(&ctx.master_url, e))
-            .context("the log stream broke off")?;
-        match out.write_all(&chunk).await.and(out.flush().await) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
-            Err(e) => return Err(e).context("failed to write to stdout"),
-        }
-    }
-    Ok(())
+    output::emit_stream(stream, |e| client_error(&ctx.master_url, e)).await
 }
 
 #[cfg(test)]
