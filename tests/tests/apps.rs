@@ -601,6 +601,166 @@ async fn examples_deploy_unchanged_through_post_v2_apps() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_deployment_completes_only_once_its_instance_answers_its_readiness_check() {
+    let c = cluster(ClusterOptions::default()).await;
+    // hello's /health answers 503 while this file exists: the readiness path.
+    let gate = c.dir.path().join("not-ready-yet");
+    std::fs::write(&gate, "").unwrap();
+    let app = json!({
+        "id": "/ready",
+        "cmd": format!("exec '{}'", bin_path("hello").display()),
+        "instances": 1,
+        "cpus": 0.01,
+        "mem": 16,
+        "env": { "HELLO_HEALTH_FILE": gate.display().to_string() },
+        "portDefinitions": [{ "port": 0, "name": "http" }],
+        "readinessChecks": [{
+            "name": "serving", "protocol": "HTTP", "path": "/health", "portName": "http",
+            "intervalSeconds": 0.5, "timeoutSeconds": 0.4,
+            "httpStatusCodesForReady": [200], "preserveLastResponse": true
+        }],
+        "backoffSeconds": 0.2,
+        "taskKillGracePeriodSeconds": 1
+    });
+    let (status, body) = post_app(&c, &app).await;
+    assert_eq!(status, 201, "{body}");
+    let deployment = body["deployments"][0]["id"].as_str().unwrap().to_string();
+    let s = c.scheduler_client();
+    let url = c.scheduler_url();
+
+    // The instance runs and answers 503: the deployment goes on, and says why.
+    let task = wait_for(
+        "the instance answering 503 to its readiness check",
+        LONG,
+        || async {
+            let (_, v) = call(reqwest::Method::GET, &format!("{url}/v2/apps/ready"), None).await;
+            let r = &v["app"]["readinessCheckResults"][0];
+            (r["ready"] == false && r["lastResponse"]["status"] == 503)
+                .then(|| r["taskId"].as_str().unwrap_or("").to_string())
+        },
+    )
+    .await;
+    let tasks = tasks_of(&s, "/ready").await;
+    assert_eq!(tasks.len(), 1);
+    assert_eq!(tasks[0].spec.id.as_str(), task);
+    assert_eq!(tasks[0].state, TaskState::Running);
+    let d = s.deployment(&deployment).await.unwrap();
+    assert_eq!(d.state, DeploymentState::Running, "{d:?}");
+    assert_eq!(d.progress.ready, 0, "{d:?}");
+    let (_, v) = call(reqwest::Method::GET, &format!("{url}/v2/deployments"), None).await;
+    let mine = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["id"] == deployment.as_str())
+        .cloned()
+        .unwrap_or(Value::Null);
+    let results = &mine["currentActions"][0]["readinessCheckResults"];
+    assert_eq!(results[0]["taskId"], task.as_str(), "{mine}");
+    assert_eq!(results[0]["name"], "serving", "{mine}");
+    assert_eq!(results[0]["ready"], false, "{mine}");
+
+    // Ready: the deployment completes, with the same instance.
+    std::fs::remove_file(&gate).unwrap();
+    wait_for("the deployment succeeded", LONG, || async {
+        let d = s.deployment(&deployment).await.ok()?;
+        (d.state == DeploymentState::Succeeded).then_some(())
+    })
+    .await;
+    let tasks = tasks_of(&s, "/ready").await;
+    assert_eq!(tasks.len(), 1);
+    assert_eq!(
+        tasks[0].spec.id.as_str(),
+        task,
+        "the same instance, not a new one"
+    );
+    cleanup(&c).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dependent_app_starts_only_once_its_dependency_is_healthy() {
+    let c = cluster(ClusterOptions::default()).await;
+    let url = c.scheduler_url();
+    let s = c.scheduler_client();
+    let gate = c.dir.path().join("db-unhealthy");
+    std::fs::write(&gate, "").unwrap();
+    let mut web = hello_app("/web", 1);
+    web["dependencies"] = json!(["/db"]);
+    let mut db = hello_app("/db", 1);
+    db["env"] = json!({ "HELLO_HEALTH_FILE": gate.display().to_string() });
+    // Unhealthy but not killed, so it stays "0 of 1 healthy".
+    db["healthChecks"][0]["maxConsecutiveFailures"] = json!(0);
+
+    // A dependency that does not exist yet is accepted, as Marathon does; /web waits.
+    let (status, body) = post_app(&c, &web).await;
+    assert_eq!(status, 201, "{body}");
+    let waiting = |why: &'static str| {
+        let s = s.clone();
+        async move {
+            wait_for(&format!("/web waiting: {why}"), LONG, || async {
+                let d = s.app("/web").await.ok()?.deployment?;
+                d.waiting
+                    .as_deref()
+                    .is_some_and(|w| w.contains(why))
+                    .then_some(d)
+            })
+            .await
+        }
+    };
+    waiting("/db (does not exist)").await;
+    let (status, body) = post_app(&c, &db).await;
+    assert_eq!(status, 201, "{body}");
+    wait_for("/db running", LONG, || async {
+        let t = tasks_of(&s, "/db").await;
+        (t.len() == 1 && t[0].state.is_active() && t[0].started_at.is_some()).then_some(())
+    })
+    .await;
+    let d = waiting("/db (0 of 1 healthy").await;
+    assert!(tasks_of(&s, "/web").await.is_empty(), "/web started early");
+    assert_eq!(d.state, DeploymentState::Running);
+    // Marathon's view and the CLI say why too.
+    let (_, v) = call(reqwest::Method::GET, &format!("{url}/v2/deployments"), None).await;
+    let text = v.to_string();
+    assert!(
+        text.contains("waiting for dependencies: /db (0 of 1 healthy"),
+        "{v}"
+    );
+    let (code, out, err) = c.cli(&["apps", "show", "/web"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("waiting for dependencies: /db"), "{out}");
+
+    // A cycle is refused, naming it; nothing changes.
+    let mut cyclic = db.clone();
+    cyclic["dependencies"] = json!(["/web"]);
+    let (status, body) = call(
+        reqwest::Method::PUT,
+        &format!("{url}/v2/apps/db?force=true"),
+        Some(&cyclic),
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("dependency cycle: /db -> /web -> /db"),
+        "{body}"
+    );
+
+    // /db turns healthy: its deployment ends, then /web starts and turns healthy.
+    std::fs::remove_file(&gate).unwrap();
+    wait_healthy(&s, "/db", 1, None).await;
+    wait_healthy(&s, "/web", 1, None).await;
+    wait_for("/web's deployment done", LONG, || async {
+        let a = s.app("/web").await.ok()?;
+        a.deployment.is_none().then_some(())
+    })
+    .await;
+    assert!(tasks_of(&s, "/db").await.len() == 1);
+    cleanup(&c).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn invalid_definitions_are_rejected_with_the_field_and_nothing_is_created() {
     let c = cluster(ClusterOptions::default()).await;
     let cases = [

@@ -202,7 +202,10 @@ pub struct AppDefinition {
     /// Seconds between SIGTERM and SIGKILL; `None` uses [`DEFAULT_KILL_GRACE_SECONDS`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task_kill_grace_period_seconds: Option<f64>,
-    /// App ids this app depends on (deployed first), canonicalised.
+    /// App ids this app depends on, canonicalised: a deployment of this app starts no
+    /// instance until each of them exists and is ready (every instance healthy, no
+    /// deployment running). An id with no app of its own stands for every app under it
+    /// (Marathon's group dependencies). Cycles are refused.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dependencies: Vec<AppId>,
     /// Files to fetch into the sandbox before start (`fetch`, or the legacy `uris`).
@@ -633,7 +636,15 @@ impl AppHealthCheck {
     }
 }
 
-/// A readiness check: a deployment counts an instance only once it answers ready.
+/// A readiness check: a deployment counts an instance it started only once it answers
+/// ready.
+///
+/// The scheduler probes `GET <protocol>://<node host>:<host port named portName><path>`
+/// every `intervalSeconds` (the first at once) until the answer's status is one of
+/// `httpStatusCodesForReady`; then it stops. Only instances started by a running
+/// deployment are checked; others count as soon as they are healthy. The scheduler has
+/// no TLS client: an HTTPS check counts an instance ready once its port accepts a TCP
+/// connection (and the field is reported as ignored). Names are unique within an app.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ReadinessCheck {

@@ -19,6 +19,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::app::AppId;
+use crate::task::TaskId;
 
 /// A deployment's id: `<app id segments joined by '.'>-<start time>-<sequence>`, e.g.
 /// `shop.web-20260101T120000.000Z-3`; safe as a URL path segment.
@@ -278,6 +279,51 @@ pub struct Deployment {
     /// Whether it was begun with `force` (superseding a running deployment).
     #[serde(default)]
     pub forced: bool,
+    /// While the deployment waits for the apps its app depends on before it starts any
+    /// instance: why, in words (`waiting for dependencies: /db (1 of 2 healthy)`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<String>,
+    /// When every app its app depends on was first seen ready (an app without
+    /// dependencies: its first tick); none while it waits, and for deployments that
+    /// start no instance. Once set, the deployment does not wait again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dependencies_ready_at: Option<DateTime<Utc>>,
+}
+
+/// What an instance answered to a readiness check, as Marathon shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReadinessResponse {
+    /// The HTTP status code.
+    pub status: u16,
+    /// The `Content-Type` header, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
+    /// The body (at most 64 KiB of it, as text).
+    pub body: String,
+}
+
+/// One readiness check of one instance (Marathon's `readinessCheckResults` entry).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReadinessCheckResult {
+    /// The check's name.
+    pub name: String,
+    /// The instance.
+    pub task_id: TaskId,
+    /// Whether it answered one of the check's `httpStatusCodesForReady`. Once true, the
+    /// instance is not checked again.
+    pub ready: bool,
+    /// The last answer, kept only when the check has `preserveLastResponse`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_response: Option<ReadinessResponse>,
+    /// Drover extra: why it is not ready yet, in words (`answered 503`, `connection
+    /// refused`, `not started yet`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Drover extra: when the last probe answered (none before the first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checked_at: Option<DateTime<Utc>>,
 }
 
 impl Deployment {
@@ -408,9 +454,14 @@ pub struct AppStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_healthy_version: Option<String>,
     /// Why instances are wanted but not launched this round, when it is not placement
-    /// (backoff, over-capacity limit, waiting for instances to stop).
+    /// (backoff, over-capacity limit, waiting for instances to stop, waiting for
+    /// dependencies).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub waiting: Vec<String>,
+    /// The readiness checks of the instances the running deployment started (apps with
+    /// `readinessChecks` only): one entry per instance and check.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub readiness: Vec<ReadinessCheckResult>,
 }
 
 impl Deployment {
@@ -428,8 +479,15 @@ impl Deployment {
 
     /// The deployment in Marathon's `GET /v2/deployments` shape: `id`, `version`,
     /// `affectedApps`, `steps` (one action per step), `currentActions`, `currentStep`
-    /// (from 1) and `totalSteps`.
+    /// (from 1) and `totalSteps`, with no readiness results.
     pub fn to_marathon(&self) -> serde_json::Value {
+        self.to_marathon_with(&[])
+    }
+
+    /// [`Deployment::to_marathon`] with the readiness results of the app's instances in
+    /// the current action's `readinessCheckResults`, and Drover's `waiting` (why it has
+    /// not started instances yet) when it waits for dependencies.
+    pub fn to_marathon_with(&self, readiness: &[ReadinessCheckResult]) -> serde_json::Value {
         let app = self.app_id.to_string();
         let actions = self.marathon_actions();
         let steps: Vec<serde_json::Value> = actions
@@ -446,14 +504,14 @@ impl Deployment {
                     vec![serde_json::json!({
                         "action": a,
                         "app": app,
-                        "readinessCheckResults": [],
+                        "readinessCheckResults": readiness,
                     })]
                 })
                 .unwrap_or_default()
         } else {
             Vec::new()
         };
-        serde_json::json!({
+        let mut v = serde_json::json!({
             "id": self.id.as_str(),
             "version": self.version,
             "affectedApps": [app],
@@ -462,7 +520,11 @@ impl Deployment {
             "currentActions": current_actions,
             "currentStep": current,
             "totalSteps": actions.len(),
-        })
+        });
+        if let (Some(w), Some(o)) = (&self.waiting, v.as_object_mut()) {
+            o.insert("waiting".into(), w.clone().into());
+        }
+        v
     }
 }
 
@@ -509,6 +571,8 @@ mod tests {
             revert_to: None,
             reverts: None,
             forced: false,
+            waiting: None,
+            dependencies_ready_at: None,
         }
     }
 

@@ -5,10 +5,16 @@
 //! ```text
 //!  API change ─ lock ─ begin ─ one store batch (app, version, deployment, superseded) ─ poke
 //!  loop tick ── lock ─ snapshot(apps, running deployments, master tasks + launches the
-//!               │      master accepted since its last read, nodes, versions) ─ plan
+//!               │      master accepted since its last read, nodes, versions, readiness
+//!               │      results) ─ plan
 //!               ├─ one store batch (apps, deployments, removals, pruned history)
 //!               └─ unlock ─ launches and kills to the master ─ accepted tasks kept
+//!                         └ readiness probes due ([`crate::readiness_probe`]) ─ results
+//!                           kept for the next tick (a probe that turns ready pokes it)
 //! ```
+//!
+//! A create, update or rollback whose dependencies would form a cycle is refused before
+//! `begin` ([`crate::apps::check_cycles`]).
 //!
 //! The plan is a function of the snapshot, and the snapshot is built from the store and
 //! the master only: a scheduler killed at any point and started again decides the same,
@@ -39,6 +45,7 @@ use crate::component::{Component, LoopContext};
 use crate::launcher;
 use crate::master_sync::{MasterView, stopped};
 use crate::placement::ClusterSnapshot;
+use crate::readiness_probe::Prober;
 
 /// Longest the loop sleeps between ticks.
 pub const MAX_SLEEP: Duration = Duration::from_secs(1);
@@ -129,9 +136,11 @@ pub struct Apps {
     master: MasterClient,
     settings: AppsSettings,
     state: Mutex<AppsState>,
-    /// Poked by API changes so the loop ticks at once; a permit is kept when the loop
-    /// is busy, so no poke is lost.
-    wake: Notify,
+    /// Poked by API changes (and by readiness probes that pass) so the loop ticks at
+    /// once; a permit is kept when the loop is busy, so no poke is lost.
+    wake: Arc<Notify>,
+    /// Runs the readiness probes the plans ask for and keeps their results.
+    prober: Prober,
     /// Marathon-style events; `/v2/events` subscribers hold receivers. Sending fails
     /// only when nobody listens, which is fine.
     events: broadcast::Sender<AppEvent>,
@@ -200,7 +209,8 @@ impl Apps {
                 deployments: loaded.deployments,
                 ..AppsState::default()
             }),
-            wake: Notify::new(),
+            wake: Arc::new(Notify::new()),
+            prober: Prober::new(),
             events,
             view,
             metrics: StdMutex::new(metrics),
@@ -288,6 +298,15 @@ impl Apps {
             .cloned()
             .collect();
         let created = current.is_none();
+        if let AppChange::Create(def) | AppChange::Update(def) | AppChange::Rollback(def) = &change
+        {
+            let others = st
+                .apps
+                .values()
+                .filter(|a| a.id() != &def.id)
+                .map(|a| &a.definition);
+            apps::check_cycles(def, others)?;
+        }
         let began = apps::begin(change, current.as_ref(), &running, force, Utc::now())?;
         let ops = apps_store::began_ops(&began).map_err(internal)?;
         self.write(ops).await?;
@@ -462,6 +481,17 @@ impl Apps {
         st.apps.values().map(|a| details_of(&st, a)).collect()
     }
 
+    /// The readiness results of app `id`'s running deployment (empty when none).
+    pub async fn readiness(&self, id: &AppId) -> Vec<apps::ReadinessCheckResult> {
+        self.state
+            .lock()
+            .await
+            .status
+            .get(id)
+            .map(|s| s.readiness.clone())
+            .unwrap_or_default()
+    }
+
     /// Every kept deployment, newest first.
     pub async fn deployments(&self) -> Vec<Deployment> {
         let st = self.state.lock().await;
@@ -568,6 +598,7 @@ impl Apps {
             tasks,
             cluster: ClusterSnapshot::from_nodes(view.reads, &view.nodes),
             versions,
+            readiness: self.prober.results(),
             config: self.settings.engine,
         };
         let plan = apps::plan(&snap);
@@ -613,8 +644,15 @@ impl Apps {
             removed,
             status,
             wake_at,
+            probes,
             ..
         } = plan;
+        // Results are kept while their instance is still checked by a deployment.
+        let checked: HashSet<TaskId> = status
+            .iter()
+            .flat_map(|s| s.readiness.iter().map(|r| r.task_id.clone()))
+            .collect();
+        self.prober.retain(|t| checked.contains(t));
         for a in changed {
             st.apps.insert(a.id().clone(), a);
         }
@@ -654,6 +692,15 @@ impl Apps {
         drop(st);
 
         // Effects, after the lock: API reads stay quick while the master is called.
+        if !probes.is_empty() {
+            let hosts: HashMap<String, String> = view
+                .nodes
+                .iter()
+                .map(|n| (n.name.clone(), host_of(&n.address, &n.name)))
+                .collect();
+            let host = |node: &str| hosts.get(node).cloned().unwrap_or_else(|| node.to_string());
+            self.prober.start(probes, host, &self.wake);
+        }
         if !kills.is_empty() {
             let master = self.master.clone();
             let n = kills.len();

@@ -29,6 +29,8 @@
 //! - [`chronos_api`]: Chronos's routes under `/scheduler` and `/v1/scheduler`.
 //! - [`apps_server`]: the apps runtime: apps and deployments behind one lock, the tick
 //!   that plans with [`apps`] and carries the plan out, the changes the API asks for.
+//! - [`readiness_probe`]: the HTTP readiness probes the app engine asks for, bounded,
+//!   each within its timeout; their results feed the next tick.
 //! - [`apps_store`]: the apps' keys in the store (apps, versions, deployments), loading.
 //! - [`apps_api`]: the native `/v1/apps` and `/v1/deployments` routes.
 //! - [`marathon`]: Marathon's routes under `/v2` (apps, tasks, deployments, events).
@@ -49,6 +51,7 @@ pub mod marathon;
 pub mod master_sync;
 pub mod opts;
 pub mod placement;
+pub mod readiness_probe;
 pub mod schedule;
 pub mod server;
 

@@ -3,9 +3,9 @@
 //!
 //! | route | what |
 //! | --- | --- |
-//! | `GET /v2/apps` | `{"apps": [...]}` (`?embed=apps.tasks` adds each app's tasks) |
+//! | `GET /v2/apps` | `{"apps": [...]}` (`?embed=apps.tasks` adds each app's tasks, `?embed=apps.readiness` its `readinessCheckResults`) |
 //! | `POST /v2/apps[?force=true]` | create: 201 with the app (`deployments`, `version`, and `ignored`: fields kept but not acted on) |
-//! | `GET /v2/apps/{id}` | `{"app": {...}}` with its tasks |
+//! | `GET /v2/apps/{id}` | `{"app": {...}}` with its tasks and `readinessCheckResults` |
 //! | `PUT /v2/apps/{id}[?force=true]` | create (201) or update (200): `{"version", "deploymentId"}` |
 //! | `DELETE /v2/apps/{id}[?force=true]` | delete: `{"version", "deploymentId"}` |
 //! | `POST /v2/apps/{id}/restart[?force=true]` | restart: `{"version", "deploymentId"}` |
@@ -13,7 +13,7 @@
 //! | `GET /v2/apps/{id}/versions` | `{"versions": [...]}`, newest first |
 //! | `GET /v2/apps/{id}/versions/{version}` | that version's definition |
 //! | `GET /v2/tasks` | `{"tasks": [...]}` of every app |
-//! | `GET /v2/deployments` | running deployments, Marathon's shape |
+//! | `GET /v2/deployments` | running deployments, Marathon's shape (with `currentActions[].readinessCheckResults`, and Drover's `waiting` while one waits for dependencies) |
 //! | `GET /v2/deployments/{id}` | one deployment (running or recent), Marathon's shape |
 //! | `DELETE /v2/deployments/{id}[?force=true]` | cancel: rolls back to the version before (200 `{"version", "deploymentId"}`), or with `force` just stops (202) |
 //! | `GET /v2/events` | Server-Sent Events: `api_post_event`, `deployment_info`, `deployment_success`, `deployment_failed`, `status_update_event`, `app_terminated_event` |
@@ -25,7 +25,12 @@
 //! Errors: an invalid definition is **422** with Marathon's body (`message`, and
 //! `details: [{path, errors}]`) plus Drover's `code` and `field`; malformed JSON is 400;
 //! a change while the app's deployment runs is 409 unless `?force=true`; an unknown app
-//! or deployment is 404. Nothing is created on any error.
+//! or deployment is 404; dependencies that would form a cycle are 422 naming it. Nothing
+//! is created on any error.
+//!
+//! Readiness results (`readinessCheckResults`: `name`, `taskId`, `ready`, `lastResponse`
+//! when the check preserves it, and Drover's `message` and `checkedAt`) are those of the
+//! instances the app's running deployment started; empty otherwise.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -212,12 +217,13 @@ pub fn app_json(def: &AppDefinition) -> Value {
 }
 
 /// An app in Marathon's `GET /v2/apps` shape: the definition, task counts, the running
-/// deployment, and (when given) the tasks.
+/// deployment, (when given) the tasks, and (with `readiness`) `readinessCheckResults`.
 fn app_with_status(
     def: &AppDefinition,
     status: Option<&AppStatus>,
     deployment: Option<&DeploymentId>,
     tasks: Option<Vec<Value>>,
+    readiness: bool,
 ) -> Value {
     let mut v = app_json(def);
     if let Some(o) = v.as_object_mut() {
@@ -246,6 +252,10 @@ fn app_with_status(
         if let Some(t) = tasks {
             o.insert("tasks".into(), t.into());
         }
+        if readiness {
+            let r = status.map(|s| s.readiness.as_slice()).unwrap_or_default();
+            o.insert("readinessCheckResults".into(), json!(r));
+        }
     }
     v
 }
@@ -267,10 +277,14 @@ async fn list(State(apps): State<Arc<Apps>>, uri: OriginalUri) -> MResult<Json<V
     // `embed` may repeat (`embed=apps.tasks&embed=apps.counts`), which a struct query
     // cannot take; read the raw query.
     let query = uri.query().unwrap_or("");
-    let embed_tasks = query.split('&').any(|kv| {
-        kv.strip_prefix("embed=")
-            .is_some_and(|v| v.contains("tasks"))
-    });
+    let embeds = |what: &str| {
+        query.split('&').any(|kv| {
+            kv.strip_prefix("embed=")
+                .is_some_and(|v| percent_decode(v).contains(what))
+        })
+    };
+    let embed_tasks = embeds("tasks");
+    let embed_readiness = embeds("readiness");
     let id_filter = query
         .split('&')
         .find_map(|kv| kv.strip_prefix("id="))
@@ -302,6 +316,7 @@ async fn list(State(apps): State<Arc<Apps>>, uri: OriginalUri) -> MResult<Json<V
             d.status.as_ref(),
             d.deployment.as_ref().map(|x| &x.id),
             mine,
+            embed_readiness,
         ));
     }
     Ok(Json(json!({ "apps": out })))
@@ -319,7 +334,13 @@ async fn create(
         tracing::info!(app = %id, ignored = ?ignored, "app accepted; these fields are kept but not acted on");
     }
     let changed = change(&apps, &id, AppChange::Create(def), q.force, ignored).await?;
-    let mut v = app_with_status(&changed.app, None, Some(&changed.deployment.id), None);
+    let mut v = app_with_status(
+        &changed.app,
+        None,
+        Some(&changed.deployment.id),
+        None,
+        false,
+    );
     if let Some(o) = v.as_object_mut() {
         o.insert("ignored".into(), json!(changed.ignored));
     }
@@ -392,7 +413,7 @@ async fn app_get(State(apps): State<Arc<Apps>>, uri: OriginalUri) -> MResult<Jso
             let tasks = apps.tasks(Some(&id)).await;
             let t = tasks_json(&apps, &tasks);
             Ok(Json(json!({
-                "app": app_with_status(&d.app, d.status.as_ref(), d.deployment.as_ref().map(|x| &x.id), Some(t))
+                "app": app_with_status(&d.app, d.status.as_ref(), d.deployment.as_ref().map(|x| &x.id), Some(t), true)
             })))
         }
         Target::Tasks(raw) => {
@@ -531,11 +552,10 @@ async fn all_tasks(State(apps): State<Arc<Apps>>) -> Json<Value> {
 
 async fn deployments(State(apps): State<Arc<Apps>>) -> Json<Value> {
     let all = apps.deployments().await;
-    let out: Vec<Value> = all
-        .iter()
-        .filter(|d| d.is_running())
-        .map(|d| d.to_marathon())
-        .collect();
+    let mut out: Vec<Value> = Vec::new();
+    for d in all.iter().filter(|d| d.is_running()) {
+        out.push(d.to_marathon_with(&apps.readiness(&d.app_id).await));
+    }
     Json(Value::Array(out))
 }
 
@@ -544,7 +564,12 @@ async fn deployment(
     axum::extract::Path(id): axum::extract::Path<String>,
 ) -> MResult<Json<Value>> {
     let d = apps.deployment(&DeploymentId(id)).await?;
-    let mut v = d.to_marathon();
+    let readiness = if d.is_running() {
+        apps.readiness(&d.app_id).await
+    } else {
+        Vec::new()
+    };
+    let mut v = d.to_marathon_with(&readiness);
     if let Some(o) = v.as_object_mut() {
         o.insert("state".into(), d.state.as_str().into());
     }

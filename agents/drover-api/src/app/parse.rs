@@ -1118,6 +1118,10 @@ fn parse_readiness_check(
             );
         }
     }
+    if protocol == AppHealthProtocol::Https {
+        // The scheduler has no TLS client: an HTTPS check is a TCP connect.
+        ignored.push(r.field("protocol"));
+    }
     let rc = ReadinessCheck {
         name: r
             .string("name")?

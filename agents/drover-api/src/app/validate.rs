@@ -355,6 +355,12 @@ pub(super) fn app(app: &AppDefinition) -> Result<()> {
     }
     let port_names: BTreeSet<&str> = app.port_names().into_iter().collect();
     for (i, rc) in app.readiness_checks.iter().enumerate() {
+        if app.readiness_checks[..i].iter().any(|o| o.name == rc.name) {
+            return Err(ApiError::invalid(
+                format!("readinessChecks[{i}].name"),
+                format!("{:?} names another readiness check too", rc.name),
+            ));
+        }
         if !port_names.contains(rc.port_name.as_str()) {
             return Err(ApiError::invalid(
                 format!("readinessChecks[{i}].portName"),

@@ -457,6 +457,8 @@ fn new_deployment(
         revert_to,
         reverts,
         forced,
+        waiting: None,
+        dependencies_ready_at: None,
     }
 }
 

@@ -6,16 +6,20 @@
 //!  API change ──▶ begin(change, app, running deployments, force, now)
 //!                   └─▶ Began { app, deployment, superseded }      (server persists)
 //!
-//!  every tick ──▶ plan(&Snapshot { now, apps, deployments, tasks, cluster, versions })
+//!  every tick ──▶ plan(&Snapshot { now, apps, deployments, tasks, cluster, versions,
+//!                   │                readiness })
 //!                   │ per app, in id order:
+//!                   │  dependencies: hold a deployment until the apps it needs are ready
+//!                   │  readiness: which new instances must still pass their checks
 //!                   │  reconcile: sort the app's tasks into buckets
 //!                   │  backoff:   count new failures, reset after a stable instance
 //!                   │  deployment: progress, success, deadline → failed (+ auto-revert)
 //!                   │  rollout:   how many to launch and which to kill (the strategy)
 //!                   │  placement: where the launches go (placement::place)
 //!                   ▼
-//!  AppsPlan { launches, kills, apps, deployments, removed, status, wake_at }
-//!      server: persist apps + deployments + removals, then send launches and kills
+//!  AppsPlan { launches, kills, apps, deployments, removed, status, wake_at, probes }
+//!      server: persist apps + deployments + removals, then send launches and kills,
+//!              run the readiness probes and hand their results to the next tick
 //! ```
 //!
 //! - [`state`]: [`AppState`], what the server keeps per app, and version stamps.
@@ -24,12 +28,16 @@
 //! - [`reconcile`]: the buckets an app's tasks fall into ([`Buckets`]).
 //! - [`rollout`]: the upgrade-strategy arithmetic ([`Limits`], [`rollout::decide`]).
 //! - [`backoff`]: crash-loop delays and their reset.
+//! - [`dependencies`]: what a dependency stands for, cycles, waiting for dependencies.
+//! - [`readiness`]: which instances a deployment checks for readiness, and the probes.
 //! - [`plan`](mod@plan): [`Snapshot`], [`plan()`] and [`AppsPlan`].
 //!
 //! # Vocabulary
 //!
 //! - *target version*: the app's current version; instances of other versions are *old*.
-//! - *ready*: healthy, or running when the task has no health checks.
+//! - *ready*: healthy, or running when the task has no health checks; an instance a
+//!   running deployment started for an app with readiness checks is ready only once
+//!   every check passed ([`readiness`]).
 //! - *alive*: active and wanted (goal `run`, not unhealthy).
 //! - *stopping*: Drover asked the master to kill it (goal `kill`) and it is still active;
 //!   it holds resources, so it counts towards the over-capacity limit, and it is never
@@ -52,19 +60,24 @@
 
 pub mod backoff;
 pub mod begin;
+pub mod dependencies;
 pub mod plan;
+pub mod readiness;
 pub mod reconcile;
 pub mod rollout;
 pub mod state;
 
 pub use begin::{AppChange, Began, Cancelled, begin, cancel};
+pub use dependencies::check_cycles;
 pub use plan::{AppsConfig, AppsPlan, Kill, KillReason, Snapshot, plan, versions_needed};
+pub use readiness::ReadinessProbe;
 pub use reconcile::Buckets;
 pub use rollout::Limits;
 pub use state::AppState;
 
 pub use drover_api::deployment::{
     AppStatus, Backoff, Deployment, DeploymentId, DeploymentKind, DeploymentState,
+    ReadinessCheckResult, ReadinessResponse,
 };
 
 #[cfg(test)]

@@ -7,13 +7,15 @@ use std::fmt;
 use chrono::{DateTime, TimeDelta, Utc};
 use drover_api::app::{AppDefinition, AppId};
 use drover_api::deployment::{
-    AppStatus, Deployment, DeploymentKind, DeploymentState, StepStatus, TaskCounts, Unplaceable,
-    UnplacedReason,
+    AppStatus, Deployment, DeploymentKind, DeploymentState, ReadinessCheckResult, StepStatus,
+    TaskCounts, Unplaceable, UnplacedReason,
 };
 use drover_api::task::{LaunchRequest, Task, TaskGoal, TaskId, TaskState};
 
 use super::backoff;
 use super::begin::{AppChange, begin_inner, deadline_seconds, finish};
+use super::dependencies::{self, DependencyState};
+use super::readiness::{self, Assessment, ReadinessProbe};
 use super::reconcile::{Buckets, app_of, is_ready, kill_order, version_of};
 use super::rollout::{self, Counts, Limits};
 use super::state::{AppState, seconds};
@@ -58,6 +60,10 @@ pub struct Snapshot {
     /// Stored definitions (with `version` set) of every version a running deployment
     /// names in `revert_to`; others are welcome and unused.
     pub versions: Vec<AppDefinition>,
+    /// The latest result of every readiness probe the server ran for the tasks of the
+    /// last plan's [`AppsPlan::probes`] (results of other tasks are ignored). Not
+    /// persisted: after a restart, running deployments probe again.
+    pub readiness: Vec<ReadinessCheckResult>,
     /// Settings.
     pub config: AppsConfig,
 }
@@ -137,6 +143,10 @@ pub struct AppsPlan {
     /// Tick again by then at the latest (a backoff ends, a deadline passes, a backoff
     /// would reset), even if nothing else happens.
     pub wake_at: Option<DateTime<Utc>>,
+    /// Readiness probes to run: one per instance and check not passed yet. The server
+    /// runs each no more often than its check's `intervalSeconds` and hands the results
+    /// back in the next [`Snapshot::readiness`].
+    pub probes: Vec<ReadinessProbe>,
 }
 
 /// The stored versions a snapshot must carry in [`Snapshot::versions`]: the
@@ -176,6 +186,10 @@ pub fn plan(snap: &Snapshot) -> AppsPlan {
             None => {}
         }
     }
+    let ctx = Tick {
+        dependencies: dependency_states(&apps, &tasks_by_app, &snap.deployments),
+        readiness: readiness::index(&snap.readiness),
+    };
 
     for app in apps {
         let mut running: Vec<&Deployment> = snap
@@ -200,7 +214,7 @@ pub fn plan(snap: &Snapshot) -> AppsPlan {
         let tasks = tasks_by_app
             .get(app.id().as_str())
             .map_or(&[][..], Vec::as_slice);
-        plan_app(app, deployment, tasks, snap, &mut cluster, &mut out);
+        plan_app(app, deployment, tasks, snap, &ctx, &mut cluster, &mut out);
     }
 
     if snap.config.kill_orphans {
@@ -214,6 +228,68 @@ pub fn plan(snap: &Snapshot) -> AppsPlan {
         }
     }
     out
+}
+
+/// What every app's part of a tick reads besides its own tasks.
+struct Tick<'s> {
+    /// Every app's state as its dependents see it, at the start of the tick.
+    dependencies: BTreeMap<AppId, DependencyState>,
+    /// The snapshot's readiness results.
+    readiness: readiness::Results<'s>,
+}
+
+/// Each app as its dependents see it: instances, ready ones of its version, whether a
+/// deployment of its own runs, whether it is being deleted.
+fn dependency_states(
+    apps: &[&AppState],
+    tasks_by_app: &BTreeMap<&str, Vec<&Task>>,
+    deployments: &[Deployment],
+) -> BTreeMap<AppId, DependencyState> {
+    apps.iter()
+        .map(|a| {
+            let tasks = tasks_by_app
+                .get(a.id().as_str())
+                .map_or(&[][..], Vec::as_slice);
+            let b = Buckets::sort(tasks, &a.version);
+            let state = DependencyState {
+                instances: a.definition.instances,
+                ready: u32::try_from(b.ready.len()).unwrap_or(u32::MAX),
+                deploying: deployments
+                    .iter()
+                    .any(|d| d.is_running() && d.app_id == *a.id()),
+                deleting: a.deleting,
+            };
+            (a.id().clone(), state)
+        })
+        .collect()
+}
+
+/// Holds a deployment that starts instances until the apps it depends on are ready:
+/// sets its `waiting` and returns true while it waits; on release, records when and
+/// restarts its progress clock (the wait was not the deployment's fault).
+fn wait_for_dependencies(
+    app: &AppState,
+    dep: Option<&mut Deployment>,
+    states: &BTreeMap<AppId, DependencyState>,
+    now: DateTime<Utc>,
+) -> bool {
+    let Some(d) = dep else { return false };
+    if !readiness::starts_instances(d) || d.dependencies_ready_at.is_some() {
+        return false;
+    }
+    match dependencies::waiting(&app.definition, states) {
+        Some(why) => {
+            d.waiting = Some(why);
+            true
+        }
+        None => {
+            d.dependencies_ready_at = Some(now);
+            if d.waiting.take().is_some() {
+                d.progress.last_progress_at = now;
+            }
+            false
+        }
+    }
 }
 
 fn kill(t: &Task, reason: KillReason) -> Kill {
@@ -289,13 +365,18 @@ fn plan_app(
     deployment: Option<&Deployment>,
     tasks: &[&Task],
     snap: &Snapshot,
+    ctx: &Tick<'_>,
     cluster: &mut ClusterSnapshot,
     out: &mut AppsPlan,
 ) {
     let now = snap.now;
     let mut app = original.clone();
     let mut dep: Option<Deployment> = deployment.cloned();
-    let mut b = Buckets::sort(tasks, &app.version);
+    // Dependencies first (a waiting deployment has no deadline), then readiness, which
+    // decides what counts as ready.
+    let mut gated = wait_for_dependencies(&app, dep.as_mut(), &ctx.dependencies, now);
+    let mut ready = readiness::assess(&app, dep.as_ref(), tasks, &ctx.readiness);
+    let mut b = Buckets::sort_gated(tasks, &app.version, &ready.pending);
     let mut mode = mode_of(&app, dep.as_ref());
 
     // Deployment bookkeeping: progress, success, deadline.
@@ -311,7 +392,9 @@ fn plan_app(
         p.starting = starting;
         p.to_stop = to_stop;
         p.target_instances = app.definition.instances;
-        p.deadline_at = deadline_seconds(&app, d.kind).map(|s| p.last_progress_at + seconds(s));
+        p.deadline_at = deadline_seconds(&app, d.kind)
+            .filter(|_| !gated)
+            .map(|s| p.last_progress_at + seconds(s));
     }
     let mut failed_revert = None;
     if let Some(d) = dep.as_mut() {
@@ -362,7 +445,9 @@ fn plan_app(
                 Ok(began) => {
                     app = began.app;
                     dep = Some(began.deployment);
-                    b = Buckets::sort(tasks, &app.version);
+                    gated = wait_for_dependencies(&app, dep.as_mut(), &ctx.dependencies, now);
+                    ready = readiness::assess(&app, dep.as_ref(), tasks, &ctx.readiness);
+                    b = Buckets::sort_gated(tasks, &app.version, &ready.pending);
                 }
                 Err(e) => {
                     // The stored definition no longer validates; stay where we are.
@@ -425,6 +510,14 @@ fn plan_app(
             kills.extend(all.into_iter().map(|t| kill(t, KillReason::Deleted)));
             counts = Counts::default();
             decision = rollout::Decision::default();
+        }
+        _ if gated => {
+            // Nothing starts (and nothing is replaced) before the dependencies are ready.
+            counts = Counts::default();
+            decision = rollout::Decision::default();
+            if let Some(w) = dep.as_ref().and_then(|d| d.waiting.clone()) {
+                waiting.push(w);
+            }
         }
         Mode::Replace => {
             counts = Counts {
@@ -620,8 +713,21 @@ fn plan_app(
         }
     }
 
-    out.status
-        .push(status_of(&app, &b, dep.as_ref(), unplaceable, waiting));
+    let Assessment {
+        pending,
+        results,
+        probes,
+    } = ready;
+    out.probes.extend(probes);
+    out.status.push(status_of(
+        &app,
+        &b,
+        dep.as_ref(),
+        unplaceable,
+        waiting,
+        &pending,
+        results,
+    ));
     kills.sort_by(|a, b| {
         (a.reason != KillReason::Unhealthy, &a.task)
             .cmp(&(b.reason != KillReason::Unhealthy, &b.task))
@@ -654,6 +760,8 @@ fn status_of(
     dep: Option<&Deployment>,
     unplaceable: Option<Unplaceable>,
     waiting: Vec<String>,
+    not_ready: &BTreeSet<TaskId>,
+    readiness: Vec<ReadinessCheckResult>,
 ) -> AppStatus {
     let mut total = TaskCounts::default();
     let mut by_version: BTreeMap<String, TaskCounts> = BTreeMap::new();
@@ -681,7 +789,7 @@ fn status_of(
                 TaskState::Unhealthy => c.unhealthy += 1,
                 _ => {}
             }
-            if is_ready(t) {
+            if is_ready(t) && !not_ready.contains(&t.spec.id) {
                 c.ready += 1;
             }
         }
@@ -697,5 +805,6 @@ fn status_of(
         deployment: dep.map(|d| d.id.clone()),
         last_healthy_version: app.last_healthy_version.clone(),
         waiting,
+        readiness,
     }
 }

@@ -1,9 +1,11 @@
 //! Reconcile: sort one app's tasks (as the master reports them) into named buckets,
 //! relative to the app's target version.
 
+use std::collections::BTreeSet;
+
 use chrono::{DateTime, Utc};
 use drover_api::app::KillSelection;
-use drover_api::task::{Task, TaskGoal, TaskState, labels};
+use drover_api::task::{Task, TaskGoal, TaskId, TaskState, labels};
 
 /// The app id a task carries in its `APP_ID` label.
 pub fn app_of(task: &Task) -> Option<&str> {
@@ -56,9 +58,11 @@ pub fn ended(task: &Task) -> DateTime<Utc> {
 /// depend on the order the master listed the tasks in.
 #[derive(Debug, Clone, Default)]
 pub struct Buckets<'t> {
-    /// Target version, wanted, ready.
+    /// Target version, wanted, ready (and past its readiness checks when it has to pass
+    /// them).
     pub ready: Vec<&'t Task>,
-    /// Target version, wanted, staging or running without a passing health check yet.
+    /// Target version, wanted, staging or running without a passing health check (or
+    /// readiness check) yet.
     pub starting: Vec<&'t Task>,
     /// Other versions, wanted, ready.
     pub old_ready: Vec<&'t Task>,
@@ -76,6 +80,17 @@ pub struct Buckets<'t> {
 impl<'t> Buckets<'t> {
     /// Sorts `tasks` (all of one app) relative to `target_version`.
     pub fn sort(tasks: &[&'t Task], target_version: &str) -> Buckets<'t> {
+        Buckets::sort_gated(tasks, target_version, &BTreeSet::new())
+    }
+
+    /// [`Buckets::sort`], where the tasks in `not_ready` (instances of the target
+    /// version whose readiness checks have not passed yet) count as `starting` however
+    /// healthy they are.
+    pub fn sort_gated(
+        tasks: &[&'t Task],
+        target_version: &str,
+        not_ready: &BTreeSet<TaskId>,
+    ) -> Buckets<'t> {
         let mut b = Buckets::default();
         let mut sorted: Vec<&'t Task> = tasks.to_vec();
         sorted.sort_by(|a, b| a.spec.id.cmp(&b.spec.id));
@@ -87,7 +102,8 @@ impl<'t> Buckets<'t> {
             } else if t.state == TaskState::Unhealthy && kills_when_unhealthy(t) {
                 &mut b.unhealthy
             } else {
-                match (version_of(t) == target_version, is_ready(t)) {
+                let ready = is_ready(t) && !not_ready.contains(&t.spec.id);
+                match (version_of(t) == target_version, ready) {
                     (true, true) => &mut b.ready,
                     (true, false) => &mut b.starting,
                     (false, true) => &mut b.old_ready,

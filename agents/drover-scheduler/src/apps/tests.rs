@@ -280,3 +280,530 @@ fn state_round_trips_through_json() {
     let back: Deployment = serde_json::from_str(&s).unwrap();
     assert_eq!(back, c.deployment);
 }
+
+// Readiness checks and dependencies, through `plan` on hand-made snapshots.
+
+mod readiness_and_dependencies {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use chrono::{DateTime, TimeDelta, Utc};
+    use drover_api::app::{
+        AppDefinition, AppHealthCheck, AppHealthProtocol, AppId, PortDefinition, PortProtocol,
+        ReadinessCheck, UpgradeStrategy,
+    };
+    use drover_api::deployment::{DeploymentState, ReadinessCheckResult};
+    use drover_api::node::NodeState;
+    use drover_api::task::{Task, TaskGoal, TaskId, TaskSpec, TaskState};
+    use drover_api::{ErrorCode, PortRange, Resources};
+
+    use super::t;
+    use crate::apps::{
+        AppChange, AppState, AppsPlan, Deployment, KillReason, Snapshot, begin, check_cycles, plan,
+    };
+    use crate::placement::{ClusterSnapshot, NodeSnapshot};
+
+    fn t0() -> DateTime<Utc> {
+        t("2026-01-01T00:00:00Z")
+    }
+
+    fn app_def(id: &str, instances: u32) -> AppDefinition {
+        let mut d = AppDefinition::new(AppId::parse(id).unwrap(), "serve");
+        d.instances = instances;
+        d.resources = Resources::new(0.1, 16.0, 0.0);
+        d.port_definitions = vec![PortDefinition {
+            port: 0,
+            protocol: PortProtocol::Tcp,
+            name: Some("http".into()),
+            labels: BTreeMap::new(),
+        }];
+        d
+    }
+
+    fn with_readiness(mut d: AppDefinition) -> AppDefinition {
+        d.readiness_checks = vec![ReadinessCheck {
+            name: "ready".into(),
+            protocol: AppHealthProtocol::Http,
+            path: "/ready".into(),
+            port_name: "http".into(),
+            interval_seconds: 2.0,
+            timeout_seconds: 1.0,
+            http_status_codes_for_ready: vec![200],
+            preserve_last_response: false,
+        }];
+        d
+    }
+
+    fn with_health(mut d: AppDefinition) -> AppDefinition {
+        let mut hc = AppHealthCheck::new(AppHealthProtocol::Command);
+        hc.command = Some("true".into());
+        d.health_checks = vec![hc];
+        d
+    }
+
+    /// A task of `app` (as the master reports it): `state`, host port `port`.
+    fn task(app: &AppState, version: &str, n: u32, state: TaskState, at: DateTime<Utc>) -> Task {
+        let mut def = app.definition.clone();
+        def.version = Some(version.to_string());
+        let definition = def.to_task_definition().task;
+        let name = app.id().as_str().trim_start_matches('/').replace('/', ".");
+        Task {
+            spec: TaskSpec {
+                id: TaskId(format!("{name}.{n:03}")),
+                node: "n1".into(),
+                definition,
+                host_ports: vec![31_000 + u16::try_from(n).unwrap()],
+            },
+            state,
+            goal: TaskGoal::Run,
+            pid: None,
+            exit: None,
+            message: None,
+            health: None,
+            staged_at: at,
+            started_at: Some(at),
+            finished_at: None,
+            updated_at: at,
+        }
+    }
+
+    fn cluster() -> ClusterSnapshot {
+        ClusterSnapshot {
+            revision: 1,
+            nodes: vec![NodeSnapshot {
+                name: "n1".into(),
+                state: NodeState::Ready,
+                draining: false,
+                attributes: BTreeMap::new(),
+                docker: false,
+                free: Resources::new(16.0, 16_384.0, 10_000.0),
+                ports: PortRange {
+                    begin: 31000,
+                    end: 31999,
+                },
+                ports_allocated: 0,
+                used_ports: BTreeSet::new(),
+            }],
+        }
+    }
+
+    fn snapshot(
+        now: DateTime<Utc>,
+        apps: Vec<AppState>,
+        deployments: Vec<Deployment>,
+        tasks: Vec<Task>,
+        readiness: Vec<ReadinessCheckResult>,
+    ) -> Snapshot {
+        Snapshot {
+            now,
+            apps,
+            deployments,
+            tasks,
+            cluster: cluster(),
+            readiness,
+            ..Snapshot::default()
+        }
+    }
+
+    fn ready(task: &Task, ok: bool) -> ReadinessCheckResult {
+        ReadinessCheckResult {
+            name: "ready".into(),
+            task_id: task.spec.id.clone(),
+            ready: ok,
+            last_response: None,
+            message: (!ok).then(|| "answered 503".to_string()),
+            checked_at: Some(t0()),
+        }
+    }
+
+    fn deployment_of<'p>(p: &'p AppsPlan, app: &str) -> Option<&'p Deployment> {
+        p.deployments.iter().find(|d| d.app_id.as_str() == app)
+    }
+
+    #[test]
+    fn an_instance_counts_only_once_its_readiness_check_passed() {
+        let now = t0();
+        let c = begin(
+            AppChange::Create(with_readiness(app_def("/web", 1))),
+            None,
+            &[],
+            false,
+            now,
+        )
+        .unwrap();
+        let later = now + TimeDelta::seconds(5);
+        let running = task(&c.app, &c.app.version, 1, TaskState::Running, later);
+
+        // Running (no health checks), not probed yet: not ready; a probe is asked for.
+        let p = plan(&snapshot(
+            later,
+            vec![c.app.clone()],
+            vec![c.deployment.clone()],
+            vec![running.clone()],
+            vec![],
+        ));
+        let d = deployment_of(&p, "/web").unwrap();
+        assert_eq!(d.state, DeploymentState::Running);
+        assert_eq!((d.progress.ready, d.progress.starting), (0, 1));
+        assert!(
+            p.launches.is_empty(),
+            "the starting instance is not replaced"
+        );
+        assert_eq!(p.probes.len(), 1);
+        assert_eq!(p.probes[0].task, running.spec.id);
+        assert_eq!(p.probes[0].port, 31_001);
+        assert_eq!(p.probes[0].check.path, "/ready");
+        let st = &p.status[0];
+        assert_eq!(st.tasks.ready, 0);
+        assert_eq!(st.readiness.len(), 1);
+        assert!(!st.readiness[0].ready);
+
+        // Answered 503: still not ready, probed again.
+        let p = plan(&snapshot(
+            later,
+            vec![c.app.clone()],
+            vec![c.deployment.clone()],
+            vec![running.clone()],
+            vec![ready(&running, false)],
+        ));
+        assert_eq!(deployment_of(&p, "/web").unwrap().progress.ready, 0);
+        assert_eq!(p.probes.len(), 1);
+        assert_eq!(
+            p.status[0].readiness[0].message.as_deref(),
+            Some("answered 503")
+        );
+
+        // Passed: the deployment succeeds, and nothing is probed any more.
+        let p = plan(&snapshot(
+            later,
+            vec![c.app.clone()],
+            vec![c.deployment.clone()],
+            vec![running.clone()],
+            vec![ready(&running, true)],
+        ));
+        let d = deployment_of(&p, "/web").unwrap();
+        assert_eq!(d.state, DeploymentState::Succeeded);
+        assert!(p.probes.is_empty());
+
+        // With no deployment running, the same instance counts by its health alone.
+        let p = plan(&snapshot(
+            later,
+            vec![c.app.clone()],
+            vec![],
+            vec![running],
+            vec![],
+        ));
+        assert!(p.probes.is_empty());
+        assert_eq!(p.status[0].tasks.ready, 1);
+        assert!(p.status[0].readiness.is_empty());
+    }
+
+    #[test]
+    fn a_task_that_has_not_started_is_not_probed() {
+        let now = t0();
+        let c = begin(
+            AppChange::Create(with_readiness(app_def("/web", 1))),
+            None,
+            &[],
+            false,
+            now,
+        )
+        .unwrap();
+        let staging = task(&c.app, &c.app.version, 1, TaskState::Staging, now);
+        let p = plan(&snapshot(
+            now,
+            vec![c.app.clone()],
+            vec![c.deployment.clone()],
+            vec![staging],
+            vec![],
+        ));
+        assert!(p.probes.is_empty());
+        assert_eq!(
+            p.status[0].readiness[0].message.as_deref(),
+            Some("not started yet")
+        );
+    }
+
+    #[test]
+    fn readiness_gates_the_rolling_upgrade_capacity() {
+        // 2 instances, keep both serving (mhc 1), up to 2 extra (moc 1).
+        let now = t0();
+        let mut d = with_health(with_readiness(app_def("/web", 2)));
+        d.upgrade_strategy = UpgradeStrategy {
+            minimum_health_capacity: 1.0,
+            maximum_over_capacity: 1.0,
+        };
+        let c = begin(AppChange::Create(d.clone()), None, &[], false, now).unwrap();
+        let old: Vec<Task> = (1..=2)
+            .map(|i| task(&c.app, &c.app.version, i, TaskState::Healthy, now))
+            .collect();
+        let mut settled = c.app.clone();
+        settled.last_healthy_version = Some(c.app.version.clone());
+
+        let later = now + TimeDelta::seconds(10);
+        d.cmd = Some("serve --v2".into());
+        let u = begin(AppChange::Update(d), Some(&settled), &[], false, later).unwrap();
+        let v2 = u.app.version.clone();
+        let new: Vec<Task> = (3..=4)
+            .map(|i| task(&u.app, &v2, i, TaskState::Healthy, later))
+            .collect();
+        let tasks: Vec<Task> = old.iter().chain(&new).cloned().collect();
+        let replaced = |p: &AppsPlan| {
+            p.kills
+                .iter()
+                .filter(|k| k.reason == KillReason::Replaced)
+                .count()
+        };
+
+        // Healthy but not past readiness: no old instance may go.
+        let p = plan(&snapshot(
+            later,
+            vec![u.app.clone()],
+            vec![u.deployment.clone()],
+            tasks.clone(),
+            vec![],
+        ));
+        assert_eq!(replaced(&p), 0, "{:?}", p.kills);
+        assert!(p.launches.is_empty());
+        assert_eq!(p.probes.len(), 2);
+        let dep = deployment_of(&p, "/web").unwrap();
+        assert_eq!((dep.progress.ready, dep.progress.starting), (0, 2));
+
+        // One new instance ready: one old one is replaced.
+        let p = plan(&snapshot(
+            later,
+            vec![u.app.clone()],
+            vec![u.deployment.clone()],
+            tasks.clone(),
+            vec![ready(&new[0], true), ready(&new[1], false)],
+        ));
+        assert_eq!(replaced(&p), 1, "{:?}", p.kills);
+        assert_eq!(p.probes.len(), 1);
+        assert_eq!(p.probes[0].task, new[1].spec.id);
+
+        // Both ready: both old ones go. The old instances were never checked.
+        let p = plan(&snapshot(
+            later,
+            vec![u.app.clone()],
+            vec![u.deployment.clone()],
+            tasks,
+            vec![ready(&new[0], true), ready(&new[1], true)],
+        ));
+        assert_eq!(replaced(&p), 2, "{:?}", p.kills);
+        let checked: BTreeSet<&TaskId> = p.status[0].readiness.iter().map(|r| &r.task_id).collect();
+        assert_eq!(checked, new.iter().map(|t| &t.spec.id).collect());
+    }
+
+    #[test]
+    fn a_scale_up_checks_only_the_instances_it_starts() {
+        let now = t0();
+        let c = begin(
+            AppChange::Create(with_readiness(app_def("/web", 1))),
+            None,
+            &[],
+            false,
+            now,
+        )
+        .unwrap();
+        let first = task(&c.app, &c.app.version, 1, TaskState::Running, now);
+        let later = now + TimeDelta::seconds(30);
+        let s = begin(
+            AppChange::Scale { instances: 2 },
+            Some(&c.app),
+            &[],
+            false,
+            later,
+        )
+        .unwrap();
+        let second = task(&s.app, &s.app.version, 2, TaskState::Running, later);
+        let p = plan(&snapshot(
+            later,
+            vec![s.app.clone()],
+            vec![s.deployment.clone()],
+            vec![first, second.clone()],
+            vec![],
+        ));
+        let d = deployment_of(&p, "/web").unwrap();
+        assert_eq!((d.progress.ready, d.progress.starting), (1, 1));
+        assert_eq!(p.probes.len(), 1);
+        assert_eq!(p.probes[0].task, second.spec.id);
+    }
+
+    #[test]
+    fn a_deployment_waits_for_its_dependencies_then_starts() {
+        let now = t0();
+        let db = begin(
+            AppChange::Create(with_health(app_def("/db", 2))),
+            None,
+            &[],
+            false,
+            now,
+        )
+        .unwrap();
+        let mut web_def = app_def("/web", 1);
+        web_def.dependencies = vec![AppId::parse("/db").unwrap()];
+        web_def.progress_deadline_seconds = 30.0;
+        let web = begin(AppChange::Create(web_def), None, &[], false, now).unwrap();
+        let db_tasks = |healthy: u32| -> Vec<Task> {
+            (1..=2)
+                .map(|i| {
+                    let s = if i <= healthy {
+                        TaskState::Healthy
+                    } else {
+                        TaskState::Running
+                    };
+                    task(&db.app, &db.app.version, i, s, now)
+                })
+                .collect()
+        };
+        let launches_of =
+            |p: &AppsPlan, app: &str| p.launches.iter().filter(|l| l.task.name == app).count();
+
+        // /db deploying, one of two healthy: /web starts nothing, says why, and its
+        // deadline does not run (an hour later it has not failed).
+        let an_hour = now + TimeDelta::hours(1);
+        let p = plan(&snapshot(
+            an_hour,
+            vec![db.app.clone(), web.app.clone()],
+            vec![db.deployment.clone(), web.deployment.clone()],
+            db_tasks(1),
+            vec![],
+        ));
+        assert_eq!(launches_of(&p, "/web"), 0);
+        let w = deployment_of(&p, "/web").unwrap();
+        assert_eq!(w.state, DeploymentState::Running);
+        assert_eq!(
+            w.waiting.as_deref(),
+            Some("waiting for dependencies: /db (1 of 2 healthy, deployment running)")
+        );
+        assert!(w.progress.deadline_at.is_none());
+        let status = p
+            .status
+            .iter()
+            .find(|s| s.app_id.as_str() == "/web")
+            .unwrap();
+        assert!(
+            status
+                .waiting
+                .iter()
+                .any(|x| x.contains("/db (1 of 2 healthy"))
+        );
+
+        // /db done but one instance unhealthy again: still waiting.
+        let web_waiting = w.clone();
+        let p = plan(&snapshot(
+            an_hour,
+            vec![db.app.clone(), web.app.clone()],
+            vec![web_waiting.clone()],
+            db_tasks(1),
+            vec![],
+        ));
+        assert_eq!(launches_of(&p, "/web"), 0);
+        assert_eq!(
+            deployment_of(&p, "/web").and_then(|d| d.waiting.as_deref()),
+            Some("waiting for dependencies: /db (1 of 2 healthy)")
+        );
+
+        // Both healthy, no deployment of its own: /web is released and launches; its
+        // deadline counts from the release.
+        let p = plan(&snapshot(
+            an_hour,
+            vec![db.app.clone(), web.app.clone()],
+            vec![web_waiting],
+            db_tasks(2),
+            vec![],
+        ));
+        assert_eq!(launches_of(&p, "/web"), 1);
+        let w = deployment_of(&p, "/web").unwrap();
+        assert!(w.waiting.is_none());
+        assert_eq!(w.dependencies_ready_at, Some(an_hour));
+        assert_eq!(
+            w.progress.deadline_at,
+            Some(an_hour + TimeDelta::seconds(30))
+        );
+
+        // Released once, it does not wait again when /db degrades.
+        let released = w.clone();
+        let p = plan(&snapshot(
+            an_hour,
+            vec![db.app.clone(), web.app.clone()],
+            vec![released],
+            db_tasks(0),
+            vec![],
+        ));
+        assert_eq!(launches_of(&p, "/web"), 1);
+    }
+
+    #[test]
+    fn a_missing_dependency_is_waited_for() {
+        let now = t0();
+        let mut def = app_def("/web", 1);
+        def.dependencies = vec![AppId::parse("/db").unwrap()];
+        let web = begin(AppChange::Create(def), None, &[], false, now).unwrap();
+        let p = plan(&snapshot(
+            now,
+            vec![web.app.clone()],
+            vec![web.deployment.clone()],
+            vec![],
+            vec![],
+        ));
+        assert!(p.launches.is_empty());
+        assert_eq!(
+            deployment_of(&p, "/web").and_then(|d| d.waiting.as_deref()),
+            Some("waiting for dependencies: /db (does not exist)")
+        );
+    }
+
+    #[test]
+    fn a_group_dependency_stands_for_the_apps_under_it() {
+        let now = t0();
+        let db = begin(
+            AppChange::Create(app_def("/data/db", 1)),
+            None,
+            &[],
+            false,
+            now,
+        )
+        .unwrap();
+        let mut def = app_def("/web", 1);
+        def.dependencies = vec![AppId::parse("/data").unwrap()];
+        let web = begin(AppChange::Create(def), None, &[], false, now).unwrap();
+        let p = plan(&snapshot(
+            now,
+            vec![db.app.clone(), web.app.clone()],
+            vec![web.deployment.clone()],
+            vec![],
+            vec![],
+        ));
+        assert_eq!(
+            deployment_of(&p, "/web").and_then(|d| d.waiting.as_deref()),
+            Some("waiting for dependencies: /data/db (0 of 1 healthy)")
+        );
+    }
+
+    #[test]
+    fn dependency_cycles_are_refused_naming_the_cycle() {
+        let dep = |id: &str, deps: &[&str]| {
+            let mut d = app_def(id, 1);
+            d.dependencies = deps.iter().map(|x| AppId::parse(x).unwrap()).collect();
+            d
+        };
+        let a = dep("/a", &["/b"]);
+        let b = dep("/b", &["/c"]);
+        let c = dep("/c", &[]);
+        // Fine: a chain, and a dependency that does not exist.
+        check_cycles(&dep("/c", &["/nowhere"]), [&a, &b]).unwrap();
+        let e = check_cycles(&dep("/c", &["/a"]), [&a, &b]).unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidField);
+        assert_eq!(e.field.as_deref(), Some("dependencies"));
+        assert_eq!(
+            e.message,
+            "dependencies: dependency cycle: /c -> /a -> /b -> /c"
+        );
+        // Through a group: /g/x needs /a, which needs /g (every app under it).
+        let a2 = dep("/a", &["/g"]);
+        let e = check_cycles(&dep("/g/x", &["/a"]), [&a2, &c]).unwrap_err();
+        assert!(e.message.ends_with("dependency cycle: /g/x -> /a -> /g/x"));
+        // A cycle elsewhere that does not pass through the change is not this change's.
+        check_cycles(&dep("/d", &[]), [&a, &b, &dep("/c", &["/a"])]).unwrap();
+    }
+}

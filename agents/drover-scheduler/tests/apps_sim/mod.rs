@@ -239,6 +239,7 @@ impl Sim {
                 nodes,
             },
             versions: self.store.versions.values().cloned().collect(),
+            readiness: Vec::new(),
             config: self.config,
         }
     }
