@@ -4,7 +4,10 @@
 //!
 //! Latency is the master's `stagedAt` (it accepted `POST /v1/tasks`) to the task's
 //! `startedAt` (the container's start, from the engine's inspect), over N sequential
-//! launches; the time until the master *reports* it running is printed beside it.
+//! launches; the time until the master *reports* it running is printed beside it, and
+//! where it goes (before the engine's `Created`, and the engine's create-to-start). The
+//! 50 ask 0.01 CPU each, a hard quota their start-up runs under; 10 more launches with a
+//! whole CPU give the unthrottled figure.
 //!
 //! Run with `cargo build --release --bins && DROVER_BIN_DIR=target/release cargo bench -p
 //! drover-cluster-tests --bench docker` (as root). Runs its own dockerd in a network
@@ -22,6 +25,8 @@ use serde_json::json;
 
 /// Containers launched one after another (each latency is one sample).
 const N: usize = 50;
+/// Launches with a whole CPU, one at a time.
+const UNTHROTTLED: usize = 10;
 
 fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
@@ -172,5 +177,56 @@ fn main() {
             },
         )
         .await;
+
+        // The same launch with a whole CPU: `cpus` is a hard quota (CFS), and at 0.01 of a
+        // CPU the container's own start-up (runc's init runs in its cgroup) is throttled.
+        // One at a time, each killed before the next.
+        let mut unthrottled = Vec::new();
+        for _ in 0..UNTHROTTLED {
+            let def = TaskDefinition {
+                resources: Resources::new(1.0, 8.0, 0.0),
+                ..def.clone()
+            };
+            let t = c
+                .client
+                .launch(&LaunchRequest {
+                    node: "agent-0".into(),
+                    id: None,
+                    task: def,
+                })
+                .await
+                .unwrap();
+            let t = wait_for(
+                "a 1-cpu container running",
+                Duration::from_secs(60),
+                || async {
+                    let now = c.client.task(&t.spec.id).await.ok()?;
+                    now.started_at.is_some().then_some(now)
+                },
+            )
+            .await;
+            unthrottled.push(
+                (t.started_at.unwrap() - t.staged_at)
+                    .to_std()
+                    .unwrap_or_default(),
+            );
+            let _ = c.client.kill(&t.spec.id).await;
+            wait_for(
+                "the 1-cpu container ended",
+                Duration::from_secs(60),
+                || async {
+                    let now = c.client.task(&t.spec.id).await.ok()?;
+                    now.state.is_terminal().then_some(())
+                },
+            )
+            .await;
+        }
+        unthrottled.sort();
+        println!(
+            "container launch latency with cpus 1.0 (unthrottled), n={UNTHROTTLED}: median {:.0} ms, min {:.0} ms, max {:.0} ms",
+            unthrottled[UNTHROTTLED / 2].as_secs_f64() * 1e3,
+            unthrottled[0].as_secs_f64() * 1e3,
+            unthrottled[UNTHROTTLED - 1].as_secs_f64() * 1e3
+        );
     });
 }
