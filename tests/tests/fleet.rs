@@ -1,5 +1,6 @@
-//! `drover fleet` against real SSH servers: each host an sshd in a network namespace
-//! this test creates, with its own install root (see `drover_cluster_tests::fleet`).
+//! `drover fleet` against real hosts: each a Debian system booted with `systemd-nspawn`
+//! (systemd as PID 1, sshd started by it) in a network namespace this test creates
+//! (see `drover_cluster_tests::fleet`).
 //!
 //! 1. Build A → build B over 1 master + 3 agents: every host ends on B, and the task on
 //!    each agent keeps its pid through the upgrade.
@@ -14,8 +15,9 @@
 //! back on the new build is rolled back to the previous binary and the play stops, with
 //! no further agent touched.
 //!
-//! Needs root, `ip` and sshd (scripts/setup installs openssh-server); where they are
-//! missing each test says so on stderr and passes. The static builds A and B come from
+//! Needs root, `ip`, `systemd-nspawn`, debootstrap (the cached host image is built on
+//! first use) and overlayfs (scripts/setup installs the tools); where they are missing
+//! each test says so on stderr and passes. The static builds A and B come from
 //! `scripts/dist --version` (built once, cached under the target directory).
 
 #![allow(clippy::unwrap_used)] // tests: a failure should fail loudly
@@ -173,7 +175,7 @@ fn an_agent_that_fails_its_gate_is_rolled_back_and_the_rollout_halts() {
     install(&hosts, &dist_a);
     let tasks = hosts.launch_tasks(&drover());
     // Build B's agent will not start on agent2 (in batch 3: master, canary, 2 agents).
-    std::fs::write(hosts.host("agent2").root.join("break-version"), B).unwrap();
+    hosts.break_start("agent2", "drover-agent", B);
     let untouched = hosts.host("agent4").root.join("usr/local/bin");
     let before_a4: Vec<String> = hosts
         .snapshot()
@@ -359,7 +361,7 @@ fn upgrade_yml_rolls_a_failed_agent_back_and_stops_the_play() {
     install(&hosts, &dist_a);
     let tasks = hosts.launch_tasks(&drover());
     // Build B's agent will not start on agent1, the canary batch of one.
-    std::fs::write(hosts.host("agent1").root.join("break-version"), B).unwrap();
+    hosts.break_start("agent1", "drover-agent", B);
     let bins = |host: &str| -> Vec<String> {
         let dir = hosts.host(host).root.join("usr/local/bin");
         hosts
