@@ -1,5 +1,6 @@
-//! The fleet bench: wall time to upgrade the agents of 20 SSH hosts (sshd per network
-//! namespace, see `drover_cluster_tests::fleet`) with `drover fleet upgrade` and with
+//! The fleet bench: wall time to upgrade the agents of 20 hosts (Debian systems booted
+//! with `systemd-nspawn`, each in its own network namespace, see
+//! `drover_cluster_tests::fleet`) with `drover fleet upgrade` and with
 //! `ansible-playbook playbooks/upgrade.yml`, in the same run, with the same gates
 //! (drain, back on the new version, every task still running with its pid, re-activate)
 //! and the same batches (a canary of 1, then 25%).
@@ -11,7 +12,8 @@
 //!   cargo bench -p drover-cluster-tests --bench fleet
 //!   DROVER_FLEET_BENCH_AGENTS=5 cargo bench -p drover-cluster-tests --bench fleet
 //!
-//! Needs root, sshd and ansible-playbook; says why and exits 0 where they are missing.
+//! Needs root, systemd-nspawn, debootstrap and ansible-playbook; says why and exits 0
+//! where they are missing.
 
 #![allow(clippy::unwrap_used)] // a bench: a failure should fail loudly
 
@@ -62,7 +64,10 @@ fn main() {
         .collect();
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
     let hosts = FleetHosts::start(&refs);
-    println!("fleet bench: 1 master + {agents} agents, each an sshd in its own network namespace");
+    println!(
+        "fleet bench: 1 master + {agents} agents, each a systemd-nspawn container in its own network namespace, booted in {:.1}s",
+        hosts.boot_time.as_secs_f64()
+    );
 
     let t = Instant::now();
     let (code, out, err) = hosts.fleet(

@@ -1,27 +1,43 @@
-//! Test hosts for `drover fleet` and the playbook comparison: each host is an sshd in a
-//! network namespace the test creates, with its own install root, joined to a hub
-//! namespace by a veth pair on a bridge. Nothing listens outside these namespaces, and
-//! the controller side (`drover fleet`, `ansible-playbook`, the test's `drover` calls)
-//! runs inside the hub with [`FleetHosts::hub_command`].
+//! Test hosts for `drover fleet` and the playbook comparison: each host is a Debian
+//! bookworm system booted with `systemd-nspawn --boot`, systemd as its PID 1 and sshd
+//! started by systemd, in a network namespace the test creates, joined to a hub
+//! namespace by a veth pair on a bridge (`10.77.0.1` the hub, `10.77.0.(10 + i)` the
+//! hosts). Nothing listens outside these namespaces, and the controller side
+//! (`drover fleet`, `ansible-playbook`, the test's `drover` calls) runs inside the hub
+//! with [`FleetHosts::hub_command`].
 //!
-//! The build machine's PID 1 is not systemd, so each host's sshd runs
-//! in its own mount namespace (`ip netns exec` makes one) where a small `systemctl`
-//! stand-in is bind-mounted over `/usr/bin/systemctl`. `drover fleet` (its default
-//! `systemctl daemon-reload && systemctl restart UNIT`) and the playbooks' `systemd_service`
-//! tasks both run unchanged against it. It answers `show`, `is-active`, `is-enabled`,
-//! `daemon-reload`, `enable`, `start`, `stop` and `restart` for the units under the
-//! host's root: `restart-unit ROOT UNIT` stops the process it started last (SIGTERM to
-//! that process alone, like the agent unit's `KillMode=process`) and starts the unit's
-//! `ExecStart=` line, detached. Where `/usr/bin/systemctl` does not exist, the inventory
-//! names `restart-unit` in `drover_fleet_restart_command` instead (drover fleet only). A
-//! host whose root holds `break-version` refuses to start a binary reporting that
-//! version (the injected failure of the roll-back test).
+//! The image is built once and cached by `tests/fleet/build-rootfs` (debootstrap). Each
+//! host boots an overlay of it (`lowerdir` the shared image, `upperdir` the host's own
+//! folder under the test's temporary directory), mounted where the test reads it
+//! ([`TestHost::root`]). Before boot the upper folder gets what makes the host itself:
+//! its own SSH host key (whose public half goes into the test's `known_hosts`), root's
+//! `authorized_keys` with the test's client key, `/etc/hostname`, `/etc/machine-id`
+//! and the cluster token in `/etc/drover/token` (what `site.yml`'s `drover_common` would
+//! have written). Nothing else: `drover fleet` and the playbooks install the binaries
+//! at their real paths (`/usr/local/bin`, `/etc/drover`, `/var/lib/drover`), and the
+//! units are driven by the host's real systemd and `systemctl`. (nspawn's own
+//! `--ephemeral` copies the whole image on a file system without reflinks, such as the
+//! build machine's ext4: 5.7 s per container before it even boots. With the overlay,
+//! the bench's 21 hosts boot to sshd in about 5 s together.)
 //!
-//! Drop kills every process in the namespaces (sshd, daemons, task shims, tasks) and
-//! deletes them, also when the test fails.
+//! The daemons and tasks live in the container's PID namespace: the pids the agent
+//! reports are the container's, and the harness checks them inside the container
+//! ([`FleetHosts::host_sh`] runs a command there through `nsenter`), never in this
+//! machine's `/proc`. A failure to start is injected with a systemd drop-in
+//! ([`FleetHosts::break_start`]).
+//!
+//! nspawn runs with `--register=no --keep-unit` (this machine's PID 1 need not be
+//! systemd), each in a cgroup of its own (`drover-fleet/<machine>`), so that no two
+//! containers' systemd share a cgroup tree. Drop powers every container off (SIGTERM to
+//! nspawn, which asks the container's systemd to shut down), kills what is left in the
+//! namespaces, unmounts the overlays and removes the cgroups and namespaces, also when the
+//! test fails. Each container's systemd takes inotify instances from root's
+//! `fs.inotify.max_user_instances` (128 by default: about 19 containers): while hosts
+//! run, the limit is raised by 12 per host and put back afterwards.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
@@ -31,21 +47,29 @@ pub const HUB_IP: &str = "10.77.0.1";
 /// One test host.
 #[derive(Debug)]
 pub struct TestHost {
-    /// Inventory name (`master`, `agent1`, ...).
+    /// Inventory name (`master`, `agent1`, ...), also its host name.
     pub name: String,
     /// Its network namespace.
     pub ns: String,
     /// Its address on the bridge.
     pub ip: String,
-    /// Its install root (`usr/local/bin`, `etc/drover`, `var/lib/drover`, `run`, `log`).
+    /// Its root file system as this machine sees it (the merged overlay): the host's
+    /// `/usr/local/bin` is `root.join("usr/local/bin")`.
     pub root: PathBuf,
     /// The `ssh-ed25519 AAAA...` host key line.
     pub host_key: String,
 }
 
+/// What to put on the hosts besides the master and the agents.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Roles {
+    /// The master host also runs a scheduler (inventory group `schedulers`).
+    pub scheduler: bool,
+}
+
 /// A set of SSH test hosts and the files `drover fleet` needs to reach them.
 pub struct FleetHosts {
-    /// Holds keys, known_hosts, inventory, install roots.
+    /// Holds keys, known_hosts, inventory and each host's overlay.
     pub dir: tempfile::TempDir,
     /// The hub namespace.
     pub hub: String,
@@ -59,22 +83,47 @@ pub struct FleetHosts {
     pub inventory: PathBuf,
     /// The cluster token.
     pub token: String,
+    /// How long the hosts took from the first nspawn to every sshd answering.
+    pub boot_time: Duration,
+    /// What Drop undoes, each registered as soon as it exists: namespaces, overlay
+    /// mounts, cgroups (one per host and hierarchy), and each host's `systemd-nspawn`
+    /// (the container's supervisor, in host order; SIGTERM powers the container off).
     namespaces: Vec<String>,
-    /// The sshd processes (killed with their namespaces, then reaped on Drop).
-    sshd: Vec<std::process::Child>,
+    mounts: Vec<PathBuf>,
+    cgroups: Vec<PathBuf>,
+    containers: Vec<Child>,
+    /// Hosts counted in [`INOTIFY`] (given back on Drop).
+    inotify_hosts: usize,
 }
 
-/// Why the test hosts cannot be made here (not root, no sshd, no `ip`), or `None`.
+/// Why the test hosts cannot be made here (not root, a tool or overlayfs missing), or
+/// `None`.
 pub fn unsupported() -> Option<String> {
-    // SAFETY-free check of root through the environment of id(1).
     let uid = Command::new("id").arg("-u").output().ok()?;
     if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
-        return Some("not root: cannot create network namespaces".into());
+        return Some("not root: cannot create network namespaces and containers".into());
     }
-    for p in ["/usr/sbin/sshd", "/usr/bin/ssh-keygen", "/usr/sbin/ip"] {
-        if !Path::new(p).exists() && !Path::new(&p.replace("/usr/sbin", "/sbin")).exists() {
-            return Some(format!("{p} is missing (scripts/setup installs it)"));
+    for (tool, package) in [
+        ("ip", "iproute2"),
+        ("ssh-keygen", "openssh-client"),
+        ("systemd-nspawn", "systemd-container"),
+        ("nsenter", "util-linux"),
+        ("debootstrap", "debootstrap"),
+    ] {
+        let found = Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !found {
+            return Some(format!(
+                "{tool} is missing (scripts/setup installs {package})"
+            ));
         }
+    }
+    let fs = std::fs::read_to_string("/proc/filesystems").unwrap_or_default();
+    if !fs.lines().any(|l| l.trim_end().ends_with("overlay")) {
+        return Some("the kernel has no overlayfs".into());
     }
     None
 }
@@ -97,86 +146,143 @@ fn must(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// The restart script (see the module's doc).
-const RESTART_UNIT: &str = r#"#!/bin/bash
-# restart-unit ROOT UNIT: what `systemctl restart UNIT` does on these test hosts.
-set -u
-root=$1; unit=$2
-unitfile=$root/etc/systemd/system/$unit.service
-pidfile=$root/run/$unit.pid
-mkdir -p "$root/run" "$root/log"
-if [ -f "$pidfile" ]; then
-  pid=$(cat "$pidfile")
-  kill -TERM "$pid" 2>/dev/null
-  for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  kill -KILL "$pid" 2>/dev/null
-  rm -f "$pidfile"
-fi
-exec_start=$(sed -n 's/^ExecStart=//p' "$unitfile")
-[ -n "$exec_start" ] || { echo "no ExecStart in $unitfile" >&2; exit 1; }
-bin=${exec_start%% *}
-if [ -f "$root/break-version" ] && "$bin" --version | grep -qF "$(cat "$root/break-version")"; then
-  echo "injected failure: $unit does not start" >> "$root/log/$unit.log"
-  exit 0
-fi
-setsid $exec_start >> "$root/log/$unit.log" 2>&1 < /dev/null &
-echo $! > "$pidfile"
-"#;
-
-/// The `systemctl` stand-in of one host (see the module's doc).
-fn fake_systemctl(root: &Path, restart: &Path) -> String {
-    format!(
-        r#"#!/bin/bash
-# systemctl for a test host without systemd: units under {root}, run by restart-unit.
-root={root}
-cmd=""; units=()
-for a in "$@"; do
-  case $a in
-    -*) ;;
-    *) if [ -z "$cmd" ]; then cmd=$a; else units+=("${{a%.service}}"); fi ;;
-  esac
-done
-active() {{ [ -f "$root/run/$1.pid" ] && kill -0 "$(cat "$root/run/$1.pid")" 2>/dev/null; }}
-case $cmd in
-  ""|daemon-reload|daemon-reexec|enable|disable|mask|unmask) exit 0 ;;
-  start) for u in "${{units[@]}}"; do active "$u" || {restart} "$root" "$u" || exit 1; done ;;
-  restart|reload-or-restart|try-restart|reload)
-    for u in "${{units[@]}}"; do {restart} "$root" "$u" || exit 1; done ;;
-  stop) for u in "${{units[@]}}"; do
-          if active "$u"; then kill -TERM "$(cat "$root/run/$u.pid")"; fi; rm -f "$root/run/$u.pid"
-        done ;;
-  is-active) if active "${{units[0]}}"; then echo active; else echo inactive; exit 3; fi ;;
-  is-enabled) echo enabled ;;
-  list-unit-files) echo "${{units[0]}}.service enabled enabled" ;;
-  show)
-    u=${{units[0]}}
-    if [ -f "$root/etc/systemd/system/$u.service" ]; then load=loaded; else load=not-found; fi
-    if active "$u"; then st=active; sub=running; else st=inactive; sub=dead; fi
-    printf 'Id=%s.service\nNames=%s.service\nLoadState=%s\nActiveState=%s\nSubState=%s\nUnitFileState=enabled\nFragmentPath=%s\n' \
-      "$u" "$u" "$load" "$st" "$sub" "$root/etc/systemd/system/$u.service" ;;
-  *) echo "test systemctl: $cmd is not supported" >&2; exit 1 ;;
-esac
-"#,
-        root = root.display(),
-        restart = restart.display()
-    )
+/// The cached host image (built on first use by `tests/fleet/build-rootfs`).
+pub fn rootfs() -> PathBuf {
+    static ROOTFS: OnceLock<PathBuf> = OnceLock::new();
+    ROOTFS
+        .get_or_init(|| {
+            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("fleet/build-rootfs");
+            let out = Command::new(&script)
+                .stdin(Stdio::null())
+                .stderr(Stdio::inherit())
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{} failed", script.display());
+            PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+        })
+        .clone()
 }
 
-/// Whether units can be driven through a `systemctl` stand-in (see the module's doc).
-fn can_fake_systemctl() -> bool {
-    Path::new("/usr/bin/systemctl").exists()
+/// The cgroup hierarchies nspawn and the container's systemd use: `name=systemd` and
+/// the unified one on a hybrid or legacy host, the root on a unified one.
+fn cgroup_roots() -> Vec<PathBuf> {
+    let base = Path::new("/sys/fs/cgroup");
+    if base.join("cgroup.controllers").exists() {
+        return vec![base.to_path_buf()];
+    }
+    ["systemd", "unified"]
+        .iter()
+        .map(|h| base.join(h))
+        .filter(|p| p.join("cgroup.procs").exists())
+        .collect()
+}
+
+/// Removes a cgroup and the ones under it (deepest first); they must hold no process.
+fn remove_cgroup(dir: &Path) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                remove_cgroup(&e.path());
+            }
+        }
+    }
+    let _ = std::fs::remove_dir(dir);
+}
+
+/// Every container's systemd, journald, logind and dbus take inotify instances, all
+/// counted against root's `fs.inotify.max_user_instances` (no user namespaces here): its
+/// usual 128 runs out at about 19 containers, whose systemd then fails to boot ("Too
+/// many open files"). While hosts run, the limit is raised to leave [`INOTIFY_PER_HOST`]
+/// per host on top of what it was, and put back when the last of this process's hosts
+/// is gone (unless something else changed it meanwhile).
+static INOTIFY: std::sync::Mutex<Inotify> = std::sync::Mutex::new(Inotify {
+    hosts: 0,
+    original: 0,
+    set: None,
+});
+
+/// Inotify instances kept per host (about 7 seen in use).
+const INOTIFY_PER_HOST: u64 = 12;
+
+const INOTIFY_LIMIT: &str = "/proc/sys/fs/inotify/max_user_instances";
+
+struct Inotify {
+    /// Hosts of this process running now.
+    hosts: usize,
+    /// The limit before this process raised it.
+    original: u64,
+    /// What this process set it to, while raised.
+    set: Option<u64>,
+}
+
+fn read_inotify_limit() -> Option<u64> {
+    std::fs::read_to_string(INOTIFY_LIMIT)
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// Counts `hosts` more hosts and raises the limit if they need it; returns `hosts`.
+fn reserve_inotify(hosts: usize) -> usize {
+    let mut g = INOTIFY.lock().unwrap_or_else(|p| p.into_inner());
+    let Some(now) = read_inotify_limit() else {
+        return 0;
+    };
+    if g.set.is_none() {
+        g.original = now;
+    }
+    g.hosts += hosts;
+    let want = g.original + INOTIFY_PER_HOST * g.hosts as u64;
+    if want > now && std::fs::write(INOTIFY_LIMIT, want.to_string()).is_ok() {
+        eprintln!(
+            "fleet hosts: fs.inotify.max_user_instances raised from {now} to {want} for {} containers (put back afterwards)",
+            g.hosts
+        );
+        g.set = Some(want);
+    }
+    hosts
+}
+
+/// Gives back `hosts`; the last one out puts the limit back.
+fn release_inotify(hosts: usize) {
+    let mut g = INOTIFY.lock().unwrap_or_else(|p| p.into_inner());
+    g.hosts = g.hosts.saturating_sub(hosts);
+    if g.hosts == 0
+        && let Some(set) = g.set.take()
+        && read_inotify_limit() == Some(set)
+    {
+        let _ = std::fs::write(INOTIFY_LIMIT, g.original.to_string());
+    }
+}
+
+/// A fresh random 128-bit id in hex (`/etc/machine-id`'s format).
+fn random_id() -> String {
+    let bytes = std::fs::read("/proc/sys/kernel/random/uuid").unwrap();
+    String::from_utf8_lossy(&bytes).trim().replace('-', "")
+}
+
+fn write(path: &Path, text: &str, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
 }
 
 impl FleetHosts {
-    /// Starts one host per name. The first name is the master (and scheduler when
-    /// `scheduler`), the others agents.
+    /// Boots one host per name. The first name is the master, the others agents.
     pub fn start(names: &[&str]) -> FleetHosts {
+        Self::start_with(names, Roles::default())
+    }
+
+    /// Boots one host per name, the first the master (and the scheduler with
+    /// `roles.scheduler`), the others agents.
+    pub fn start_with(names: &[&str], roles: Roles) -> FleetHosts {
         static N: AtomicU32 = AtomicU32::new(0);
         let id = format!(
             "dfl{}x{}",
             std::process::id() % 100_000,
             N.fetch_add(1, Ordering::SeqCst)
         );
+        let image = rootfs();
         let dir = tempfile::Builder::new()
             .prefix("drover-fleet-")
             .tempdir()
@@ -190,10 +296,16 @@ impl FleetHosts {
             dir,
             hub: hub.clone(),
             hosts: Vec::new(),
+            boot_time: Duration::ZERO,
             namespaces: Vec::new(),
-            sshd: Vec::new(),
+            mounts: Vec::new(),
+            cgroups: Vec::new(),
+            containers: Vec::new(),
+            inotify_hosts: 0,
         };
-        // Register each namespace before configuring it, so Drop removes it on failure.
+        me.inotify_hosts = reserve_inotify(names.len());
+        // Register each namespace, mount and container before configuring it, so Drop
+        // undoes it when a step fails.
         must(&["ip", "netns", "add", &hub]);
         me.namespaces.push(hub.clone());
         must(&["ip", "-n", &hub, "link", "set", "lo", "up"]);
@@ -222,12 +334,8 @@ impl FleetHosts {
             "-f",
             &key,
         ]);
-        let authorized = me.dir.path().join("authorized_keys");
-        std::fs::copy(format!("{key}.pub"), &authorized).unwrap();
-        std::fs::create_dir_all("/run/sshd").unwrap();
-        let restart = me.dir.path().join("restart-unit");
-        std::fs::write(&restart, RESTART_UNIT).unwrap();
-        must(&["chmod", "755", restart.to_str().unwrap()]);
+        let client_pub = std::fs::read_to_string(format!("{key}.pub")).unwrap();
+        let boot = Instant::now();
         let mut known = String::new();
         for (i, name) in names.iter().enumerate() {
             let ns = format!("{id}n{i}");
@@ -254,20 +362,15 @@ impl FleetHosts {
             ]);
             must(&["ip", "-n", &ns, "link", "set", "eth0", "up"]);
             must(&["ip", "-n", &ns, "link", "set", "lo", "up"]);
+
+            // The host's own files, in its overlay's upper folder.
             let hdir = me.dir.path().join(format!("host-{name}"));
-            let root = hdir.join("root");
-            for sub in [
-                "usr/local/bin",
-                "etc/drover",
-                "etc/systemd/system",
-                "var/lib/drover",
-                "run",
-                "log",
-            ] {
-                std::fs::create_dir_all(root.join(sub)).unwrap();
+            let (upper, work, root) = (hdir.join("upper"), hdir.join("work"), hdir.join("root"));
+            for d in [&upper, &work, &root] {
+                std::fs::create_dir_all(d).unwrap();
             }
-            std::fs::write(root.join("etc/drover/token"), format!("{}\n", me.token)).unwrap();
-            let hk = hdir.join("ssh_host_ed25519_key");
+            let hk = upper.join("etc/ssh/ssh_host_ed25519_key");
+            std::fs::create_dir_all(hk.parent().unwrap()).unwrap();
             must(&[
                 "ssh-keygen",
                 "-q",
@@ -275,54 +378,81 @@ impl FleetHosts {
                 "ed25519",
                 "-N",
                 "",
+                "-C",
+                &format!("root@{name}"),
                 "-f",
                 hk.to_str().unwrap(),
             ]);
-            let host_key = std::fs::read_to_string(hdir.join("ssh_host_ed25519_key.pub")).unwrap();
+            let host_key = std::fs::read_to_string(hk.with_extension("pub")).unwrap();
             let host_key: String = host_key
                 .split_whitespace()
                 .take(2)
                 .collect::<Vec<_>>()
                 .join(" ");
             known.push_str(&format!("{ip} {host_key}\n"));
-            let cfg = hdir.join("sshd_config");
-            std::fs::write(
-                &cfg,
-                format!(
-                    "ListenAddress {ip}\nPort 22\nHostKey {}\nPidFile {}\nAuthorizedKeysFile {}\n\
-                     StrictModes no\nUsePAM no\nPermitRootLogin prohibit-password\n\
-                     PasswordAuthentication no\nKbdInteractiveAuthentication no\n\
-                     MaxStartups 200\nMaxSessions 50\nSubsystem sftp internal-sftp\n",
-                    hk.display(),
-                    hdir.join("sshd.pid").display(),
-                    authorized.display()
+            write(&upper.join("root/.ssh/authorized_keys"), &client_pub, 0o600);
+            write(&upper.join("etc/hostname"), &format!("{name}\n"), 0o644);
+            write(
+                &upper.join("etc/machine-id"),
+                &format!("{}\n", random_id()),
+                0o444,
+            );
+            write(
+                &upper.join("etc/drover/token"),
+                &format!("{}\n", me.token),
+                0o600,
+            );
+            must(&[
+                "mount",
+                "-t",
+                "overlay",
+                "overlay",
+                "-o",
+                &format!(
+                    "lowerdir={},upperdir={},workdir={}",
+                    image.display(),
+                    upper.display(),
+                    work.display()
                 ),
-            )
-            .unwrap();
-            let log = std::fs::File::create(hdir.join("sshd.log")).unwrap();
-            let systemctl = hdir.join("systemctl");
-            std::fs::write(&systemctl, fake_systemctl(&root, &restart)).unwrap();
-            must(&["chmod", "755", systemctl.to_str().unwrap()]);
-            // `ip netns exec` gives sshd its own mount namespace: the bind mount is seen by
-            // this host's sessions only. -D keeps sshd in the foreground; Drop kills it
-            // with everything else in the namespace.
-            let script = if can_fake_systemctl() {
-                format!(
-                    "mount --bind {} /usr/bin/systemctl && exec /usr/sbin/sshd -D -e -f {}",
-                    systemctl.display(),
-                    cfg.display()
-                )
-            } else {
-                format!("exec /usr/sbin/sshd -D -e -f {}", cfg.display())
-            };
-            let child = Command::new("ip")
-                .args(["netns", "exec", &ns, "sh", "-c", &script])
+                root.to_str().unwrap(),
+            ]);
+            me.mounts.push(root.clone());
+            let machine = format!("{id}-{name}");
+            // Its own cgroup, made before nspawn starts and entered by the shell that
+            // then becomes nspawn.
+            let cgroups: Vec<PathBuf> = cgroup_roots()
+                .iter()
+                .map(|r| r.join("drover-fleet").join(&machine))
+                .collect();
+            let mut enter = String::new();
+            for c in &cgroups {
+                std::fs::create_dir_all(c).unwrap();
+                me.cgroups.push(c.clone());
+                enter.push_str(&format!("echo $$ > {}/cgroup.procs && ", c.display()));
+            }
+            let console = std::fs::File::create(hdir.join("console.log")).unwrap();
+            let nspawn = Command::new("sh")
+                .arg("-c")
+                .arg(format!("{enter}exec systemd-nspawn \"$@\""))
+                .arg("sh")
+                .args([
+                    "--quiet",
+                    "--boot",
+                    "--register=no",
+                    "--keep-unit",
+                    "--console=read-only",
+                ])
+                .arg(format!("--machine={machine}"))
+                .arg(format!("--hostname={name}"))
+                .arg(format!("--network-namespace-path=/run/netns/{ns}"))
+                .arg("-D")
+                .arg(&root)
                 .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(log)
+                .stdout(console.try_clone().unwrap())
+                .stderr(console)
                 .spawn()
                 .unwrap();
-            me.sshd.push(child);
+            me.containers.push(nspawn);
             me.hosts.push(TestHost {
                 name: name.to_string(),
                 ns,
@@ -332,76 +462,89 @@ impl FleetHosts {
             });
         }
         std::fs::write(&me.known_hosts, known).unwrap();
-        for h in &me.hosts {
-            me.wait_port(&h.ip, 22);
-        }
-        me.write_inventory(&restart);
+        me.wait_booted();
+        me.boot_time = boot.elapsed();
+        me.write_inventory(roles);
         me
+    }
+
+    /// Waits until every host's sshd answers (generous bound), failing early when a
+    /// container exits.
+    fn wait_booted(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(180);
+        for i in 0..self.hosts.len() {
+            loop {
+                if self.port_open(&self.hosts[i].ip, 22) {
+                    break;
+                }
+                let console = || {
+                    let path = self
+                        .dir
+                        .path()
+                        .join(format!("host-{}/console.log", self.hosts[i].name));
+                    std::fs::read_to_string(path).unwrap_or_default()
+                };
+                if let Ok(Some(status)) = self.containers[i].try_wait() {
+                    panic!(
+                        "the container of {} exited ({status}):\n{}",
+                        self.hosts[i].name,
+                        console()
+                    );
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "{} did not boot to sshd in time:\n{}",
+                    self.hosts[i].name,
+                    console()
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+
+    fn port_open(&self, ip: &str, port: u16) -> bool {
+        sh(&[
+            "ip",
+            "netns",
+            "exec",
+            &self.hub,
+            "bash",
+            "-c",
+            &format!("exec 3<>/dev/tcp/{ip}/{port}"),
+        ])
+        .status
+        .success()
     }
 
     /// Waits until something listens on `ip:port` inside the hub (generous bound).
     pub fn wait_port(&self, ip: &str, port: u16) {
         let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let ok = sh(&[
-                "ip",
-                "netns",
-                "exec",
-                &self.hub,
-                "bash",
-                "-c",
-                &format!("exec 3<>/dev/tcp/{ip}/{port}"),
-            ])
-            .status
-            .success();
-            if ok {
-                return;
-            }
+        while !self.port_open(ip, port) {
             assert!(Instant::now() < deadline, "nothing listens on {ip}:{port}");
             std::thread::sleep(Duration::from_millis(100));
         }
     }
 
-    /// The inventory: YAML hosts file and `group_vars/all.yml`, with every host's
-    /// paths under its own root.
-    fn write_inventory(&self, restart: &Path) {
+    /// The inventory: YAML hosts file and `group_vars/all.yml`. Every path is the
+    /// roles' default (the hosts are whole systems).
+    fn write_inventory(&self, roles: Roles) {
         let inv = &self.inventory;
         std::fs::create_dir_all(inv.join("group_vars")).unwrap();
         let master = &self.hosts[0];
         let mut hosts = String::from("# Generated by the fleet tests.\nall:\n  children:\n");
         let host_block = |h: &TestHost| {
-            let r = h.root.display();
-            let role_paths = |bin: &str, cfg: &str| {
-                format!(
-                    "[\"--bin\", \"{r}/usr/local/bin/{bin}\", \"--config\", \"{r}/etc/drover/{cfg}\", \"--unit\", \"{r}/etc/systemd/system/{bin}.service\"]"
-                )
-            };
             format!(
-                "        {name}:\n          ansible_host: {ip}\n          drover_node_address: {ip}\n\
-                 \x20         drover_common_bin_dir: {r}/usr/local/bin\n\
-                 \x20         drover_common_config_dir: {r}/etc/drover\n\
-                 \x20         drover_common_data_dir: {r}/var/lib/drover\n\
-                 {restart_var}\
-                 \x20         drover_master_extra_args: {m}\n\
-                 \x20         drover_scheduler_extra_args: {s}\n\
-                 \x20         drover_agent_extra_args: {a}\n",
+                "        {name}:\n          ansible_host: {ip}\n          drover_node_address: {ip}\n",
                 name = h.name,
                 ip = h.ip,
-                restart_var = if can_fake_systemctl() {
-                    String::new()
-                } else {
-                    format!(
-                        "          drover_fleet_restart_command: \"{} {r} {{unit}}\"\n",
-                        restart.display()
-                    )
-                },
-                m = role_paths("drover-master", "master.toml"),
-                s = role_paths("drover-scheduler", "scheduler.toml"),
-                a = role_paths("drover-agent", "agent.toml"),
             )
         };
         hosts.push_str("    masters:\n      hosts:\n");
         hosts.push_str(&host_block(master));
+        if roles.scheduler {
+            hosts.push_str("    schedulers:\n      hosts:\n");
+            hosts.push_str(&host_block(master));
+        }
         hosts.push_str("    agents:\n      hosts:\n");
         for h in &self.hosts[1..] {
             hosts.push_str(&host_block(h));
@@ -425,11 +568,102 @@ impl FleetHosts {
         format!("http://{}:5050", self.hosts[0].ip)
     }
 
+    /// The scheduler's URL (inside the namespaces), with [`Roles::scheduler`].
+    pub fn scheduler_url(&self) -> String {
+        format!("http://{}:8080", self.hosts[0].ip)
+    }
+
     /// A command that runs `program` inside the hub namespace.
     pub fn hub_command(&self, program: &Path) -> Command {
         let mut c = Command::new("ip");
         c.args(["netns", "exec", &self.hub]).arg(program);
         c
+    }
+
+    /// Runs `script` with `/bin/sh` inside the host `name` (its mount, PID, network,
+    /// UTS and IPC namespaces, as a root login there would); returns its output.
+    pub fn host_sh(&self, name: &str, script: &str) -> std::process::Output {
+        let i = self.hosts.iter().position(|h| h.name == name).unwrap();
+        let init = self.container_init(i);
+        Command::new("nsenter")
+            .args(["-t", &init.to_string(), "-m", "-p", "-n", "-u", "-i", "--"])
+            .args([
+                "/usr/bin/env",
+                "-i",
+                "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            ])
+            .args(["/bin/sh", "-c", script])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    /// The pid (on this machine) of host `i`'s PID 1: nspawn's child.
+    fn container_init(&self, i: usize) -> u32 {
+        let nspawn = self.containers[i].id();
+        let children =
+            std::fs::read_to_string(format!("/proc/{nspawn}/task/{nspawn}/children")).unwrap();
+        children
+            .split_whitespace()
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("the container of {} has no init", self.hosts[i].name))
+    }
+
+    /// Makes `binary`'s unit (`drover-agent`, `drover-scheduler`, ...) fail to start on
+    /// host `name` whenever the installed binary reports `version`: a drop-in whose
+    /// `ExecCondition=` refuses it (systemd then leaves the unit inactive, and
+    /// `systemctl restart` still succeeds, as when a new build dies right at start), then
+    /// `systemctl daemon-reload`. [`FleetHosts::unbreak`] takes it away.
+    pub fn break_start(&self, name: &str, binary: &str, version: &str) {
+        write(
+            &self.break_dropin(name, binary),
+            &format!(
+                "# The fleet test's injected failure: build {version} does not start here.\n\
+                 [Service]\nExecCondition=/bin/sh -c '! /usr/local/bin/{binary} --version | grep -qF -- \"{version}\"'\n"
+            ),
+            0o644,
+        );
+        let out = self.host_sh(name, "systemctl daemon-reload");
+        assert!(out.status.success(), "{out:?}");
+    }
+
+    /// Removes [`FleetHosts::break_start`]'s drop-in (and reloads systemd).
+    pub fn unbreak(&self, name: &str, binary: &str) {
+        std::fs::remove_file(self.break_dropin(name, binary)).unwrap();
+        let out = self.host_sh(name, "systemctl daemon-reload");
+        assert!(out.status.success(), "{out:?}");
+    }
+
+    fn break_dropin(&self, name: &str, binary: &str) -> PathBuf {
+        self.host(name).root.join(format!(
+            "etc/systemd/system/{binary}.service.d/50-test-break.conf"
+        ))
+    }
+
+    /// `systemctl show -p PROPERTY --value UNIT` on host `name`.
+    pub fn unit_property(&self, name: &str, unit: &str, property: &str) -> String {
+        let out = self.host_sh(
+            name,
+            &format!("systemctl show -p {property} --value {unit}"),
+        );
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// The version the scheduler answers with on `/v1/version` (asked from the hub), or
+    /// `None` when it does not answer.
+    pub fn scheduler_version(&self) -> Option<String> {
+        let out = self
+            .hub_command(Path::new("curl"))
+            .args(["-sf", "--max-time", "5", "-H"])
+            .arg(format!("Authorization: Bearer {}", self.token))
+            .arg(format!("{}/v1/version", self.scheduler_url()))
+            .stdin(Stdio::null())
+            .output()
+            .ok()?;
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        v["version"].as_str().map(str::to_string)
     }
 
     /// Runs `drover fleet ARGS --inventory .. --known-hosts ..` in the hub; returns
@@ -453,18 +687,10 @@ impl FleetHosts {
 
     /// Runs `ansible-playbook playbooks/upgrade.yml` from the hub against these hosts'
     /// agents with `dist` and `extra` arguments; returns its output. Host keys are
-    /// checked against the hosts' known_hosts, as `drover fleet` checks them. The
-    /// playbook's `drover_common` role creates the system user and group `drover` (the
-    /// hosts share this machine's /etc/passwd): removed again unless they were there.
+    /// checked against the hosts' known_hosts, as `drover fleet` checks them.
     pub fn upgrade_playbook(&self, dist: &Path, extra: &[&str]) -> std::process::Output {
         let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        let had_user = Command::new("getent")
-            .args(["passwd", "drover"])
-            .stdout(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        let out = self
-            .hub_command(Path::new("ansible-playbook"))
+        self.hub_command(Path::new("ansible-playbook"))
             .current_dir(&repo)
             .env("ANSIBLE_CONFIG", repo.join("playbooks/ansible.cfg"))
             .env("ANSIBLE_HOST_KEY_CHECKING", "True")
@@ -483,20 +709,10 @@ impl FleetHosts {
                 "agents",
             ])
             .args(["-e", &format!("drover_dist_dir={}", dist.display())])
-            // The hosts are reached as root, and the build machine has no sudo.
-            .args(["-e", "ansible_become=false"])
             .args(extra)
             .stdin(Stdio::null())
             .output()
-            .unwrap();
-        if !had_user {
-            let _ = Command::new("userdel").arg("drover").status();
-            let _ = Command::new("groupdel")
-                .arg("drover")
-                .stderr(Stdio::null())
-                .status();
-        }
-        out
+            .unwrap()
     }
 
     /// Runs `drover ARGS --json` against the master, in the hub.
@@ -522,14 +738,26 @@ impl FleetHosts {
         serde_json::from_slice(&out.stdout).unwrap()
     }
 
-    /// A snapshot of every file under every install root (path, size, mtime, mode), to
-    /// show a dry run changed nothing.
+    /// A snapshot of Drover's files on every host (path, size, mtime, mode): the
+    /// binaries, `/etc/drover`, the units and drop-ins, `/var/lib/drover` but the task
+    /// sandboxes; to show a dry run changed nothing.
     pub fn snapshot(&self) -> Vec<String> {
         let mut out = Vec::new();
         for h in &self.hosts {
-            let list = must(&[
-                "find",
-                h.root.to_str().unwrap(),
+            let dirs: Vec<String> = [
+                "usr/local/bin",
+                "etc/drover",
+                "etc/systemd/system",
+                "var/lib/drover",
+            ]
+            .iter()
+            .map(|d| h.root.join(d))
+            .filter(|d| d.exists())
+            .map(|d| d.to_str().unwrap().to_string())
+            .collect();
+            let mut args = vec!["find"];
+            args.extend(dirs.iter().map(String::as_str));
+            args.extend([
                 "-path",
                 "*/var/lib/drover/agent/tasks",
                 "-prune",
@@ -537,6 +765,7 @@ impl FleetHosts {
                 "-printf",
                 "%p %s %T@ %m\\n",
             ]);
+            let list = must(&args);
             out.extend(list.lines().map(str::to_string));
         }
         out.sort();
@@ -544,7 +773,7 @@ impl FleetHosts {
     }
 
     /// Launches a long task on each agent through the master and waits until each runs;
-    /// returns (node, task id, pid) per agent.
+    /// returns (node, task id, pid in the agent's host) per agent.
     pub fn launch_tasks(&self, drover: &Path) -> Vec<(String, String, u64)> {
         let mut out = Vec::new();
         for h in &self.hosts[1..] {
@@ -577,7 +806,15 @@ impl FleetHosts {
         out
     }
 
-    /// Checks every task still runs with the pid it had.
+    /// The command line of process `pid` of host `name`'s PID namespace, read inside
+    /// the host; `None` when there is no such process.
+    pub fn process_on(&self, name: &str, pid: u64) -> Option<String> {
+        let out = self.host_sh(name, &format!("tr '\\0' ' ' < /proc/{pid}/cmdline"));
+        let cmdline = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        (out.status.success() && !cmdline.is_empty()).then_some(cmdline)
+    }
+
+    /// Checks every task still runs with the pid it had, at the master and in its host.
     pub fn assert_tasks_kept(&self, drover: &Path, tasks: &[(String, String, u64)]) {
         for (node, id, pid) in tasks {
             let t = self.drover_json(drover, &["tasks", "show", id]);
@@ -587,9 +824,12 @@ impl FleetHosts {
                 "the task on {node} was restarted: {t}"
             );
             assert!(t["state"] == "running" || t["state"] == "healthy", "{t}");
+            let cmdline = self.process_on(node, *pid);
             assert!(
-                crate::process_alive(*pid as u32),
-                "pid {pid} on {node} is gone"
+                cmdline
+                    .as_deref()
+                    .is_some_and(|c| c.contains("sleep 100000")),
+                "pid {pid} on {node} is not the task any more: {cmdline:?}"
             );
         }
     }
@@ -602,7 +842,19 @@ impl FleetHosts {
 
 impl Drop for FleetHosts {
     fn drop(&mut self) {
-        // Everything runs inside our namespaces: kill what is there, then delete them.
+        // Power every container off at once: nspawn turns SIGTERM into the container's
+        // orderly shutdown.
+        for c in &self.containers {
+            let _ = sh(&["kill", "-TERM", &c.id().to_string()]);
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        for c in &mut self.containers {
+            while Instant::now() < deadline && matches!(c.try_wait(), Ok(None)) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        // What did not stop, and what the controller left in the hub (ssh control
+        // masters): killed. A container's PID 1 takes its whole PID namespace with it.
         for _ in 0..3 {
             for ns in &self.namespaces {
                 let pids = sh(&["ip", "netns", "pids", ns]);
@@ -611,13 +863,26 @@ impl Drop for FleetHosts {
                 }
             }
         }
-        for c in &mut self.sshd {
+        for c in &mut self.containers {
             let _ = c.kill();
             let _ = c.wait();
+        }
+        for m in &self.mounts {
+            if !sh(&["umount", m.to_str().unwrap()]).status.success() {
+                let _ = sh(&["umount", "-l", m.to_str().unwrap()]);
+            }
+        }
+        for cg in &self.cgroups {
+            remove_cgroup(cg);
+            // `drover-fleet` itself, unless another test's containers are in it.
+            if let Some(parent) = cg.parent() {
+                let _ = std::fs::remove_dir(parent);
+            }
         }
         for ns in self.namespaces.iter().rev() {
             let _ = sh(&["ip", "netns", "del", ns]);
         }
+        release_inotify(self.inotify_hosts);
     }
 }
 

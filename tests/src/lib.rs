@@ -13,7 +13,8 @@
 //!   ([`Cluster::start_scheduler`]).
 //! - [`wait_for`]: poll a condition until a generous deadline.
 //! - [`docker`]: a Docker Engine of the test's own, in a network namespace it creates.
-//! - [`fleet`]: SSH test hosts for `drover fleet` (sshd per network namespace).
+//! - [`fleet`]: test hosts for `drover fleet`: systemd-nspawn containers booting systemd,
+//!   each in a network namespace.
 
 #![allow(clippy::unwrap_used)] // test harness: a failure here should fail the test loudly
 

@@ -1,5 +1,6 @@
-//! `drover fleet` against real SSH servers: each host an sshd in a network namespace
-//! this test creates, with its own install root (see `drover_cluster_tests::fleet`).
+//! `drover fleet` against real hosts: each a Debian system booted with `systemd-nspawn`
+//! (systemd as PID 1, sshd started by it) in a network namespace this test creates
+//! (see `drover_cluster_tests::fleet`).
 //!
 //! 1. Build A → build B over 1 master + 3 agents: every host ends on B, and the task on
 //!    each agent keeps its pid through the upgrade.
@@ -9,13 +10,20 @@
 //! 3. A wrong host key is refused; `--accept-new` adds an unknown key, never a changed
 //!    one.
 //! 4. `--dry-run` changes nothing on any host.
+//! 5. Schedulers go after the masters and before the agents, each gated on answering
+//!    with the new version: one whose new build does not start is rolled back and no
+//!    agent is touched.
+//! 6. `--max-unavailable` holds at run time: never more agents out of service at once
+//!    (watched on the hosts and at the master while the rollout runs), and an agent
+//!    already down counts, so a batch that would exceed it does not start.
 //!
 //! And `playbooks/upgrade.yml` on the same kind of hosts: an agent that does not come
 //! back on the new build is rolled back to the previous binary and the play stops, with
 //! no further agent touched.
 //!
-//! Needs root, `ip` and sshd (scripts/setup installs openssh-server); where they are
-//! missing each test says so on stderr and passes. The static builds A and B come from
+//! Needs root, `ip`, `systemd-nspawn`, debootstrap (the cached host image is built on
+//! first use) and overlayfs (scripts/setup installs the tools); where they are missing
+//! each test says so on stderr and passes. The static builds A and B come from
 //! `scripts/dist --version` (built once, cached under the target directory).
 
 #![allow(clippy::unwrap_used)] // tests: a failure should fail loudly
@@ -24,7 +32,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use drover_cluster_tests::bin_path;
-use drover_cluster_tests::fleet::{FleetHosts, dist, unsupported};
+use drover_cluster_tests::fleet::{FleetHosts, Roles, dist, unsupported};
 use serde_json::Value;
 
 /// Build A is the crate version as it is (the build scripts/dist makes anyway).
@@ -173,7 +181,7 @@ fn an_agent_that_fails_its_gate_is_rolled_back_and_the_rollout_halts() {
     install(&hosts, &dist_a);
     let tasks = hosts.launch_tasks(&drover());
     // Build B's agent will not start on agent2 (in batch 3: master, canary, 2 agents).
-    std::fs::write(hosts.host("agent2").root.join("break-version"), B).unwrap();
+    hosts.break_start("agent2", "drover-agent", B);
     let untouched = hosts.host("agent4").root.join("usr/local/bin");
     let before_a4: Vec<String> = hosts
         .snapshot()
@@ -359,7 +367,7 @@ fn upgrade_yml_rolls_a_failed_agent_back_and_stops_the_play() {
     install(&hosts, &dist_a);
     let tasks = hosts.launch_tasks(&drover());
     // Build B's agent will not start on agent1, the canary batch of one.
-    std::fs::write(hosts.host("agent1").root.join("break-version"), B).unwrap();
+    hosts.break_start("agent1", "drover-agent", B);
     let bins = |host: &str| -> Vec<String> {
         let dir = hosts.host(host).root.join("usr/local/bin");
         hosts
@@ -405,4 +413,259 @@ fn upgrade_yml_rolls_a_failed_agent_back_and_stops_the_play() {
     assert_eq!(before_a3, bins("agent3"), "agent3 was touched:\n{text}");
     let kept: Vec<_> = tasks.iter().filter(|t| t.0 != "agent1").cloned().collect();
     hosts.assert_tasks_kept(&drover(), &kept);
+}
+
+/// The plan's phases (of `upgrade --dry-run --json`).
+fn phases(hosts: &FleetHosts, dist: &Path, extra: &[&str]) -> Vec<String> {
+    let mut args = vec![
+        "--json",
+        "upgrade",
+        "--dist",
+        dist.to_str().unwrap(),
+        "--dry-run",
+    ];
+    args.extend_from_slice(extra);
+    let (code, out, err) = hosts.fleet(&drover(), &args);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let plan: Value = serde_json::from_str(&out).unwrap();
+    plan["plan"]["batches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["phase"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn outcome(report: &Value, host: &str, role: &str) -> Value {
+    report["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["host"] == host && h["role"] == role)
+        .unwrap_or_else(|| panic!("no {host}/{role} in {report}"))
+        .clone()
+}
+
+/// When systemd last started `unit` on `host`, on the kernel's monotonic clock (which the
+/// containers share), in microseconds.
+fn started_at(hosts: &FleetHosts, host: &str, unit: &str) -> u64 {
+    hosts
+        .unit_property(host, unit, "ExecMainStartTimestampMonotonic")
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn schedulers_follow_the_masters_and_are_gated_on_their_new_version() {
+    if skip() {
+        return;
+    }
+    let (dist_a, dist_b) = (dist("a", A), dist("b", B));
+    let hosts = FleetHosts::start_with(&["master", "agent1", "agent2"], Roles { scheduler: true });
+    install(&hosts, &dist_a);
+    assert_eq!(hosts.scheduler_version().as_deref(), Some(A));
+    assert_eq!(
+        phases(&hosts, &dist_b, &["--batch", "1"]),
+        vec!["master", "scheduler", "canary", "agents"]
+    );
+
+    // Build B's scheduler does not start: the master is upgraded first, then the
+    // scheduler fails its gate (it never answers with B) and is rolled back, and the
+    // agents are not touched.
+    hosts.break_start("master", "drover-scheduler", B);
+    let agents_before: Vec<u64> = ["agent1", "agent2"]
+        .iter()
+        .map(|a| started_at(&hosts, a, "drover-agent"))
+        .collect();
+    let (code, out, err) = hosts.fleet(
+        &drover(),
+        &[
+            "--json",
+            "upgrade",
+            "--dist",
+            dist_b.to_str().unwrap(),
+            "--batch",
+            "1",
+            "--gate-timeout",
+            "15",
+        ],
+    );
+    assert_ne!(code, 0, "the rollout should fail:\n{out}\n{err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(outcome(&report, "master", "master")["outcome"], "upgraded");
+    assert_eq!(outcome(&report, "master", "master")["version"], B);
+    let sched = outcome(&report, "master", "scheduler");
+    assert_eq!(sched["outcome"], "failed", "{sched}");
+    assert_eq!(sched["rolled_back"], true, "{sched}");
+    assert_eq!(sched["version"], A, "{sched}");
+    let reason = sched["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("health gate") && reason.contains("scheduler does not answer"),
+        "{reason}"
+    );
+    for a in ["agent1", "agent2"] {
+        assert_eq!(outcome(&report, a, "agent")["outcome"], "not_started");
+    }
+    assert_eq!(hosts.scheduler_version().as_deref(), Some(A));
+    let agents_after: Vec<u64> = ["agent1", "agent2"]
+        .iter()
+        .map(|a| started_at(&hosts, a, "drover-agent"))
+        .collect();
+    assert_eq!(agents_before, agents_after, "an agent was restarted");
+
+    // Fixed: the master is already on B, the scheduler goes next, then the agents.
+    hosts.unbreak("master", "drover-scheduler");
+    let (code, out, err) = hosts.fleet(
+        &drover(),
+        &[
+            "--json",
+            "upgrade",
+            "--dist",
+            dist_b.to_str().unwrap(),
+            "--batch",
+            "1",
+        ],
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(outcome(&report, "master", "master")["outcome"], "unchanged");
+    assert_eq!(
+        outcome(&report, "master", "scheduler")["outcome"],
+        "upgraded"
+    );
+    assert_eq!(hosts.scheduler_version().as_deref(), Some(B));
+    let scheduler = started_at(&hosts, "master", "drover-scheduler");
+    for a in ["agent1", "agent2"] {
+        assert_eq!(outcome(&report, a, "agent")["outcome"], "upgraded");
+        assert!(
+            started_at(&hosts, a, "drover-agent") > scheduler,
+            "{a} restarted before the scheduler did"
+        );
+    }
+}
+
+/// The agents out of service now: not `ready` at the master (draining, unreachable,
+/// missing) or whose unit is not active on their host.
+fn out_of_service(hosts: &FleetHosts, agents: &[&str]) -> Vec<String> {
+    let nodes = hosts.drover_json(&drover(), &["nodes"]);
+    agents
+        .iter()
+        .filter(|a| {
+            let ready = nodes
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|n| n["name"] == **a && n["state"] == "ready");
+            let active = hosts
+                .host_sh(a, "systemctl is-active --quiet drover-agent")
+                .status
+                .success();
+            !(ready && active)
+        })
+        .map(|a| a.to_string())
+        .collect()
+}
+
+#[test]
+fn max_unavailable_holds_while_the_rollout_runs() {
+    if skip() {
+        return;
+    }
+    let (dist_a, dist_b) = (dist("a", A), dist("b", B));
+    let agents = ["agent1", "agent2", "agent3", "agent4"];
+    let hosts = FleetHosts::start(&["master", "agent1", "agent2", "agent3", "agent4"]);
+    install(&hosts, &dist_a);
+
+    // All agents at once but for --max-unavailable 2, drained: watched from outside
+    // while it runs, never more than 2 are out of service, and 2 are at some point.
+    let fleet_args = [
+        "--json",
+        "upgrade",
+        "--limit",
+        "agents",
+        "--dist",
+        dist_b.to_str().unwrap(),
+        "--drain",
+        "--canary",
+        "1",
+        "--batch",
+        "100%",
+        "--max-unavailable",
+        "2",
+    ];
+    let mut seen: Vec<Vec<String>> = Vec::new();
+    let (code, out, err) = std::thread::scope(|s| {
+        let run = s.spawn(|| hosts.fleet(&drover(), &fleet_args));
+        while !run.is_finished() {
+            seen.push(out_of_service(&hosts, &agents));
+        }
+        run.join().unwrap()
+    });
+    assert_eq!(code, 0, "{out}\n{err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    let sizes: Vec<usize> = report["plan"]["batches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["steps"].as_array().unwrap().len())
+        .collect();
+    assert_eq!(sizes, vec![1, 2, 1], "{report}");
+    let most = seen.iter().map(Vec::len).max().unwrap_or(0);
+    assert!(
+        most <= 2,
+        "more than 2 agents were out of service at once: {:?}",
+        seen.iter().find(|s| s.len() > 2)
+    );
+    assert_eq!(
+        most,
+        2,
+        "the watcher never saw a batch of 2 at work ({} samples)",
+        seen.len()
+    );
+    for row in status(&hosts) {
+        let want = if row["binary"] == "drover-agent" {
+            B
+        } else {
+            A
+        };
+        assert_eq!(row["version"], want, "{row}");
+    }
+
+    // An agent already down counts: with agent4 stopped (and unreachable at the master),
+    // --max-unavailable 1 leaves no room for even the canary, so nothing starts.
+    let out = hosts.host_sh("agent4", "systemctl stop drover-agent");
+    assert!(out.status.success(), "{out:?}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    while hosts.drover_json(&drover(), &["nodes", "show", "agent4"])["state"] != "unreachable" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "agent4 never became unreachable"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    let before = hosts.snapshot();
+    let (code, out, err) = hosts.fleet(
+        &drover(),
+        &[
+            "--json",
+            "upgrade",
+            "--limit",
+            "agent1:agent2:agent3",
+            "--dist",
+            dist_a.to_str().unwrap(),
+            "--max-unavailable",
+            "1",
+        ],
+    );
+    assert_ne!(code, 0, "the rollout should not start:\n{out}\n{err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    let halted = report["halted"].as_str().unwrap();
+    assert!(
+        halted.contains("--max-unavailable 1") && halted.contains("agent4"),
+        "{halted}"
+    );
+    for a in ["agent1", "agent2", "agent3"] {
+        assert_eq!(outcome(&report, a, "agent")["outcome"], "not_started");
+    }
+    assert_eq!(hosts.snapshot(), before, "a host was touched");
 }
