@@ -66,6 +66,20 @@ fn install(hosts: &FleetHosts, dist_a: &Path) {
         ],
     );
     assert_eq!(code, 0, "installing A failed:\n{out}\n{err}");
+    // A first install enables its units, so they start again after a reboot.
+    for h in &hosts.hosts {
+        let units = hosts.host_sh(
+            &h.name,
+            "systemctl list-unit-files 'drover-*' --no-legend --no-pager",
+        );
+        let units = String::from_utf8_lossy(&units.stdout);
+        assert!(units.contains("drover-"), "{}: no units:\n{units}", h.name);
+        assert!(
+            units.lines().all(|l| l.contains(" enabled")),
+            "{}: a unit is not enabled:\n{units}",
+            h.name
+        );
+    }
 }
 
 fn status(hosts: &FleetHosts) -> Vec<Value> {

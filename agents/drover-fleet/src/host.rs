@@ -89,7 +89,8 @@ pub struct FleetHost {
     /// The node's name at the master (`drover_agent_name`, default the inventory name).
     pub node_name: String,
     /// `drover_fleet_restart_command` with `{unit}` for the unit's name; by default
-    /// `systemctl daemon-reload && systemctl restart {unit}`.
+    /// `systemctl daemon-reload && systemctl enable {unit} && systemctl restart {unit}`
+    /// (enabled, so a first install also starts again after a reboot, as the roles do).
     pub restart_command: String,
     /// The scheduler's URL (for its gate), when it is a scheduler.
     pub scheduler_url: String,
@@ -326,7 +327,7 @@ fn host_from(v: &HostVars, roles: Vec<Role>, master_url: &str) -> Result<FleetHo
         node_name,
         restart_command: or(
             v.string("drover_fleet_restart_command"),
-            "systemctl daemon-reload && systemctl restart {unit}",
+            "systemctl daemon-reload && systemctl enable {unit} && systemctl restart {unit}",
         )?,
         scheduler_url: or(
             v.string("drover_scheduler_url"),

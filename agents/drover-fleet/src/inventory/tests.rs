@@ -163,7 +163,7 @@ fn reads_ini_with_children_ranges_and_precedence() {
     assert!(args.contains("--advertise http://w1.us:5051"), "{args}");
     assert_eq!(
         us.restart(Role::Agent),
-        "systemctl daemon-reload && systemctl restart drover-agent"
+        "systemctl daemon-reload && systemctl enable drover-agent && systemctl restart drover-agent"
     );
 }
 
