@@ -563,6 +563,31 @@ impl FleetHosts {
         .unwrap();
     }
 
+    /// Makes `drover fleet` reach host `name` as the unprivileged user `ops`, which
+    /// becomes root through passwordless sudo (`ansible_become`), as many fleets are
+    /// run: the user is created on the host with the test's key, and the host's
+    /// `host_vars` say so.
+    pub fn connect_as_sudo_user(&self, name: &str) {
+        let out = self.host_sh(
+            name,
+            "set -e; useradd -m -s /bin/sh ops; install -d -m 700 -o ops -g ops ~ops/.ssh; \
+             install -m 600 -o ops -g ops /root/.ssh/authorized_keys ~ops/.ssh/authorized_keys; \
+             echo 'ops ALL=(ALL) NOPASSWD: ALL' > /etc/sudoers.d/ops; chmod 440 /etc/sudoers.d/ops",
+        );
+        assert!(
+            out.status.success(),
+            "cannot make the sudo user on {name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let vars = self.inventory.join("host_vars");
+        std::fs::create_dir_all(&vars).unwrap();
+        std::fs::write(
+            vars.join(format!("{name}.yml")),
+            "ansible_user: ops\nansible_become: true\n",
+        )
+        .unwrap();
+    }
+
     /// The master's URL (inside the namespaces).
     pub fn master_url(&self) -> String {
         format!("http://{}:5050", self.hosts[0].ip)

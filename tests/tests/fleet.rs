@@ -98,7 +98,18 @@ fn upgrade_a_to_b_keeps_every_task_and_dry_run_changes_nothing() {
     }
     let (dist_a, dist_b) = (dist("a", A), dist("b", B));
     let hosts = FleetHosts::start(&["master", "agent1", "agent2", "agent3"]);
+    // agent2 is reached as a user who becomes root with sudo, the others as root.
+    hosts.connect_as_sudo_user("agent2");
     install(&hosts, &dist_a);
+    let logins = hosts.host_sh(
+        "agent2",
+        "journalctl --no-pager -u ssh.service | grep 'Accepted publickey for' || true",
+    );
+    let logins = String::from_utf8_lossy(&logins.stdout);
+    assert!(
+        logins.contains("for ops ") && !logins.contains("for root "),
+        "agent2 was not reached as ops only:\n{logins}"
+    );
     let tasks = hosts.launch_tasks(&drover());
 
     // Check 4: a dry run shows the plan and touches nothing.
