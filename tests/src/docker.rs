@@ -24,6 +24,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::teardown::{self, Teardown};
+
 /// A running dockerd in its own network namespace.
 pub struct DockerDaemon {
     /// The namespace's name (`/run/netns/<ns>`).
@@ -254,28 +256,37 @@ impl DockerDaemon {
 
 impl Drop for DockerDaemon {
     fn drop(&mut self) {
+        use nix::sys::signal::Signal;
+        let mut t = Teardown::new(format!("dockerd in namespace {}", self.ns));
         // SIGTERM: dockerd stops its containers and its containerd, then exits.
-        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let pid = self.child.id();
+        t.step(format_args!("SIGTERM to dockerd {pid}"), || {
+            teardown::signal(pid, Signal::SIGTERM)
+        });
         let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                break;
-            }
+        while Instant::now() < deadline && matches!(self.child.try_wait(), Ok(None)) {
             std::thread::sleep(Duration::from_millis(100));
         }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = Command::new("ip").args(["netns", "del", &self.ns]).output();
+        t.step(format_args!("stop dockerd {pid}"), || {
+            if matches!(self.child.try_wait(), Ok(None)) {
+                self.child.kill().map_err(|e| e.to_string())?;
+            }
+            self.child.wait().map(drop).map_err(|e| e.to_string())
+        });
+        t.step(format_args!("delete namespace {}", self.ns), || {
+            teardown::run(&["ip", "netns", "del", &self.ns]).map(drop)
+        });
         // Overlay mounts dockerd failed to undo would keep the data root busy.
-        if let Ok(mounts) = std::fs::read_to_string("/proc/self/mounts") {
-            let root = self.dir.path().display().to_string();
-            for m in mounts.lines().filter_map(|l| l.split_whitespace().nth(1)) {
-                if m.starts_with(&root) {
-                    let _ = Command::new("umount").arg("-l").arg(m).output();
-                }
+        let root = self.dir.path().display().to_string();
+        let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+        for m in mounts.lines().filter_map(|l| l.split_whitespace().nth(1)) {
+            if m.starts_with(&root) {
+                t.step(format_args!("unmount {m}"), || {
+                    teardown::unmount(Path::new(m))
+                });
             }
         }
+        t.finish();
     }
 }
 
@@ -313,11 +324,16 @@ pub fn static_hello() -> PathBuf {
 /// Runs `test` on a fresh thread inside a new network namespace with its own dockerd,
 /// on a current-thread tokio runtime (so every socket and child process of the test is
 /// in the namespace). A panic in the test fails the caller; the daemon is cleaned up.
+/// Not as root, nothing runs and the test says it skipped (namespaces need root).
 pub fn run_in_netns<F, Fut>(test: F)
 where
     F: FnOnce(DockerDaemon) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ()>,
 {
+    if let Some(why) = crate::not_root() {
+        crate::skipped("Docker test", why);
+        return;
+    }
     let handle = std::thread::spawn(move || {
         let daemon = DockerDaemon::start();
         daemon.enter();

@@ -41,6 +41,8 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::teardown::{self, Teardown};
+
 /// The hub's address; hosts get `10.77.0.(10 + i)`.
 pub const HUB_IP: &str = "10.77.0.1";
 
@@ -99,9 +101,8 @@ pub struct FleetHosts {
 /// Why the test hosts cannot be made here (not root, a tool or overlayfs missing), or
 /// `None`.
 pub fn unsupported() -> Option<String> {
-    let uid = Command::new("id").arg("-u").output().ok()?;
-    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
-        return Some("not root: cannot create network namespaces and containers".into());
+    if let Some(why) = crate::not_root() {
+        return Some(why.into());
     }
     for (tool, package) in [
         ("ip", "iproute2"),
@@ -177,18 +178,6 @@ fn cgroup_roots() -> Vec<PathBuf> {
         .collect()
 }
 
-/// Removes a cgroup and the ones under it (deepest first); they must hold no process.
-fn remove_cgroup(dir: &Path) {
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for e in entries.flatten() {
-            if e.file_type().is_ok_and(|t| t.is_dir()) {
-                remove_cgroup(&e.path());
-            }
-        }
-    }
-    let _ = std::fs::remove_dir(dir);
-}
-
 /// Every container's systemd, journald, logind and dbus take inotify instances, all
 /// counted against root's `fs.inotify.max_user_instances` (no user namespaces here): its
 /// usual 128 runs out at about 19 containers, whose systemd then fails to boot ("Too
@@ -243,15 +232,17 @@ fn reserve_inotify(hosts: usize) -> usize {
 }
 
 /// Gives back `hosts`; the last one out puts the limit back.
-fn release_inotify(hosts: usize) {
+fn release_inotify(hosts: usize) -> Result<(), String> {
     let mut g = INOTIFY.lock().unwrap_or_else(|p| p.into_inner());
     g.hosts = g.hosts.saturating_sub(hosts);
     if g.hosts == 0
         && let Some(set) = g.set.take()
         && read_inotify_limit() == Some(set)
     {
-        let _ = std::fs::write(INOTIFY_LIMIT, g.original.to_string());
+        std::fs::write(INOTIFY_LIMIT, g.original.to_string())
+            .map_err(|e| format!("cannot write {} to {INOTIFY_LIMIT}: {e}", g.original))?;
     }
+    Ok(())
 }
 
 /// A fresh random 128-bit id in hex (`/etc/machine-id`'s format).
@@ -867,10 +858,14 @@ impl FleetHosts {
 
 impl Drop for FleetHosts {
     fn drop(&mut self) {
+        use nix::sys::signal::Signal;
+        let mut t = Teardown::new(format!("fleet hosts {}", self.hub));
         // Power every container off at once: nspawn turns SIGTERM into the container's
         // orderly shutdown.
         for c in &self.containers {
-            let _ = sh(&["kill", "-TERM", &c.id().to_string()]);
+            t.step(format_args!("power off nspawn {}", c.id()), || {
+                teardown::signal(c.id(), Signal::SIGTERM)
+            });
         }
         let deadline = Instant::now() + Duration::from_secs(30);
         for c in &mut self.containers {
@@ -880,34 +875,49 @@ impl Drop for FleetHosts {
         }
         // What did not stop, and what the controller left in the hub (ssh control
         // masters): killed. A container's PID 1 takes its whole PID namespace with it.
-        for _ in 0..3 {
-            for ns in &self.namespaces {
-                let pids = sh(&["ip", "netns", "pids", ns]);
-                for pid in String::from_utf8_lossy(&pids.stdout).split_whitespace() {
-                    let _ = sh(&["kill", "-KILL", pid]);
+        for ns in &self.namespaces {
+            t.step(format_args!("kill what runs in namespace {ns}"), || {
+                for _ in 0..3 {
+                    let pids = teardown::run(&["ip", "netns", "pids", ns])?;
+                    for pid in pids.split_whitespace().filter_map(|p| p.parse().ok()) {
+                        teardown::signal(pid, Signal::SIGKILL)?;
+                    }
                 }
-            }
+                Ok(())
+            });
         }
         for c in &mut self.containers {
-            let _ = c.kill();
-            let _ = c.wait();
+            let pid = c.id();
+            t.step(format_args!("stop nspawn {pid}"), || {
+                if matches!(c.try_wait(), Ok(None)) {
+                    c.kill().map_err(|e| e.to_string())?;
+                }
+                c.wait().map(drop).map_err(|e| e.to_string())
+            });
         }
         for m in &self.mounts {
-            if !sh(&["umount", m.to_str().unwrap()]).status.success() {
-                let _ = sh(&["umount", "-l", m.to_str().unwrap()]);
-            }
+            t.step(format_args!("unmount {}", m.display()), || {
+                teardown::unmount(m)
+            });
         }
         for cg in &self.cgroups {
-            remove_cgroup(cg);
-            // `drover-fleet` itself, unless another test's containers are in it.
+            t.step(format_args!("remove cgroup {}", cg.display()), || {
+                teardown::remove_cgroup(cg)
+            });
+            // `drover-fleet` itself, unless another test's containers are still in it.
             if let Some(parent) = cg.parent() {
                 let _ = std::fs::remove_dir(parent);
             }
         }
         for ns in self.namespaces.iter().rev() {
-            let _ = sh(&["ip", "netns", "del", ns]);
+            t.step(format_args!("delete namespace {ns}"), || {
+                teardown::run(&["ip", "netns", "del", ns]).map(drop)
+            });
         }
-        release_inotify(self.inotify_hosts);
+        t.step("put fs.inotify.max_user_instances back", || {
+            release_inotify(self.inotify_hosts)
+        });
+        t.finish();
     }
 }
 

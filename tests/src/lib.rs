@@ -15,6 +15,8 @@
 //! - [`docker`]: a Docker Engine of the test's own, in a network namespace it creates.
 //! - [`fleet`]: test hosts for `drover fleet`: systemd-nspawn containers booting systemd,
 //!   each in a network namespace.
+//! - [`teardown`]: undoing what a fixture changed on this machine, every step even when one
+//!   fails.
 
 #![allow(clippy::unwrap_used)] // test harness: a failure here should fail the test loudly
 
@@ -29,6 +31,22 @@ use drover_api::node::Node;
 
 pub mod docker;
 pub mod fleet;
+pub mod teardown;
+
+/// Why this process cannot make network namespaces, mounts and containers (it is not
+/// root), or `None`.
+pub fn not_root() -> Option<&'static str> {
+    (!nix::unistd::geteuid().is_root())
+        .then_some("not root: cannot create network namespaces, mounts and containers")
+}
+
+/// Says that `what` was skipped, and why, on the process's own stderr: the test harness
+/// captures `eprintln!` of a passing test, but not this, so the line shows in the run's
+/// output (and `scripts/test` lists every such line in its summary).
+pub fn skipped(what: &str, why: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "SKIPPED {what}: {why}");
+}
 
 /// Path of a workspace binary (`drover-master`, `drover-agent`, `drover`, `hello`).
 pub fn bin_path(name: &str) -> PathBuf {

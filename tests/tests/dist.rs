@@ -22,7 +22,7 @@ use std::time::{Duration, SystemTime};
 
 use drover_api::client::MasterClient;
 use drover_api::node::NodeState;
-use drover_cluster_tests::{Server, bin_path, port_block, wait_for};
+use drover_cluster_tests::{Server, bin_path, not_root, port_block, skipped, wait_for};
 
 /// The repository's root (this crate lives in `tests/`).
 fn repo_root() -> PathBuf {
@@ -30,12 +30,6 @@ fn repo_root() -> PathBuf {
         .parent()
         .unwrap()
         .to_path_buf()
-}
-
-/// Says a check was skipped, and why, where people see it: straight to the process's
-/// stderr (`eprintln!` is captured, and hidden for a passing test).
-fn skipped(what: &str, why: &str) {
-    let _ = writeln!(std::io::stderr(), "SKIPPED {what}: {why}");
 }
 
 /// Whether `program` is on the PATH.
@@ -276,12 +270,8 @@ impl Drop for Jail {
 
 /// Whether this process may chroot and mount, or why not.
 fn chroot_unavailable() -> Option<String> {
-    let uid = Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
-    if uid.as_deref().ok() != Some("0") {
-        return Some("not root (chroot and mount need root)".into());
+    if let Some(why) = not_root() {
+        return Some(why.into());
     }
     for tool in ["chroot", "mount", "umount"] {
         if !have(tool) {

@@ -28,11 +28,10 @@
 
 #![allow(clippy::unwrap_used)] // tests: a failure should fail loudly
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use drover_cluster_tests::bin_path;
 use drover_cluster_tests::fleet::{FleetHosts, Roles, dist, unsupported};
+use drover_cluster_tests::{bin_path, skipped};
 use serde_json::Value;
 
 /// Build A is the crate version as it is (the build scripts/dist makes anyway).
@@ -42,7 +41,7 @@ const B: &str = "0.1.1-fleet-b";
 fn skip() -> bool {
     match unsupported() {
         Some(why) => {
-            let _ = writeln!(std::io::stderr(), "SKIPPED fleet test: {why}");
+            skipped("fleet test", &why);
             true
         }
         None => false,

@@ -110,11 +110,8 @@ async fn binary_announces_its_address_and_stops_on_sigterm() {
         "hello from hello.abc version v9\n"
     );
 
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success());
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("pid"));
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM to hello");
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         if let Some(exit) = child.try_wait().expect("wait") {
