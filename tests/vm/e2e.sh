@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 6's end-to-end test on real VMs: bare Debian 12 VMs to a running Drover cluster
+# The end-to-end test on real VMs: bare Debian 12 VMs to a running Drover cluster
 # with the project's own Vagrantfile and playbooks, then a second site.yml run, an
 # upgrade, and the loss of an agent. Prints each phase's time and a recap.
 #
@@ -62,24 +62,54 @@ phase() {
 }
 print_recap() {
   echo
-  echo "== e2e recap (issue 6) =="
+  echo "== e2e recap =="
   printf '%s\n' "${recap[@]}"
   for line in "${facts[@]}"; do echo "   $line"; done
 }
 facts=()
 fact() { facts+=("$*"); log "$*"; }
 
+# Where each VM's serial console is logged: what to read when a VM does not boot.
+console_logs() {
+  local f
+  for f in "$DROVER_VM_CONSOLE_DIR"/*-console.log; do
+    [ -f "$f" ] || continue
+    echo "   console of $(basename "$f" -console.log): $f; its last lines:"
+    tail -n 8 "$f" | tr -d '\r' | sed 's/^/      /'
+  done
+}
+
+ns_up=0 vms_made=0
 cleanup() {
   local rc=$?
-  if [ "${DROVER_E2E_KEEP:-}" = 1 ]; then
+  trap - EXIT
+  if [ $ns_up = 0 ]; then
+    : # no namespace was made: nothing to tear down
+  elif [ "${DROVER_E2E_KEEP:-}" = 1 ]; then
     log "DROVER_E2E_KEEP=1: leaving the VMs and namespace up (scripts/vm/netns-down ends them)"
   else
     phase "destroy the VMs" scripts/vm/nsrun vagrant destroy -f >/dev/null 2>&1 || true
     phase "stop libvirtd and delete the namespace" scripts/vm/netns-down || true
   fi
+  # A step of the teardown that failed fails the run: VMs may be left behind.
+  [ $rc -ne 0 ] || [ $failed -eq 0 ] || rc=1
   print_recap
-  [ $failed -eq 0 ] && [ $rc -eq 0 ] && echo "e2e: passed" || echo "e2e: FAILED"
+  if [ $vms_made = 1 ] && { [ $failed -ne 0 ] || [ $rc -ne 0 ]; }; then
+    echo "   the VMs' serial consoles (where a VM that did not boot or answer says why):"
+    console_logs
+  fi
+  if [ $failed -eq 0 ] && [ $rc -eq 0 ]; then
+    echo "e2e: passed"
+  else
+    [ ! -d "$run_dir" ] || echo "   logs of this run: $run_dir"
+    echo "e2e: FAILED"
+  fi
+  exit $rc
 }
+# Set before the first phase, so that a failure anywhere (the first phase included) ends
+# with the recap; an interrupted run still destroys its VMs (bash runs the EXIT trap).
+trap cleanup EXIT
+trap 'exit 143' TERM INT
 
 # Runs a command in the namespace with the inventory of the Vagrant cluster.
 ns() { scripts/vm/nsrun "$@"; }
@@ -147,15 +177,20 @@ export DROVER_DIST_DIR=$dist
 
 # --- 2. VMs, the cluster and the examples ----------------------------------------------------------
 
+ns_up=1
 phase "start libvirtd in the namespace (netns-up)" scripts/vm/netns-up
-trap cleanup EXIT
-# So that an interrupted run still destroys its VMs (bash runs the EXIT trap on exit).
-trap 'exit 143' TERM INT
 
 up_started=$SECONDS
 # Boot all three, then provision once across all of them (more reliable than one
 # `vagrant up` whose provisioner runs on the last machine while others still boot).
-vagrant_up() { ns vagrant up --provider=libvirt --no-provision 2>&1 | tr '\r' '\n' | grep -v 'Progress:' >"$run_dir/vagrant-up.log"; }
+# Vagrant's output is shown as it comes (a VM that hangs at boot is otherwise minutes of
+# silence) and kept in a file; when a VM does not come up, its console log says why.
+vagrant_up() {
+  log "vagrant up: VM consoles are logged in $DROVER_VM_CONSOLE_DIR"
+  ns vagrant up --provider=libvirt --no-provision 2>&1 | tr '\r' '\n' | grep --line-buffered -v 'Progress:' |
+    tee "$run_dir/vagrant-up.log" | sed -u 's/^/   vagrant: /' >&2
+}
+vms_made=1
 phase "vagrant up --no-provision (3 VMs)" vagrant_up
 phase "ansible ping" ns ansible -i inventory/vagrant all -m ansible.builtin.ping -o
 
