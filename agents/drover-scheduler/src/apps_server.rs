@@ -780,10 +780,10 @@ impl Apps {
     /// The loop: tick, then sleep until the next wake-up, a master read or a change.
     async fn run_loop(self: Arc<Self>, mut ctx: LoopContext) {
         let mut first = ctx.view.clone();
-        let _ = tokio::time::timeout(FIRST_VIEW_WAIT, async move {
-            first.wait_for(|v| v.reads > 0).await.map(|_| ())
-        })
-        .await;
+        tokio::select! {
+            _ = tokio::time::timeout(FIRST_VIEW_WAIT, first.wait_for(|v| v.reads > 0)) => {}
+            _ = stopped(ctx.stop.clone()) => return,
+        }
         loop {
             self.tick().await;
             let wake_at = self.state.lock().await.wake_at;
@@ -792,12 +792,19 @@ impl Apps {
                 .unwrap_or(MAX_SLEEP)
                 .min(MAX_SLEEP);
             tokio::select! {
+                // Stop first: at shutdown the sync loop ends too, and its closed channel
+                // must not win the draw and send this loop back to sleep.
+                biased;
+                _ = stopped(ctx.stop.clone()) => break,
                 _ = tokio::time::sleep(sleep) => {}
                 _ = self.wake.notified() => {}
                 r = ctx.view.changed() => if r.is_err() {
-                    tokio::time::sleep(sleep).await;
+                    // The sync loop is gone: keep ticking on the clock alone, until stop.
+                    tokio::select! {
+                        _ = tokio::time::sleep(sleep) => {}
+                        _ = stopped(ctx.stop.clone()) => break,
+                    }
                 },
-                _ = stopped(ctx.stop.clone()) => break,
             }
         }
     }
@@ -843,8 +850,8 @@ impl Component for Apps {
         "apps"
     }
 
-    fn router(self: Arc<Self>) -> axum::Router {
-        crate::apps_api::router(self.clone()).merge(crate::marathon::router(self))
+    fn router(self: Arc<Self>, stop: watch::Receiver<bool>) -> axum::Router {
+        crate::apps_api::router(self.clone()).merge(crate::marathon::router(self, stop))
     }
 
     fn metrics(&self, out: &mut Metrics) {

@@ -25,8 +25,10 @@ pub struct LoopContext {
 pub trait Component: Send + Sync + 'static {
     /// A short name for logs.
     fn name(&self) -> &'static str;
-    /// The component's API routes (without the shared ones).
-    fn router(self: Arc<Self>) -> Router;
+    /// The component's API routes (without the shared ones). Responses that stream
+    /// (event streams) end once `stop` turns true: graceful shutdown waits for every
+    /// open response, so one that never ends would hold the server up.
+    fn router(self: Arc<Self>, stop: watch::Receiver<bool>) -> Router;
     /// Adds the component's gauges to the `/metrics` text.
     fn metrics(&self, out: &mut Metrics);
     /// Starts the component's loop; it ends when `ctx.stop` turns true.

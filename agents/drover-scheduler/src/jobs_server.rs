@@ -737,10 +737,10 @@ impl Jobs {
     /// The loop: tick, then sleep until the next wake-up, a master read or a command.
     async fn run_loop(self: Arc<Self>, mut ctx: LoopContext) {
         let mut first = ctx.view.clone();
-        let _ = tokio::time::timeout(FIRST_VIEW_WAIT, async move {
-            first.wait_for(|v| v.reads > 0).await.map(|_| ())
-        })
-        .await;
+        tokio::select! {
+            _ = tokio::time::timeout(FIRST_VIEW_WAIT, first.wait_for(|v| v.reads > 0)) => {}
+            _ = stopped(ctx.stop.clone()) => return,
+        }
         loop {
             self.tick().await;
             let wake_at = *self.wake_at.lock().unwrap_or_else(|p| p.into_inner());
@@ -749,13 +749,19 @@ impl Jobs {
                 .unwrap_or(MAX_SLEEP)
                 .min(MAX_SLEEP);
             tokio::select! {
+                // Stop first: at shutdown the sync loop ends too, and its closed channel
+                // must not win the draw and send this loop back to sleep.
+                biased;
+                _ = stopped(ctx.stop.clone()) => break,
                 _ = tokio::time::sleep(sleep) => {}
                 _ = self.wake.notified() => {}
                 r = ctx.view.changed() => if r.is_err() {
-                    // The sync loop is gone (shutdown): keep ticking on the clock alone.
-                    tokio::time::sleep(sleep).await;
+                    // The sync loop is gone: keep ticking on the clock alone, until stop.
+                    tokio::select! {
+                        _ = tokio::time::sleep(sleep) => {}
+                        _ = stopped(ctx.stop.clone()) => break,
+                    }
                 },
-                _ = stopped(ctx.stop.clone()) => break,
             }
         }
     }
@@ -1042,7 +1048,8 @@ impl Component for Jobs {
         "jobs"
     }
 
-    fn router(self: Arc<Self>) -> axum::Router {
+    // No streaming responses, so nothing to end on stop.
+    fn router(self: Arc<Self>, _stop: watch::Receiver<bool>) -> axum::Router {
         crate::jobs_api::router(self.clone()).merge(crate::chronos_api::router(self))
     }
 

@@ -51,18 +51,19 @@ use drover_api::deployment::{AppStatus, DeploymentId, DeploymentKind};
 use drover_api::task::{Task, TaskGoal, TaskState, labels};
 use drover_api::{ApiError, ErrorCode};
 use drover_service::http::ApiQuery;
-use futures::Stream;
+use futures::{Stream, StreamExt as _};
 use serde_json::{Value, json};
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 
 use crate::apps::AppChange;
 use crate::apps_server::{Apps, Revert, app_not_found, task_app};
+use crate::master_sync::stopped;
 
 /// Keep-alive comment interval of the event stream.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
-/// Marathon's routes.
-pub fn router(apps: Arc<Apps>) -> Router {
+/// Marathon's routes; `/v2/events` streams end once `stop` turns true.
+pub fn router(apps: Arc<Apps>, stop: watch::Receiver<bool>) -> Router {
     Router::new()
         .route("/v2/apps", get(list).post(create))
         .route(
@@ -75,7 +76,10 @@ pub fn router(apps: Arc<Apps>) -> Router {
             "/v2/deployments/{id}",
             get(deployment).delete(cancel_deployment),
         )
-        .route("/v2/events", get(events))
+        .route(
+            "/v2/events",
+            get(move |State(apps): State<Arc<Apps>>| events(apps, stop.clone())),
+        )
         .with_state(apps)
 }
 
@@ -605,8 +609,12 @@ async fn cancel_deployment(
     }
 }
 
+/// The event stream, until `stop`: the sender lives as long as `apps`, which outlives
+/// the server, so the stream would otherwise never end and graceful shutdown would
+/// wait on it forever.
 async fn events(
-    State(apps): State<Arc<Apps>>,
+    apps: Arc<Apps>,
+    stop: watch::Receiver<bool>,
 ) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
     let rx = apps.subscribe();
     let stream = futures::stream::unfold(rx, |mut rx| async move {
@@ -622,7 +630,8 @@ async fn events(
             Err(broadcast::error::RecvError::Closed) => return None,
         };
         Some((Ok(event), rx))
-    });
+    })
+    .take_until(stopped(stop));
     Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
 }
 

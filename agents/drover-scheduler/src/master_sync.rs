@@ -72,7 +72,11 @@ pub async fn run(
         }
         last_fetch = Some(Instant::now());
         let previous = tx.borrow().clone();
-        let view = fetch(&master, &previous).await;
+        // A master that does not answer must not hold shutdown up for the read's timeout.
+        let view = tokio::select! {
+            view = fetch(&master, &previous) => view,
+            _ = stopped(stop.clone()) => break,
+        };
         let was = tx.borrow().reachable;
         if was != view.reachable {
             if view.reachable {

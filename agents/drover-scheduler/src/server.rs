@@ -129,7 +129,7 @@ pub async fn run(
 
     let mut api = Router::new();
     for c in &components {
-        api = api.merge(c.clone().router());
+        api = api.merge(c.clone().router(stop_rx.clone()));
     }
     let metric_components = components.clone();
     let metric_view = view_rx.clone();
