@@ -14,6 +14,7 @@
 //! Layout of the data dir: `master/`, `scheduler/`, `agent-N/` (work dirs), `logs/`
 //! (one log per child), `apply/` (the examples still missing, handed to apply).
 
+use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -22,6 +23,8 @@ use anyhow::{Context as _, anyhow, bail};
 use drover_api::client::{MasterClient, SchedulerClient};
 use drover_api::node::NodeState;
 use drover_api::task::TaskFilter;
+use nix::sys::signal::{Signal, kill, killpg};
+use nix::unistd::Pid;
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
@@ -111,6 +114,8 @@ fn lock_data_dir(data_dir: &Path) -> anyhow::Result<std::fs::File> {
 
 /// The server binaries and the directory holding `hello`, if any.
 struct Binaries {
+    /// The directory of the running `drover`, for the `PATH` export dev prints.
+    cli_dir: Option<PathBuf>,
     master: PathBuf,
     agent: PathBuf,
     scheduler: PathBuf,
@@ -166,6 +171,7 @@ impl Binaries {
             task_path.push(dir.to_path_buf());
         }
         Ok(Binaries {
+            cli_dir: exe_dir,
             master,
             agent,
             scheduler,
@@ -380,6 +386,10 @@ async fn start_and_serve(
     print_summary(ctx.master(), &sched).await;
     println!();
     println!("For the CLI in another shell:");
+    // The CLI sits next to the servers (a build's target dir), rarely on PATH already.
+    if let Some(dir) = &bins.cli_dir {
+        println!("{}", path_export(dir));
+    }
     println!("export DROVER_MASTER={master_url} DROVER_SCHEDULER={scheduler_url}");
     println!();
     println!("Ctrl-C stops everything (tasks included); running it again resumes.");
@@ -389,6 +399,18 @@ async fn start_and_serve(
         tokio::time::sleep(Duration::from_millis(500)).await;
         check_children(procs, &logs)?;
     }
+}
+
+/// `export PATH="DIR:$PATH"`, with DIR escaped for the double quotes.
+fn path_export(dir: &Path) -> String {
+    let mut quoted = String::new();
+    for c in dir.to_string_lossy().chars() {
+        if matches!(c, '"' | '$' | '`' | '\\') {
+            quoted.push('\\');
+        }
+        quoted.push(c);
+    }
+    format!("export PATH=\"{quoted}:$PATH\"")
 }
 
 /// `Err` naming the first child that has exited: the cluster is broken without it.
@@ -507,6 +529,8 @@ async fn wait_ready(
     logs: &Path,
 ) -> anyhow::Result<()> {
     let deadline = Instant::now() + READY_TIMEOUT;
+    // Redrawn in place on a terminal; one line per change elsewhere (a log file).
+    let redraw = std::io::stderr().is_terminal();
     let mut last = String::new();
     loop {
         check_children(procs, logs)?;
@@ -544,11 +568,17 @@ async fn wait_ready(
             line.push_str(&format!(", {} cannot be placed", unplaceable.len()));
         }
         if line != last {
-            eprint!("\r{line}   ");
+            if redraw {
+                eprint!("\r{line}   ");
+            } else {
+                eprintln!("{line}");
+            }
             last = line;
         }
         if nodes >= agents && apps_ready + unplaceable.len() == apps_total {
-            eprintln!();
+            if redraw {
+                eprintln!();
+            }
             for u in &unplaceable {
                 eprintln!("note: {u}");
             }
@@ -633,9 +663,9 @@ async fn shutdown(procs: &mut Procs) {
     {
         kill_all_tasks(&client).await;
     }
-    for a in procs.agents.iter_mut() {
+    for a in procs.agents.iter() {
         // SIGTERM all first, then wait, so the agents stop in parallel.
-        signal_pid(a.child.id(), "TERM");
+        signal_child(&a.child, Signal::SIGTERM);
     }
     for a in procs.agents.iter_mut() {
         stop(a).await;
@@ -677,21 +707,21 @@ async fn kill_all_tasks(client: &MasterClient) {
     }
 }
 
-/// Sends a signal with kill(1): drover-cli has no libc binding of its own.
-fn signal_pid(pid: Option<u32>, sig: &str) {
-    if let Some(pid) = pid {
-        signal_target(&pid.to_string(), sig);
+/// Sends `sig` to a child not reaped yet (a reaped one has no pid, so a recycled pid is
+/// never hit), quietly: it may have exited meanwhile.
+fn signal_child(child: &Child, sig: Signal) {
+    if let Some(pid) = child.id().and_then(pid_of) {
+        let _ = kill(pid, sig);
     }
 }
 
-/// `kill -SIG -- TARGET` (a pid, or `-PGID` for a process group), quietly.
-fn signal_target(target: &str, sig: &str) {
-    let _ = std::process::Command::new("kill")
-        .args([format!("-{sig}").as_str(), "--", target])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
+/// `pid` for kill(2), unless it is 0 or 1 or does not fit: kill(2) reads 0 as "my own
+/// process group", and a record under a sandbox is never init.
+fn pid_of(pid: u32) -> Option<Pid> {
+    i32::try_from(pid)
+        .ok()
+        .filter(|p| *p > 1)
+        .map(Pid::from_raw)
 }
 
 /// SIGTERM, then SIGKILL after [`STOP_GRACE`]; reaps the child.
@@ -699,7 +729,7 @@ async fn stop(p: &mut Proc) {
     if let Ok(Some(_)) = p.child.try_wait() {
         return;
     }
-    signal_pid(p.child.id(), "TERM");
+    signal_child(&p.child, Signal::SIGTERM);
     if tokio::time::timeout(STOP_GRACE, p.child.wait())
         .await
         .is_err()
@@ -724,15 +754,17 @@ fn sweep_sandboxes(work_dir: &Path) {
         // pid.json: {"process": {"pid", "start_time"}, ...}; the pid is also the group.
         if let Some((pid, start)) = read_record(&dir.join("pid.json"), Some("process"))
             && alive_with_start(pid, start)
+            && let Some(pid) = pid_of(pid)
         {
-            signal_target(&format!("-{pid}"), "KILL");
-            signal_target(&pid.to_string(), "KILL");
+            let _ = killpg(pid, Signal::SIGKILL);
+            let _ = kill(pid, Signal::SIGKILL);
         }
         // shim.json: {"pid", "start_time"}.
         if let Some((pid, start)) = read_record(&dir.join("shim.json"), None)
             && alive_with_start(pid, start)
+            && let Some(pid) = pid_of(pid)
         {
-            signal_target(&pid.to_string(), "KILL");
+            let _ = kill(pid, Signal::SIGKILL);
         }
     }
 }
@@ -760,4 +792,33 @@ fn alive_with_start(pid: u32, start: u64) -> bool {
     // rest starts at field 3 (state); field 22 is index 19.
     fields.first().is_some_and(|s| *s != "Z")
         && fields.get(19).and_then(|s| s.parse::<u64>().ok()) == Some(start)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_export_puts_the_directory_first() {
+        assert_eq!(
+            path_export(Path::new("/src/drover/target/debug")),
+            r#"export PATH="/src/drover/target/debug:$PATH""#
+        );
+    }
+
+    #[test]
+    fn path_export_escapes_what_double_quotes_expand() {
+        assert_eq!(
+            path_export(Path::new(r#"/a b/$x/`y`/"z"/\w"#)),
+            r#"export PATH="/a b/\$x/\`y\`/\"z\"/\\w:$PATH""#
+        );
+    }
+
+    #[test]
+    fn pid_of_refuses_what_kill_would_read_as_a_group_or_init() {
+        assert_eq!(pid_of(0), None);
+        assert_eq!(pid_of(1), None);
+        assert_eq!(pid_of(u32::MAX), None);
+        assert_eq!(pid_of(4242), Some(Pid::from_raw(4242)));
+    }
 }
