@@ -1,5 +1,7 @@
-//! `drover dev`: one command brings up a whole cluster, Ctrl-C leaves nothing behind, a
-//! second run resumes the stored apps and jobs, and `init-cluster.sh` posts the examples.
+//! `drover dev`: one command brings up a whole cluster, Ctrl-C leaves nothing behind (every
+//! server stopping on its own, with plain-text logs), the exports it prints put the CLI on
+//! PATH, a second run resumes the stored apps and jobs, and `init-cluster.sh` posts the
+//! examples.
 //!
 //! Every process `drover dev` starts (servers, shims, tasks) has its command line or its
 //! working directory under the test's temporary directory, which is how the tests find
@@ -10,6 +12,7 @@
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 use std::collections::BTreeSet;
+use std::ffi::OsString;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -33,15 +36,35 @@ struct Dev {
     child: Child,
     lines: Receiver<String>,
     stderr: PathBuf,
+    /// Its `--data-dir`, where the servers' logs are.
+    data: PathBuf,
     master: String,
     scheduler: String,
+    /// The `export ...` lines, in order: what a user copies into another shell.
+    exports: Vec<String>,
 }
 
 impl Dev {
-    /// Starts `drover dev ARGS` in `cwd` and waits for its export line.
+    /// Starts `drover dev ARGS` (which must name `--data-dir`) in `cwd` and waits for its
+    /// export line.
     fn start(cwd: &Path, args: &[&str], stderr: &Path) -> Dev {
+        Dev::start_with_path(cwd, args, stderr, None)
+    }
+
+    /// [`Dev::start`], with `PATH` replaced when given.
+    fn start_with_path(cwd: &Path, args: &[&str], stderr: &Path, path: Option<OsString>) -> Dev {
+        let data = args
+            .iter()
+            .position(|a| *a == "--data-dir")
+            .and_then(|i| args.get(i + 1))
+            .map(PathBuf::from)
+            .expect("the tests give --data-dir");
         let err = std::fs::File::create(stderr).unwrap();
-        let mut child = Command::new(bin_path("drover"))
+        let mut command = Command::new(bin_path("drover"));
+        if let Some(path) = path {
+            command.env("PATH", path);
+        }
+        let mut child = command
             .arg("dev")
             .args(args)
             .current_dir(cwd)
@@ -63,13 +86,20 @@ impl Dev {
         });
         let deadline = Instant::now() + Duration::from_secs(240);
         let mut seen = String::new();
+        let mut exports = Vec::new();
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match lines.recv_timeout(left) {
                 Ok(line) => {
                     seen.push_str(&line);
                     seen.push('\n');
-                    if let Some(rest) = line.strip_prefix("export ") {
+                    if line.starts_with("export ") {
+                        exports.push(line.clone());
+                    }
+                    if let Some(rest) = line
+                        .strip_prefix("export ")
+                        .filter(|r| r.contains("DROVER_MASTER="))
+                    {
                         let mut master = String::new();
                         let mut scheduler = String::new();
                         for kv in rest.split_whitespace() {
@@ -87,8 +117,10 @@ impl Dev {
                             child,
                             lines,
                             stderr: stderr.to_path_buf(),
+                            data,
                             master,
                             scheduler,
+                            exports,
                         };
                     }
                 }
@@ -116,7 +148,9 @@ impl Dev {
         std::fs::read_to_string(&self.stderr).unwrap_or_default()
     }
 
-    /// Sends SIGINT and waits for a clean exit.
+    /// Sends SIGINT, waits for a clean exit, and checks that every server stopped on its
+    /// own after its SIGTERM (dev kills one only once its grace is over, and says so) and
+    /// that the servers' logs are plain text.
     fn interrupt(mut self) {
         let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
         nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
@@ -141,7 +175,107 @@ impl Dev {
             std::thread::sleep(Duration::from_millis(100));
         }
         while self.lines.try_recv().is_ok() {}
+        let err = self.stderr_text();
+        assert!(
+            err.contains("stopped; state kept in"),
+            "drover dev did not finish its shutdown; stderr:\n{err}"
+        );
+        assert!(
+            !err.contains("did not stop within"),
+            "a server had to be killed; stderr:\n{err}"
+        );
+        let logs = log_files(&self.data.join("logs"));
+        assert!(
+            logs.len() >= 4,
+            "expected a log per server under {}, found {logs:?}",
+            self.data.display()
+        );
+        for log in &logs {
+            let bytes = std::fs::read(log).unwrap();
+            let text = String::from_utf8_lossy(&bytes);
+            assert!(
+                !text.contains("did not stop within"),
+                "{} says a server had to be killed:\n{text}",
+                log.display()
+            );
+            assert!(
+                !bytes.contains(&0x1b),
+                "{} holds terminal escape codes:\n{text}",
+                log.display()
+            );
+        }
     }
+
+    /// The directory the `export PATH="DIR:$PATH"` line puts first.
+    fn cli_dir(&self) -> PathBuf {
+        let line = self
+            .exports
+            .iter()
+            .find(|l| l.starts_with("export PATH="))
+            .unwrap_or_else(|| panic!("no PATH export among {:?}", self.exports));
+        let dir = line
+            .strip_prefix("export PATH=\"")
+            .and_then(|r| r.strip_suffix(":$PATH\""))
+            .unwrap_or_else(|| panic!("unexpected PATH export: {line}"));
+        PathBuf::from(dir)
+    }
+}
+
+/// A test that fails midway must not leave a cluster running: Ctrl-C it (dev then stops
+/// its servers and tasks), and SIGKILL it if that does not work.
+impl Drop for Dev {
+    fn drop(&mut self) {
+        if !matches!(self.child.try_wait(), Ok(None)) {
+            return;
+        }
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if !matches!(self.child.try_wait(), Ok(None)) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The regular files under `dir`, recursively.
+fn log_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = e.path();
+        if path.is_dir() {
+            out.extend(log_files(&path));
+        } else if path.is_file() {
+            out.push(path);
+        }
+    }
+    out
+}
+
+/// A `PATH` of one directory under `root` linking every program of this `PATH` but
+/// `kill`, as on a minimal system without procps: `drover dev` must stop its servers
+/// without kill(1).
+fn path_without_kill(root: &Path) -> OsString {
+    let farm = root.join("path-without-kill");
+    std::fs::create_dir_all(&farm).unwrap();
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    for dir in std::env::split_paths(&path) {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let link = farm.join(e.file_name());
+            // The first directory on PATH wins, as in a lookup.
+            if e.file_name() != "kill" && std::fs::symlink_metadata(&link).is_err() {
+                std::os::unix::fs::symlink(e.path(), &link).unwrap();
+            }
+        }
+    }
+    farm.into_os_string()
 }
 
 /// Pids of the live processes whose command line or working directory is under `dir`.
@@ -296,6 +430,7 @@ async fn dev_runs_a_cluster_stops_everything_and_resumes() {
     // (1) Up, everything ready and running, then Ctrl-C leaves nothing behind.
     let dev = Dev::start(root, &args, &root.join("dev1.stderr"));
     let versions = check_cluster(&dev).await;
+    exports_run_the_cli(&dev);
     let started = processes_under(root);
     // Servers (4) plus app tasks and their shims at the very least.
     assert!(
@@ -381,6 +516,44 @@ async fn dev_runs_a_cluster_stops_everything_and_resumes() {
     wait_all_gone(root, &started).await;
 }
 
+/// The export lines dev prints, pasted into a shell whose PATH lacks the CLI, make
+/// `drover nodes` run this build's `drover` against the dev cluster.
+fn exports_run_the_cli(dev: &Dev) {
+    let cli = bin_path("drover").canonicalize().unwrap();
+    assert_eq!(
+        dev.cli_dir().join("drover").canonicalize().unwrap(),
+        cli,
+        "the PATH export names another directory: {:?}",
+        dev.exports
+    );
+    let script = format!(
+        "{}\ncommand -v drover\ndrover nodes\n",
+        dev.exports.join("\n")
+    );
+    let out = Command::new("/bin/sh")
+        .arg("-c")
+        .arg(&script)
+        .env("PATH", "/usr/bin:/bin")
+        .env_remove("DROVER_MASTER")
+        .env_remove("DROVER_SCHEDULER")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{script}failed:\n{stdout}\n{stderr}");
+    let found = stdout.lines().next().unwrap_or_default();
+    assert_eq!(
+        Path::new(found).canonicalize().ok().as_deref(),
+        Some(cli.as_path()),
+        "the exports found another drover:\n{stdout}"
+    );
+    assert!(
+        stdout.contains("dev-agent-0") && stdout.contains("dev-agent-1"),
+        "`drover nodes` did not list the dev nodes:\n{stdout}\n{stderr}"
+    );
+}
+
 /// The servers among [`processes_under`] `dir` (shims and tasks have neither flag).
 fn server_pids(dir: &Path) -> BTreeSet<u32> {
     processes_under(dir)
@@ -430,7 +603,9 @@ async fn init_cluster_posts_the_examples_and_fails_loudly() {
     let data = root.join("data");
     let (port_base, _) = port_block(200);
     let port_base = port_base.to_string();
-    let dev = Dev::start(
+    // Also a machine without kill(1): the Ctrl-C at the end must still stop every server
+    // on its own, with the tasks init-cluster.sh started running.
+    let dev = Dev::start_with_path(
         root,
         &[
             "--empty",
@@ -440,6 +615,7 @@ async fn init_cluster_posts_the_examples_and_fails_loudly() {
             port_base.as_str(),
         ],
         &root.join("dev.stderr"),
+        Some(path_without_kill(root)),
     );
 
     let good = root.join("good");
