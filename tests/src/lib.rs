@@ -45,7 +45,13 @@ pub fn not_root() -> Option<&'static str> {
 /// output (and `scripts/test` lists every such line in its summary).
 pub fn skipped(what: &str, why: &str) {
     use std::io::Write;
-    let _ = writeln!(std::io::stderr(), "SKIPPED {what}: {why}");
+    let test = std::thread::current()
+        .name()
+        .map(|n| format!(" ({n})"))
+        .unwrap_or_default();
+    // One write, so the line is not split by the harness's own output.
+    let line = format!("SKIPPED {what}{test}: {why}\n");
+    let _ = std::io::stderr().write_all(line.as_bytes());
 }
 
 /// Path of a workspace binary (`drover-master`, `drover-agent`, `drover`, `hello`).
