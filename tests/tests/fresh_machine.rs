@@ -223,8 +223,9 @@ impl FreshRoot {
         std::fs::create_dir_all(&debs).unwrap();
         // On disk under the cache, not in /tmp: the upper folder takes a few GB, too much
         // for a tmpfs.
+        sweep_dead_runs(&runs);
         let dir = tempfile::Builder::new()
-            .prefix("run-")
+            .prefix(&format!("run-{}-", std::process::id()))
             .tempdir_in(&runs)
             .unwrap();
         let mut me = FreshRoot {
@@ -357,6 +358,41 @@ impl Drop for FreshRoot {
                 }
             });
         }
+        t.finish();
+    }
+}
+
+/// Removes what runs of test processes that no longer exist left (a process killed
+/// outright never ran its teardown): their overlay is unmounted and their folder deleted.
+/// Each run's folder is named `run-<pid>-…` after the process that made it.
+fn sweep_dead_runs(runs: &Path) {
+    let Ok(entries) = std::fs::read_dir(runs) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix("run-")
+            .and_then(|r| r.split('-').next())
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if Path::new("/proc").join(pid.to_string()).exists() {
+            continue;
+        }
+        let mut t = Teardown::new(format!("a dead run's leftovers {}", e.path().display()));
+        let root = e.path().join("root");
+        let mut unmounted = false;
+        t.step(format!("unmount {}", root.display()), || {
+            unmount(&root).map(|()| unmounted = true)
+        });
+        if unmounted {
+            t.step(format!("remove {}", e.path().display()), || {
+                std::fs::remove_dir_all(e.path()).map_err(|err| err.to_string())
+            });
+        }
+        eprintln!("fresh machine: removed the leftovers of dead run {name}");
         t.finish();
     }
 }
