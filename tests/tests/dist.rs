@@ -22,6 +22,7 @@ use std::time::{Duration, SystemTime};
 
 use drover_api::client::MasterClient;
 use drover_api::node::NodeState;
+use drover_cluster_tests::teardown::{Teardown, unmount};
 use drover_cluster_tests::{Server, bin_path, not_root, port_block, skipped, wait_for};
 
 /// The repository's root (this crate lives in `tests/`).
@@ -256,14 +257,11 @@ impl Drop for Jail {
     fn drop(&mut self) {
         if self.proc_mounted {
             let proc_dir = self.dir.path().join("proc");
-            let ok = Command::new("umount")
-                .arg(&proc_dir)
-                .status()
-                .is_ok_and(|s| s.success());
-            if !ok {
-                // Something still holds it: detach it now, the kernel frees it when unused.
-                let _ = Command::new("umount").arg("-l").arg(&proc_dir).status();
-            }
+            let mut t = Teardown::new(format!("chroot {}", self.path()));
+            t.step(format_args!("unmount {}", proc_dir.display()), || {
+                unmount(&proc_dir)
+            });
+            t.finish();
         }
     }
 }
@@ -273,7 +271,7 @@ fn chroot_unavailable() -> Option<String> {
     if let Some(why) = not_root() {
         return Some(why.into());
     }
-    for tool in ["chroot", "mount", "umount"] {
+    for tool in ["chroot", "mount"] {
         if !have(tool) {
             return Some(format!("`{tool}` is not installed"));
         }
