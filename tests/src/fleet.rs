@@ -111,12 +111,7 @@ pub fn unsupported() -> Option<String> {
         ("nsenter", "util-linux"),
         ("debootstrap", "debootstrap"),
     ] {
-        let found = Command::new("sh")
-            .args(["-c", &format!("command -v {tool}")])
-            .stdout(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !found {
+        if !crate::have(tool) {
             return Some(format!(
                 "{tool} is missing (scripts/setup installs {package})"
             ));

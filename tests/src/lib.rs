@@ -33,6 +33,23 @@ pub mod docker;
 pub mod fleet;
 pub mod teardown;
 
+/// The repository's root (this crate lives in `tests/`).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// Whether `program` is on the PATH.
+pub fn have(program: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
 /// Why this process cannot make network namespaces, mounts and containers (it is not
 /// root), or `None`.
 pub fn not_root() -> Option<&'static str> {

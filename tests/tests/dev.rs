@@ -21,15 +21,7 @@ use std::time::{Duration, Instant};
 
 use drover_api::client::{MasterClient, SchedulerClient};
 use drover_api::node::NodeState;
-use drover_cluster_tests::{bin_path, port_block, process_alive, wait_for};
-
-/// The repository root (tests/ is one level down).
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
+use drover_cluster_tests::{bin_path, port_block, process_alive, repo_root, wait_for};
 
 /// A running `drover dev` and the lines it printed.
 struct Dev {

@@ -23,24 +23,9 @@ use std::time::{Duration, SystemTime};
 use drover_api::client::MasterClient;
 use drover_api::node::NodeState;
 use drover_cluster_tests::teardown::{Teardown, unmount};
-use drover_cluster_tests::{Server, bin_path, not_root, port_block, skipped, wait_for};
-
-/// The repository's root (this crate lives in `tests/`).
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-/// Whether `program` is on the PATH.
-fn have(program: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {program}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
+use drover_cluster_tests::{
+    Server, bin_path, have, not_root, port_block, repo_root, skipped, wait_for,
+};
 
 /// Whether the scheduler has a binary yet (it is built and checked once it has).
 fn have_scheduler() -> bool {

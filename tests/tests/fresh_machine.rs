@@ -38,30 +38,13 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use drover_cluster_tests::teardown::{Teardown, unmount};
-use drover_cluster_tests::{not_root, skipped};
-
-/// The repository's root (this crate lives in `tests/`).
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
+use drover_cluster_tests::{have, not_root, repo_root, skipped};
 
 /// Where the root image, apt's downloads and each run's overlay live.
 fn cache_dir() -> PathBuf {
     std::env::var_os("DROVER_FRESH_CACHE")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/var/cache/drover-fresh"))
-}
-
-/// Whether `program` is on the PATH.
-fn have(program: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {program}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
 }
 
 /// This machine's rustup toolchain, lent to the root read-only at the same paths.
