@@ -343,3 +343,137 @@ async fn wide_binds_need_a_token_and_requests_need_it_too() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// One request never costs without bound: a sub-second job period, an app of a hundred
+/// thousand instances and a task that reserves no CPU are refused with the field and
+/// the limit named, and create nothing; an absurd log offset reads as past the end.
+#[tokio::test(flavor = "multi_thread")]
+async fn requests_over_the_limits_are_refused() {
+    let mut cluster = Cluster::start(ClusterOptions {
+        agents: 1,
+        ..Default::default()
+    })
+    .await;
+    cluster.start_scheduler(&[]);
+    let s = cluster.scheduler_url();
+    let m = cluster.master.url.clone();
+
+    for period in ["PT0.001S", "PT0.000000001S"] {
+        let job = format!(
+            "{{\"name\":\"fast\",\"command\":\"true\",\"schedule\":\"R/2030-01-01T00:00:00Z/{period}\"}}"
+        );
+        for url in [format!("{s}/v1/jobs"), format!("{s}/scheduler/iso8601")] {
+            let (status, bytes) = post_raw(&url, job.clone().into_bytes()).await;
+            let err: ApiError = serde_json::from_slice(&bytes).unwrap();
+            assert_eq!(status, 400, "{url}: {err:?}");
+            assert_eq!(err.field.as_deref(), Some("schedule"), "{err:?}");
+            assert!(err.message.contains("minimum of 1 s"), "{err:?}");
+            assert!(err.message.contains("--min-job-period"), "{err:?}");
+        }
+    }
+    let free_job = "{\"name\":\"free\",\"command\":\"true\",\"schedule\":\"R/2030-01-01T00:00:00Z/PT1H\",\"cpus\":0.0001}";
+    expect_error(
+        &format!("{s}/v1/jobs"),
+        free_job,
+        400,
+        ErrorCode::InvalidField,
+        "cpus",
+    )
+    .await;
+    let jobs = reqwest::get(format!("{s}/v1/jobs"))
+        .await
+        .unwrap()
+        .json::<serde_json::Value>()
+        .await
+        .unwrap();
+    assert_eq!(jobs.as_array().map(Vec::len), Some(0), "{jobs}");
+
+    for (body, field) in [
+        (
+            "{\"id\":\"/many\",\"cmd\":\"sleep 600\",\"instances\":100000}",
+            "instances",
+        ),
+        (
+            "{\"id\":\"/free\",\"cmd\":\"sleep 600\",\"cpus\":0}",
+            "cpus",
+        ),
+        ("{\"id\":\"/free\",\"cmd\":\"sleep 600\",\"mem\":0}", "mem"),
+    ] {
+        for (url, status) in [(format!("{s}/v2/apps"), 422), (format!("{s}/v1/apps"), 400)] {
+            let (got, bytes) = post_raw(&url, body.as_bytes().to_vec()).await;
+            let err: ApiError = serde_json::from_slice(&bytes).unwrap();
+            assert_eq!(got, status, "{url} {body}: {err:?}");
+            assert_eq!(err.field.as_deref(), Some(field), "{url} {body}: {err:?}");
+        }
+    }
+    let (_, bytes) = post_raw(
+        &format!("{s}/v1/apps"),
+        b"{\"id\":\"/many\",\"cmd\":\"sleep 600\",\"instances\":100000}".to_vec(),
+    )
+    .await;
+    let err: ApiError = serde_json::from_slice(&bytes).unwrap();
+    assert!(err.message.contains("limit of 1000"), "{err:?}");
+    let apps = reqwest::get(format!("{s}/v2/apps"))
+        .await
+        .unwrap()
+        .json::<serde_json::Value>()
+        .await
+        .unwrap();
+    assert_eq!(apps["apps"].as_array().map(Vec::len), Some(0), "{apps}");
+
+    let tasks_url = format!("{m}/v1/tasks");
+    let no_cpu = valid_launch("agent-0").replace("\"cpus\":0.1", "\"cpus\":0.0");
+    expect_error(
+        &tasks_url,
+        &no_cpu,
+        400,
+        ErrorCode::InvalidField,
+        "task.resources.cpus",
+    )
+    .await;
+    let no_mem = valid_launch("agent-0").replace("\"mem\":8.0", "\"mem\":0.0");
+    expect_error(
+        &tasks_url,
+        &no_mem,
+        400,
+        ErrorCode::InvalidField,
+        "task.resources.mem",
+    )
+    .await;
+    assert!(
+        cluster
+            .client
+            .tasks(&TaskFilter::default())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // A task's log read from an offset far past its end is an empty read, as any read
+    // past the end is, not a server error.
+    let (status, bytes) = post_raw(&tasks_url, valid_launch("agent-0").into_bytes()).await;
+    assert!(
+        (200..300).contains(&status),
+        "{}",
+        String::from_utf8_lossy(&bytes)
+    );
+    let task: drover_api::task::Task = serde_json::from_slice(&bytes).unwrap();
+    let url = format!(
+        "{m}/v1/tasks/{}/logs?offset=9223372036854775807",
+        task.spec.id.as_str()
+    );
+    let body = drover_cluster_tests::wait_for(
+        "the task's log on its agent",
+        std::time::Duration::from_secs(30),
+        || async {
+            let resp = reqwest::get(&url).await.ok()?;
+            // 404 until the agent has the task's sandbox.
+            if resp.status().as_u16() == 404 {
+                return None;
+            }
+            Some((resp.status().as_u16(), resp.text().await.ok()?))
+        },
+    )
+    .await;
+    assert_eq!(body, (200, String::new()));
+}

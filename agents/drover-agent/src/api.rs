@@ -49,11 +49,14 @@ async fn tasks(State(state): State<ApiState>) -> axum::Json<Vec<TaskReport>> {
     axum::Json(state.runner.reports())
 }
 
-/// Where a read starts: a non-negative offset as given, a negative one back from `len`.
+/// Where a read starts: a non-negative offset as given but at most `len`, a negative one
+/// back from `len`. A read from past the end returns nothing either way, and clamping
+/// keeps an absurd offset (`i64::MAX`) from reaching `lseek`, which refuses offsets
+/// beyond the filesystem's largest file and would turn the read into a server error.
 pub fn start_offset(offset: Option<i64>, len: u64) -> u64 {
     match offset {
         None => 0,
-        Some(o) if o >= 0 => o.unsigned_abs(),
+        Some(o) if o >= 0 => o.unsigned_abs().min(len),
         Some(o) => len.saturating_sub(o.unsigned_abs()),
     }
 }
@@ -170,7 +173,9 @@ mod tests {
     fn offsets() {
         assert_eq!(start_offset(None, 100), 0);
         assert_eq!(start_offset(Some(10), 100), 10);
-        assert_eq!(start_offset(Some(500), 100), 500);
+        assert_eq!(start_offset(Some(500), 100), 100);
+        assert_eq!(start_offset(Some(i64::MAX), 100), 100);
+        assert_eq!(start_offset(Some(i64::MIN), 100), 0);
         assert_eq!(start_offset(Some(-10), 100), 90);
         assert_eq!(start_offset(Some(-500), 100), 0);
         assert_eq!(start_offset(Some(i64::MIN), 100), 0);

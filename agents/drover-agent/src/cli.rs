@@ -94,8 +94,14 @@ pub struct RunArgs {
     pub resource_interval: f64,
     /// The Docker Engine's unix socket; where an engine answers, the node runs DOCKER
     /// tasks. An empty value turns Docker off.
-    #[arg(long, env = "DROVER_AGENT_DOCKER_SOCKET", default_value = crate::docker::DEFAULT_SOCKET)]
+    #[arg(long, env = "DROVER_AGENT_DOCKER_SOCKET", default_value = crate::docker::DEFAULT_SOCKET, value_parser = parse_socket_path)]
     pub docker_socket: PathBuf,
+}
+
+/// A socket path that may be empty: clap's own `PathBuf` parser refuses `""`, which is
+/// how `--docker-socket ""` says "no Docker".
+fn parse_socket_path(s: &str) -> Result<PathBuf, std::convert::Infallible> {
+    Ok(PathBuf::from(s))
 }
 
 /// Parsed `k=v,k=v` attributes.
@@ -330,5 +336,16 @@ mod tests {
         assert_eq!(o.name, "n1");
         assert_eq!(o.advertise, "http://127.0.0.1:5051");
         assert_eq!(o.resource_interval, Duration::from_secs(5));
+        assert!(o.docker_socket.is_some());
+    }
+
+    #[test]
+    fn empty_docker_socket_turns_docker_off() {
+        let cli = Cli::try_parse_from(["drover-agent", "--docker-socket", ""]).unwrap();
+        let o = cli
+            .run
+            .resolve("127.0.0.1:5051".parse().unwrap(), None, "/bin/x".into())
+            .unwrap();
+        assert_eq!(o.docker_socket, None);
     }
 }

@@ -7,7 +7,11 @@ use anyhow::Context;
 use drover_agent::cli::{Cli, Command};
 use drover_service::server::report;
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
+    drover_service::server::exit_code(run())
+}
+
+fn run() -> anyhow::Result<()> {
     let cli: Cli = drover_service::config::parse_with_config();
     match &cli.command {
         Some(Command::Shim { sandbox }) => std::process::exit(drover_agent::shim::main(sandbox)),

@@ -77,8 +77,19 @@ pub fn is_unsupported(e: &ApiError) -> bool {
     e.message.contains(UNSUPPORTED)
 }
 
-/// Most instances one app may ask for; anything above is a typo.
-pub const MAX_INSTANCES: u32 = 100_000;
+/// Most instances one app may ask for. One request must not cost without bound: each
+/// instance is a task record, a process and (usually) a host port, and an agent hands
+/// out 1,001 ports by default (Mesos's 31000-32000), so a thousand instances already
+/// fill a node's ports. Marathon itself has no limit; a bigger service is several apps.
+pub const MAX_INSTANCES: u32 = 1_000;
+
+/// The message for an `instances` above [`MAX_INSTANCES`], shared by create, update
+/// and scale so each names the limit and the way round it.
+pub fn too_many_instances(n: impl std::fmt::Display) -> String {
+    format!(
+        "{n} is more than the limit of {MAX_INSTANCES} instances per app (a fixed limit: split a bigger service into several apps)"
+    )
+}
 
 /// Default `backoffSeconds` (Marathon: 1).
 pub const DEFAULT_BACKOFF_SECONDS: f64 = 1.0;

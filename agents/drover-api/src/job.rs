@@ -1154,6 +1154,8 @@ impl ChronosJob {
             self.disk.unwrap_or(0.0),
         );
         given.validate("")?;
+        // Zero means Chronos's default, so the floors apply to what a run will reserve.
+        self.resources().validate_task("")?;
         if let Some(c) = &self.container {
             if c.image.is_empty() {
                 return Err(ApiError::invalid("container.image", "must not be empty"));
@@ -1723,6 +1725,15 @@ mod tests {
                 "name",
             ),
             (json!({"name": "a", "command": "c"}), "schedule"),
+            // Zero means the default; a positive value below the floor is refused.
+            (
+                json!({"name": "a", "command": "c", "schedule": "R/2012-01-01/P1D", "cpus": 0.0001}),
+                "cpus",
+            ),
+            (
+                json!({"name": "a", "command": "c", "schedule": "R/2012-01-01/P1D", "mem": 0.0001}),
+                "mem",
+            ),
             (
                 json!({"name": "a", "command": "c", "parents": []}),
                 "parents",

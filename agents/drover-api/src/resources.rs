@@ -20,6 +20,16 @@ pub struct Resources {
 /// Largest value accepted for any single resource quantity; anything above is absurd.
 pub const MAX_QUANTITY: f64 = 1.0e9;
 
+/// Fewest CPUs a task, app instance or job run may reserve: the `minimum` Marathon's API
+/// schema declares for `cpus`. A task that reserves no CPU costs nothing in the ledger,
+/// so without a floor one request could pack unbounded tasks onto a node.
+pub const MIN_CPUS: f64 = 0.001;
+
+/// Least memory in MiB a task, app instance or job run may reserve: the `minimum`
+/// Marathon's API schema declares for a pod's `mem` (its app schema says only `0`, and
+/// a task that reserves no memory would be as free as one with no CPU).
+pub const MIN_MEM: f64 = 0.001;
+
 impl Resources {
     /// Resources with the given CPUs, memory and disk.
     pub fn new(cpus: f64, mem: f64, disk: f64) -> Self {
@@ -92,6 +102,21 @@ impl Resources {
                 return Err(crate::ApiError::invalid(
                     format!("{prefix}{name}"),
                     format!("{v} is absurdly large (limit {MAX_QUANTITY})"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// [`Resources::validate`] plus the floors a running task needs: at least
+    /// [`MIN_CPUS`] and [`MIN_MEM`], so every task takes room on its node.
+    pub fn validate_task(&self, prefix: &str) -> Result<(), crate::ApiError> {
+        self.validate(prefix)?;
+        for (name, v, min) in [("cpus", self.cpus, MIN_CPUS), ("mem", self.mem, MIN_MEM)] {
+            if v < min {
+                return Err(crate::ApiError::invalid(
+                    format!("{prefix}{name}"),
+                    format!("{v} is below the minimum of {min} (a task must reserve some {name})"),
                 ));
             }
         }
@@ -189,6 +214,29 @@ mod tests {
             .validate("task.resources.")
             .unwrap_err();
         assert_eq!(e.field.as_deref(), Some("task.resources.mem"));
+    }
+
+    #[test]
+    fn validate_task_needs_some_cpu_and_memory() {
+        assert!(
+            Resources::new(MIN_CPUS, MIN_MEM, 0.0)
+                .validate_task("")
+                .is_ok()
+        );
+        let e = Resources::new(0.0, 64.0, 0.0)
+            .validate_task("task.resources.")
+            .unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("task.resources.cpus"));
+        assert!(e.message.contains("minimum of 0.001"), "{}", e.message);
+        let e = Resources::new(0.5, 0.0, 0.0).validate_task("").unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("mem"));
+        // Disk may stay zero, as in Marathon.
+        assert!(Resources::new(0.5, 64.0, 0.0).validate_task("").is_ok());
+        // The plain checks still come first.
+        let e = Resources::new(-1.0, 64.0, 0.0)
+            .validate_task("")
+            .unwrap_err();
+        assert!(e.message.contains("non-negative"), "{}", e.message);
     }
 
     #[test]

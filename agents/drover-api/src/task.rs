@@ -415,7 +415,8 @@ impl TaskDefinition {
                 ApiError::invalid(format!("{prefix}container{path}"), msg.to_string())
             })?;
         }
-        self.resources.validate(&format!("{prefix}resources."))?;
+        self.resources
+            .validate_task(&format!("{prefix}resources."))?;
         if !self.kill_grace_period_seconds.is_finite()
             || !(0.0..=3600.0).contains(&self.kill_grace_period_seconds)
         {
@@ -673,7 +674,8 @@ pub struct LogQuery {
     /// Keep the response open and send new output as it is written.
     #[serde(default)]
     pub follow: bool,
-    /// Start at this byte offset; negative counts back from the end.
+    /// Start at this byte offset; negative counts back from the end, and one past the
+    /// end starts at the end.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub offset: Option<i64>,
 }
@@ -720,6 +722,17 @@ mod tests {
             ..Default::default()
         };
         d.kill_grace_period_seconds = 5.0;
+        // A task must reserve some CPU and memory.
+        assert_eq!(
+            d.validate("task.").unwrap_err().field.as_deref(),
+            Some("task.resources.cpus")
+        );
+        d.resources = Resources::new(0.1, 0.0, 0.0);
+        assert_eq!(
+            d.validate("task.").unwrap_err().field.as_deref(),
+            Some("task.resources.mem")
+        );
+        d.resources.mem = 16.0;
         assert!(d.validate("task.").is_ok());
         d.resources.cpus = -1.0;
         assert_eq!(

@@ -72,6 +72,7 @@ impl DaemonFlags for Opts {
         values["data_dir"] = json!(unit_path("data-dir", &self.data_dir)?);
         values["job_retry_delay"] = json!(self.job_retry_delay.as_secs_f64());
         values["job_history"] = json!(self.job_history);
+        values["min_job_period"] = json!(self.min_job_period.as_secs_f64());
         values["token_file"] = json!(token_file);
         values["state_directory"] = json!(state_directory(&self.data_dir));
         values["privileged_port"] = json!(addr.port() != 0 && addr.port() < 1024);
@@ -116,6 +117,7 @@ mod tests {
         assert_eq!(v["state_directory"], "drover/scheduler");
         assert_eq!(v["job_retry_delay"], 60.0);
         assert_eq!(v["job_history"], 1000);
+        assert_eq!(v["min_job_period"], 1.0);
         assert_eq!(v["token_file"], serde_json::Value::Null);
     }
 
@@ -166,6 +168,7 @@ mod tests {
         assert_eq!(a.token_file, b.token_file);
         assert_eq!(a.job_retry_delay, b.job_retry_delay);
         assert_eq!(a.job_history, b.job_history);
+        assert_eq!(a.min_job_period, b.min_job_period);
         assert!(
             unit.contains("\nDynamicUser=yes\n") && unit.contains("\nRestart=on-failure\n"),
             "{unit}"

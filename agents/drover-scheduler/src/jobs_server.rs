@@ -57,6 +57,7 @@ use crate::jobs_store::{self, Loaded};
 use crate::launcher::{self, LaunchFailure};
 use crate::master_sync::{MasterView, stopped};
 use crate::placement::{ClusterSnapshot, PlacementRequest, place};
+use crate::schedule::{ScheduleError, check_min_period};
 
 /// Longest the loop sleeps between ticks.
 pub const MAX_SLEEP: Duration = Duration::from_secs(1);
@@ -207,6 +208,15 @@ fn internal(what: impl std::fmt::Display) -> ApiError {
 pub fn engine_error(e: EngineError) -> ApiError {
     match e {
         EngineError::UnknownJob(name) => ApiError::not_found("job", &name),
+        EngineError::Schedule {
+            source: source @ ScheduleError::PeriodTooShort { .. },
+            ..
+        } => ApiError::invalid(
+            "schedule",
+            format!(
+                "{source} (a longer period, or R1 for a single run; an operator may lower the minimum with --min-job-period or DROVER_SCHEDULER_MIN_JOB_PERIOD)"
+            ),
+        ),
         EngineError::Schedule { source, .. } => ApiError::invalid("schedule", source.to_string()),
         EngineError::NoTrigger(_) => ApiError::invalid("schedule", e.to_string()),
         EngineError::AlreadyRunning(_) | EngineError::NotRunning(_) => {
@@ -573,6 +583,14 @@ impl Jobs {
             _ => {}
         }
         let mut st = self.state.lock().await;
+        if let Some(Ok(interval)) = job.repeating_interval() {
+            check_min_period(&interval, st.engine.config().min_period).map_err(|source| {
+                engine_error(EngineError::Schedule {
+                    job: job.name.clone(),
+                    source,
+                })
+            })?;
+        }
         // Only a job with parents can add a missing parent or close a cycle.
         if !job.parents.is_empty() {
             let others = st

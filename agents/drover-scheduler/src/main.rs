@@ -6,7 +6,7 @@ use drover_scheduler::{Cli, Config};
 use drover_service::server::Serving;
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
     let cli: Cli = drover_service::config::parse_with_config();
     let opts = &cli.opts;
     let serving = Serving {
@@ -15,7 +15,7 @@ async fn main() -> anyhow::Result<()> {
         token: opts.token.as_deref(),
         token_file: opts.token_file.as_deref(),
     };
-    drover_service::server::main(
+    let result = drover_service::server::main(
         cli.command,
         serving,
         |token| Config::from_opts(opts, token),
@@ -23,5 +23,6 @@ async fn main() -> anyhow::Result<()> {
             drover_scheduler::run(listener, config, drover_service::shutdown::signal())
         },
     )
-    .await
+    .await;
+    drover_service::server::exit_code(result)
 }

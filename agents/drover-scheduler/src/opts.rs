@@ -39,6 +39,10 @@ pub struct Opts {
     /// How many run records (attempts) to keep per job; older finished ones are pruned.
     #[arg(long, env = "DROVER_SCHEDULER_JOB_HISTORY", default_value_t = 1000)]
     pub job_history: usize,
+    /// Shortest period, in seconds, between the runs of a repeating job schedule; a job
+    /// put with a shorter one is refused (0 allows any non-zero period).
+    #[arg(long, env = "DROVER_SCHEDULER_MIN_JOB_PERIOD", default_value = "1", value_parser = parse_seconds)]
+    pub min_job_period: Duration,
     /// TOML file of flag values (keys are the long flag names).
     #[arg(long, env = "DROVER_SCHEDULER_CONFIG")]
     pub config: Option<PathBuf>,
@@ -76,12 +80,18 @@ mod tests {
         assert_eq!(o.listen, "127.0.0.1:8080");
         assert_eq!(o.master, "http://127.0.0.1:5050");
         assert_eq!(o.job_retry_delay, Duration::from_secs(60));
+        assert_eq!(o.min_job_period, Duration::from_secs(1));
         assert!(o.data_dir.ends_with("drover/scheduler"));
         let o = Cli::try_parse_from(["drover-scheduler", "--job-retry-delay", "0.5"])
             .unwrap()
             .opts;
         assert_eq!(o.job_retry_delay, Duration::from_millis(500));
         assert!(Cli::try_parse_from(["drover-scheduler", "--job-retry-delay", "-1"]).is_err());
+        let o = Cli::try_parse_from(["drover-scheduler", "--min-job-period", "0.25"])
+            .unwrap()
+            .opts;
+        assert_eq!(o.min_job_period, Duration::from_millis(250));
+        assert!(Cli::try_parse_from(["drover-scheduler", "--min-job-period", "-1"]).is_err());
         assert!(matches!(
             Cli::try_parse_from(["drover-scheduler", "serve"])
                 .unwrap()

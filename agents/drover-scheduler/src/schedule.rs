@@ -42,6 +42,11 @@
 //! - An unknown `scheduleTimeZone` is refused; Java silently used GMT.
 //! - A zero period with more than one run (`R/…/PT0S`) is refused: every run would be
 //!   at the same instant.
+//! - A period shorter than the scheduler's minimum (1 s by default, the shortest
+//!   period in Chronos's own tests) with more than one run is refused when a job is
+//!   put ([`check_min_period`]): `PT0.001S` would make a thousand run records a second.
+//!   `epsilon` has no such floor: it only widens how late a due run may start, and the
+//!   engine already treats anything under a second as a second.
 //! - The schedule says when runs are due and nothing else: a job whose runs are all in
 //!   the past has no next run here, where Chronos ran it once more at once; catching up
 //!   a run missed by less than `epsilon` is the scheduler's decision.
@@ -83,9 +88,44 @@ pub enum ScheduleError {
         /// The repetitions as written (`R`, `R5`).
         repetitions: String,
     },
+    /// The period is shorter than the minimum and the schedule repeats.
+    #[error("the period {period} is shorter than the minimum of {minimum_seconds} s between runs")]
+    PeriodTooShort {
+        /// The period as written.
+        period: String,
+        /// The minimum, in seconds (`1`, `0.5`).
+        minimum_seconds: String,
+    },
     /// The start is outside the years 0001-9999.
     #[error("start {0} is outside the years 0001-9999")]
     StartOutOfRange(String),
+}
+
+/// Refuses a repeating schedule whose period is shorter than `minimum`. Schedules of
+/// at most one run (`R0`, `R1`) pass whatever their period, as Chronos's `R1/…/PT0S`
+/// does. Calendar days count 24 h and months 28 days here: a lower bound is enough, as
+/// any minimum worth setting is far below a day.
+pub fn check_min_period(
+    interval: &RepeatingInterval,
+    minimum: TimeDelta,
+) -> Result<(), ScheduleError> {
+    if interval.repetitions.is_some_and(|n| n <= 1) {
+        return Ok(());
+    }
+    const DAY_NANOS: u128 = 86_400_000_000_000;
+    let p = &interval.period;
+    let shortest = u128::from(p.months())
+        .saturating_mul(28 * DAY_NANOS)
+        .saturating_add(u128::from(p.days()).saturating_mul(DAY_NANOS))
+        .saturating_add(p.exact_nanos());
+    let min_nanos = u128::try_from(minimum.num_nanoseconds().unwrap_or(i64::MAX)).unwrap_or(0);
+    if shortest < min_nanos {
+        return Err(ScheduleError::PeriodTooShort {
+            period: p.to_string(),
+            minimum_seconds: minimum.as_seconds_f64().to_string(),
+        });
+    }
+    Ok(())
 }
 
 /// The zone a schedule's wall clock runs in.
@@ -489,6 +529,36 @@ mod tests {
 
     fn at(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn min_period_refuses_only_fast_repeats() {
+        let check = |s: &str| {
+            check_min_period(&RepeatingInterval::parse(s).unwrap(), TimeDelta::seconds(1))
+        };
+        for fast in [
+            "R/2026-01-01T00:00:00Z/PT0.001S",
+            "R/2026-01-01T00:00:00Z/PT0.000000001S",
+            "R5/2026-01-01T00:00:00Z/PT0.999S",
+        ] {
+            let e = check(fast).unwrap_err();
+            assert!(matches!(e, ScheduleError::PeriodTooShort { .. }), "{fast}");
+            assert!(e.to_string().contains("minimum of 1 s"), "{e}");
+        }
+        for ok in [
+            "R/2026-01-01T00:00:00Z/PT1S",
+            "R/2026-01-01T00:00:00Z/PT0.5M",
+            "R/2026-01-01T00:00:00Z/P1M",
+            "R/2026-01-01T00:00:00Z/P0.5D",
+            "R1/2026-01-01T00:00:00Z/PT0S",
+            "R1/2026-01-01T00:00:00Z/PT0.001S",
+            "R0/2026-01-01T00:00:00Z/PT0.001S",
+        ] {
+            assert!(check(ok).is_ok(), "{ok}");
+        }
+        // A zero minimum turns the check off (the zero-period rule still holds).
+        let fast = RepeatingInterval::parse("R/2026-01-01T00:00:00Z/PT0.001S").unwrap();
+        assert!(check_min_period(&fast, TimeDelta::zero()).is_ok());
     }
 
     fn sched(s: &str, zone: Option<&str>) -> Schedule {

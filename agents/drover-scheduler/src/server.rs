@@ -36,6 +36,8 @@ pub struct Config {
     pub job_retry_delay: Duration,
     /// Run records kept per job.
     pub job_history: usize,
+    /// Shortest period between the runs of a repeating job schedule.
+    pub min_job_period: Duration,
 }
 
 impl Config {
@@ -52,15 +54,19 @@ impl Config {
             token,
             job_retry_delay: opts.job_retry_delay,
             job_history: opts.job_history,
+            min_job_period: opts.min_job_period,
         })
     }
 
     fn jobs(&self) -> Result<JobsConfig, RunError> {
         let delay = chrono::TimeDelta::from_std(self.job_retry_delay)
             .map_err(|_| RunError::Settings("--job-retry-delay is too long".into()))?;
+        let min_period = chrono::TimeDelta::from_std(self.min_job_period)
+            .map_err(|_| RunError::Settings("--min-job-period is too long".into()))?;
         Ok(JobsConfig {
             engine: EngineConfig {
                 retry: RetryPolicy { delay },
+                min_period,
                 ..EngineConfig::default()
             },
             history: self.job_history,

@@ -103,6 +103,7 @@ async fn stats_over_known_durations() {
         token: None,
         job_retry_delay: Duration::from_secs(1),
         job_history: 100,
+        min_job_period: Duration::from_secs(1),
     };
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(drover_scheduler::run(listener, config, async move {

@@ -23,6 +23,7 @@ async fn shutdown_ends_open_event_streams() {
         token: None,
         job_retry_delay: Duration::from_secs(1),
         job_history: 100,
+        min_job_period: Duration::from_secs(1),
     };
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(drover_scheduler::run(listener, config, async move {

@@ -95,10 +95,58 @@ where
         .with_context(|| format!("{name} failed (data dir {})", serving.data_dir.display()))
 }
 
+/// Ends a server binary's `main`: success, or the error printed with its causes and a
+/// failure status. Returning the `anyhow::Error` from `main` instead would print its
+/// `Debug` form, which adds a `Stack backtrace` block whenever `RUST_BACKTRACE` is set
+/// (as it often is on a developer's machine); for a refused start (a damaged store, a
+/// bad flag) the causes say everything and the backtrace only hides them.
+pub fn exit_code(result: anyhow::Result<()>) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{}", error_report(&e));
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// An error and its chain of causes in anyhow's layout, without a backtrace.
+pub fn error_report(e: &anyhow::Error) -> String {
+    let mut out = format!("Error: {e}");
+    let mut causes = e.chain().skip(1).peekable();
+    if causes.peek().is_some() {
+        out.push_str("\n\nCaused by:");
+        for (i, cause) in causes.enumerate() {
+            out.push_str(&format!("\n    {i}: {cause}"));
+        }
+    }
+    out
+}
+
 /// Prints what `install` or `uninstall` did (`action`: "install drover-agent"), or fails
 /// saying which failed.
 pub fn report(result: Result<InstallReport, InstallError>, action: &str) -> anyhow::Result<()> {
     let report = result.with_context(|| format!("failed to {action}"))?;
     crate::install::print_report(&report);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_report_lists_causes_without_a_backtrace() {
+        let e = anyhow::Error::new(std::io::Error::other("checksum mismatch"))
+            .context("failed to open the store")
+            .context("drover-master failed (data dir /d)");
+        assert_eq!(
+            error_report(&e),
+            "Error: drover-master failed (data dir /d)\n\nCaused by:\n    0: failed to open the store\n    1: checksum mismatch"
+        );
+        assert_eq!(
+            error_report(&anyhow::anyhow!("bad flag")),
+            "Error: bad flag"
+        );
+    }
 }

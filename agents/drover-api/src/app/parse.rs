@@ -296,12 +296,7 @@ pub(crate) fn parse_app(value: &Value) -> Result<(AppDefinition, Vec<String>)> {
         app.instances = u32::try_from(n)
             .ok()
             .filter(|n| *n <= super::MAX_INSTANCES)
-            .ok_or_else(|| {
-                ApiError::invalid(
-                    "instances",
-                    format!("{n} is absurdly large (limit {})", super::MAX_INSTANCES),
-                )
-            })?;
+            .ok_or_else(|| ApiError::invalid("instances", super::too_many_instances(n)))?;
     }
     for (key, slot) in [("cpus", 0), ("mem", 1), ("disk", 2)] {
         if let Some(v) = o.number(key)? {

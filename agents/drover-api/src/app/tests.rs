@@ -105,6 +105,18 @@ fn rejections_name_the_field() {
         (json!({"id": "/A", "cmd": "x"}), "id"),
         (json!({"id": "/a", "cmd": "x", "cpus": -1}), "cpus"),
         (json!({"id": "/a", "cmd": "x", "mem": 1e12}), "mem"),
+        // Marathon's schema floors: cpus 0.001; mem above zero.
+        (json!({"id": "/a", "cmd": "x", "cpus": 0}), "cpus"),
+        (json!({"id": "/a", "cmd": "x", "cpus": 0.0005}), "cpus"),
+        (json!({"id": "/a", "cmd": "x", "mem": 0}), "mem"),
+        (
+            json!({"id": "/a", "cmd": "x", "instances": 1001}),
+            "instances",
+        ),
+        (
+            json!({"id": "/a", "cmd": "x", "instances": 100000}),
+            "instances",
+        ),
         (
             json!({"id": "/a", "cmd": "x", "instances": -1}),
             "instances",
@@ -314,4 +326,20 @@ fn refusals_are_marked_unsupported_and_name_the_field() {
         app.container.unwrap().network,
         NetworkMode::User(Some("n".into()))
     );
+}
+
+#[test]
+fn typed_definitions_meet_the_same_limits() {
+    let (mut app, _) = parse(json!({"id": "/a", "cmd": "x", "instances": MAX_INSTANCES})).unwrap();
+    app.validate().unwrap();
+    app.instances = MAX_INSTANCES + 1;
+    let e = app.validate().unwrap_err();
+    assert_eq!(e.field.as_deref(), Some("instances"));
+    assert!(e.message.contains("limit of 1000"), "{}", e.message);
+    app.instances = 1;
+    app.resources.cpus = 0.0;
+    assert_eq!(app.validate().unwrap_err().field.as_deref(), Some("cpus"));
+    // Marathon's defaults when a definition gives none: 1 CPU, 128 MiB.
+    let (app, _) = parse(json!({"id": "/a", "cmd": "x"})).unwrap();
+    assert_eq!((app.resources.cpus, app.resources.mem), (1.0, 128.0));
 }

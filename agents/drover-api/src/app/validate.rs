@@ -228,10 +228,7 @@ pub(super) fn app(app: &AppDefinition) -> Result<()> {
     if app.instances > MAX_INSTANCES {
         return Err(ApiError::invalid(
             "instances",
-            format!(
-                "{} is absurdly large (limit {MAX_INSTANCES})",
-                app.instances
-            ),
+            super::too_many_instances(app.instances),
         ));
     }
     for (name, v) in [
@@ -246,7 +243,7 @@ pub(super) fn app(app: &AppDefinition) -> Result<()> {
             ));
         }
     }
-    app.resources.validate("")?;
+    app.resources.validate_task("")?;
     for k in app.env.keys() {
         if k.is_empty() || k.contains('=') || k.contains('\0') {
             return Err(ApiError::invalid(

@@ -206,7 +206,7 @@ pub(crate) fn begin_inner(
             if instances > MAX_INSTANCES {
                 return Err(ApiError::invalid(
                     "instances",
-                    format!("must be at most {MAX_INSTANCES}, got {instances}"),
+                    drover_api::app::too_many_instances(instances),
                 ));
             }
             let mut state = cur.clone();

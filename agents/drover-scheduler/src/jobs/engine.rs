@@ -70,7 +70,14 @@ pub struct EngineConfig {
     pub relaunch_after: TimeDelta,
     /// Seconds between SIGTERM and SIGKILL when a run is killed.
     pub kill_grace_seconds: f64,
+    /// The shortest period a repeating schedule may have when a job is put through the
+    /// API (jobs already stored keep running as accepted).
+    pub min_period: TimeDelta,
 }
+
+/// The default shortest period between a job's runs: the shortest period in Chronos's
+/// own tests, and already a run record a second.
+pub const DEFAULT_MIN_PERIOD_SECONDS: i64 = 1;
 
 impl Default for EngineConfig {
     fn default() -> Self {
@@ -79,6 +86,7 @@ impl Default for EngineConfig {
             min_epsilon: TimeDelta::seconds(1),
             relaunch_after: TimeDelta::seconds(10),
             kill_grace_seconds: 5.0,
+            min_period: TimeDelta::seconds(DEFAULT_MIN_PERIOD_SECONDS),
         }
     }
 }
