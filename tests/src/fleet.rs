@@ -147,14 +147,7 @@ pub fn rootfs() -> PathBuf {
     static ROOTFS: OnceLock<PathBuf> = OnceLock::new();
     ROOTFS
         .get_or_init(|| {
-            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("fleet/build-rootfs");
-            let out = Command::new(&script)
-                .stdin(Stdio::null())
-                .stderr(Stdio::inherit())
-                .output()
-                .unwrap();
-            assert!(out.status.success(), "{} failed", script.display());
-            PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+            crate::build_image(&Path::new(env!("CARGO_MANIFEST_DIR")).join("fleet/build-rootfs"))
         })
         .clone()
 }

@@ -50,6 +50,18 @@ pub fn have(program: &str) -> bool {
         .is_ok_and(|s| s.success())
 }
 
+/// Runs an image build script (`tests/fleet/build-rootfs`, `tests/fresh/build-rootfs`:
+/// each builds its image once, caches it, and prints its folder) and returns the folder.
+pub fn build_image(script: &Path) -> PathBuf {
+    let out = Command::new(script)
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{} failed", script.display());
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+}
+
 /// Why this process cannot make network namespaces, mounts and containers (it is not
 /// root), or `None`.
 pub fn not_root() -> Option<&'static str> {

@@ -38,7 +38,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use drover_cluster_tests::teardown::{Teardown, unmount};
-use drover_cluster_tests::{have, not_root, repo_root, skipped};
+use drover_cluster_tests::{build_image, have, not_root, repo_root, skipped};
 
 /// Where the root image, apt's downloads and each run's overlay live.
 fn cache_dir() -> PathBuf {
@@ -131,14 +131,7 @@ fn unsupported() -> Option<String> {
 
 /// The cached bare root (built on first use by `tests/fresh/build-rootfs`).
 fn rootfs() -> PathBuf {
-    let script = repo_root().join("tests/fresh/build-rootfs");
-    let out = Command::new(&script)
-        .stdin(Stdio::null())
-        .stderr(Stdio::inherit())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{} failed", script.display());
-    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+    build_image(&repo_root().join("tests/fresh/build-rootfs"))
 }
 
 /// Whether a command in the root may use the lent toolchain.

@@ -18,6 +18,9 @@ use drover_scheduler::jobs_store;
 use drover_store::{RedbStore, Store, StoreExt};
 use serde_json::{Value, json};
 
+mod common;
+use common::{TestScheduler, start_scheduler};
+
 /// Stores a job whose finished runs took `durations` seconds (in that order).
 fn store_job(store: &dyn Store, name: &str, durations: &[f64]) {
     let (job, _) = parse_job(
@@ -94,21 +97,11 @@ async fn stats_over_known_durations() {
         // Even count: sorted 1, 2, 3, 4.
         store_job(&store, "even", &[4.0, 3.0, 2.0, 1.0]);
     }
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let config = drover_scheduler::Config {
-        // Nothing listens on port 9 (discard): the master is "down".
-        master_url: "http://127.0.0.1:9".into(),
-        data_dir: dir.path().to_path_buf(),
-        token: None,
-        job_retry_delay: Duration::from_secs(1),
-        job_history: 100,
-        min_job_period: Duration::from_secs(1),
-    };
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(drover_scheduler::run(listener, config, async move {
-        let _ = stop_rx.await;
-    }));
+    let TestScheduler {
+        base,
+        stop: stop_tx,
+        server,
+    } = start_scheduler(dir.path()).await;
     let http = reqwest::Client::new();
     let get = |path: String| {
         let http = http.clone();

@@ -8,27 +8,20 @@ use std::time::Duration;
 
 use futures::StreamExt;
 
+mod common;
+use common::{TestScheduler, start_scheduler};
+
 /// Far beyond any shutdown: only a hang reaches it.
 const HANG: Duration = Duration::from_secs(60);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_ends_open_event_streams() {
     let dir = tempfile::tempdir().unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let config = drover_scheduler::Config {
-        // Nothing listens on port 9 (discard): the master is "down".
-        master_url: "http://127.0.0.1:9".into(),
-        data_dir: dir.path().to_path_buf(),
-        token: None,
-        job_retry_delay: Duration::from_secs(1),
-        job_history: 100,
-        min_job_period: Duration::from_secs(1),
-    };
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(drover_scheduler::run(listener, config, async move {
-        let _ = stop_rx.await;
-    }));
+    let TestScheduler {
+        base,
+        stop: stop_tx,
+        server,
+    } = start_scheduler(dir.path()).await;
 
     // Two subscribers: the stream is open once its headers arrive.
     let http = reqwest::Client::new();
