@@ -91,9 +91,11 @@ pub async fn run(
         token: config.token.clone(),
     };
     let metrics_master = master.clone();
+    let health_master = master.clone();
     let router = drover_service::http::finish_router(
         api::router(state),
         "drover-master",
+        move || health_master.health(),
         move || metrics_master.metrics(),
         config.token.clone(),
     );
@@ -109,7 +111,8 @@ pub async fn run(
     served.map_err(RunError::Serve)
 }
 
-/// Runs the failure detector every [`DETECT_EVERY`] until stop.
+/// Runs the failure detector every [`DETECT_EVERY`] until stop, and reloads the state
+/// once the store has recovered from a failed write.
 async fn detect_failures(master: Arc<Master>, stop: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(DETECT_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -120,7 +123,13 @@ async fn detect_failures(master: Arc<Master>, stop: watch::Receiver<bool>) {
             _ = tick.tick() => {
                 let m = master.clone();
                 // Marking a node writes to the store: keep it off the async workers.
-                let _ = tokio::task::spawn_blocking(move || m.check_failures(Instant::now(), chrono::Utc::now())).await;
+                let _ = tokio::task::spawn_blocking(move || {
+                    if let Err(e) = m.recover() {
+                        tracing::error!("cannot reload the state from the recovered store: {e}");
+                    }
+                    m.check_failures(Instant::now(), chrono::Utc::now())
+                })
+                .await;
             }
             _ = &mut stopping => break,
         }

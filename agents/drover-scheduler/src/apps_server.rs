@@ -259,25 +259,32 @@ impl Apps {
         self.emit(kind, data);
     }
 
+    /// Writes `ops` before the change they carry is applied in memory (so a failed
+    /// write changes nothing); refused at once (503) while the store cannot write.
     async fn write(&self, ops: Vec<Op>) -> Result<(), ApiError> {
         if ops.is_empty() {
             return Ok(());
         }
+        if let Err(e) = self.store.health() {
+            return Err(ApiError::new(
+                ErrorCode::Unavailable,
+                format!("failed to save the apps' state: {e}"),
+            ));
+        }
         let store = self.store.clone();
         let written = tokio::task::spawn_blocking(move || store.apply(&ops)).await;
-        let failure = match written {
-            Ok(Ok(_)) => None,
-            Ok(Err(e)) => Some(e.to_string()),
-            Err(e) => Some(e.to_string()),
+        let (code, why) = match written {
+            Ok(Ok(_)) => return Ok(()),
+            Ok(Err(e)) if e.is_unavailable() => (ErrorCode::Unavailable, e.to_string()),
+            Ok(Err(e)) => (ErrorCode::Internal, e.to_string()),
+            Err(e) => (ErrorCode::Internal, e.to_string()),
         };
-        match failure {
-            None => Ok(()),
-            Some(why) => {
-                self.metrics_lock().store_errors += 1;
-                tracing::error!("failed to save the apps' state: {why}");
-                Err(internal(format!("failed to save the apps' state: {why}")))
-            }
-        }
+        self.metrics_lock().store_errors += 1;
+        tracing::error!("failed to save the apps' state: {why}");
+        Err(ApiError::new(
+            code,
+            format!("failed to save the apps' state: {why}"),
+        ))
     }
 
     /// Begins a change of app `id` (for a create or update, the id of the definition)

@@ -139,9 +139,11 @@ pub async fn run(
     }
     let metric_components = components.clone();
     let metric_view = view_rx.clone();
+    let health_store = store.clone();
     let router = drover_service::http::finish_router(
         api,
         "drover-scheduler",
+        move || health_store.health().map_err(|e| e.to_string()),
         move || {
             let mut m = Metrics::default();
             let view = metric_view.borrow().clone();
