@@ -28,29 +28,40 @@ use drover_api::task::{
 
 use super::state::{AppState, PendingLaunch};
 
-/// Task ids for the launches of one tick: distinct within the tick, and across ticks as
-/// long as every tick has its own random seed.
+/// Task ids for the launches of one tick: distinct within the tick, never one the
+/// snapshot holds already (a task, a pending launch), and distinct across ticks as long
+/// as every tick has its own random seed.
 #[derive(Debug, Clone)]
 pub struct TaskIds {
     seed: u128,
     next: u128,
+    taken: BTreeSet<TaskId>,
 }
 
 impl TaskIds {
-    /// Ids drawn from `seed`.
-    pub fn new(seed: u128) -> TaskIds {
-        TaskIds { seed, next: 0 }
+    /// Ids drawn from `seed`, none of them in `taken`.
+    pub fn new(seed: u128, taken: BTreeSet<TaskId>) -> TaskIds {
+        TaskIds {
+            seed,
+            next: 0,
+            taken,
+        }
     }
 
     /// The next id, `<name made safe>.<32 hex digits>`: the seed plus a counter,
     /// formatted as a random (version 4) UUID's simple form. Two ids of one tick differ
     /// by less than 2^64 and so in some bit the UUID form keeps.
     pub fn next(&mut self, name: &str) -> TaskId {
-        let mut v = self.seed.wrapping_add(self.next);
-        self.next += 1;
-        v = (v & !(0xF << 76)) | (0x4 << 76);
-        v = (v & !(0x3 << 62)) | (0x2 << 62);
-        TaskId::for_name(name, &format!("{v:032x}"))
+        loop {
+            let mut v = self.seed.wrapping_add(self.next);
+            self.next += 1;
+            v = (v & !(0xF << 76)) | (0x4 << 76);
+            v = (v & !(0x3 << 62)) | (0x2 << 62);
+            let id = TaskId::for_name(name, &format!("{v:032x}"));
+            if self.taken.insert(id.clone()) {
+                return id;
+            }
+        }
     }
 }
 

@@ -212,7 +212,17 @@ pub fn plan(snap: &Snapshot) -> AppsPlan {
         readiness: readiness::index(&snap.readiness),
         refused: snap.refused.iter().collect(),
     };
-    let mut ids = TaskIds::new(snap.id_seed);
+    let taken = snap
+        .tasks
+        .iter()
+        .map(|t| t.spec.id.clone())
+        .chain(
+            snap.apps
+                .iter()
+                .flat_map(|a| a.pending_launches.iter().map(|p| p.task_id.clone())),
+        )
+        .collect();
+    let mut ids = TaskIds::new(snap.id_seed, taken);
 
     for app in apps {
         let mut running: Vec<&Deployment> = snap
