@@ -128,3 +128,24 @@ async fn send_one(
         ))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_refusal_of_the_task_or_its_node_is_final() {
+        let refused = |code, field: Option<&str>| {
+            let mut e = ApiError::new(code, "no");
+            e.field = field.map(str::to_string);
+            LaunchFailure::Refused(e)
+        };
+        assert!(refused(ErrorCode::InsufficientResources, None).is_final());
+        assert!(refused(ErrorCode::NotFound, Some("node")).is_final());
+        assert!(refused(ErrorCode::Conflict, None).is_final());
+        // The id is taken: the master has the task.
+        assert!(!refused(ErrorCode::Conflict, Some("id")).is_final());
+        assert!(!refused(ErrorCode::Internal, None).is_final());
+        assert!(!LaunchFailure::Unanswered("reset".into()).is_final());
+    }
+}

@@ -914,7 +914,7 @@ mod readiness_and_dependencies {
         let later = now + TimeDelta::seconds(1);
         let u = begin(AppChange::Update(def), Some(&app), &[], true, later).unwrap();
         assert_eq!(u.app.pending_launches, app.pending_launches);
-        let needed = crate::apps::versions_needed([&u.app], &[u.deployment.clone()]);
+        let needed = crate::apps::versions_needed([&u.app], std::slice::from_ref(&u.deployment));
         assert_eq!(needed, vec![(u.app.id().clone(), app.version.clone())]);
 
         // The update replaces it: killed (in case the master has it) and forgotten; the
