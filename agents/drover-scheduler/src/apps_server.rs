@@ -737,25 +737,29 @@ impl Apps {
             let at = Instant::now();
             let mut accepted = Vec::new();
             let mut refused = Vec::new();
-            let mut failed = 0u64;
+            let mut unconfirmed: Option<(usize, String)> = None;
             for (id, r) in ids.into_iter().zip(results) {
+                let task = id.as_ref().map_or("", TaskId::as_str);
                 match r {
                     Ok(t) => {
                         tracing::debug!(task = %t.spec.id, node = %t.spec.node, "launched");
                         accepted.push((t, at));
                     }
+                    Err(e) if e.is_final() => {
+                        // The next tick places the instance again, under a new id.
+                        tracing::info!(%task, "launch refused: {e}");
+                        refused.extend(id);
+                    }
                     Err(e) => {
-                        failed += 1;
-                        if e.is_final() {
-                            // The next tick places the instance again, under a new id.
-                            tracing::info!(task = ?id, "launch refused: {e}");
-                            refused.extend(id);
-                        } else {
-                            // Pending: the next tick sends it again with the same id.
-                            tracing::info!(task = ?id, "launch not confirmed, to be sent again: {e}");
-                        }
+                        let (k, _) = unconfirmed.get_or_insert_with(|| (0, e.to_string()));
+                        *k += 1;
                     }
                 }
+            }
+            let failed = refused.len() + unconfirmed.as_ref().map_or(0, |(k, _)| *k);
+            if let Some((k, why)) = unconfirmed {
+                // Still pending: the next tick sends them again under the same ids.
+                tracing::info!("{k} launch(es) not confirmed, to be sent again: {why}");
             }
             let n = accepted.len() as u64;
             {
@@ -765,7 +769,7 @@ impl Apps {
             }
             let mut m = self.metrics_lock();
             m.launches += n;
-            m.launch_refusals += failed;
+            m.launch_refusals += failed as u64;
         }
     }
 
