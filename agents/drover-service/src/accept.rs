@@ -70,8 +70,7 @@ pub async fn serve(
                 // Out of files (or memory): free one by evicting a connection that is
                 // making no progress, and try again soon rather than leave the backlog
                 // to fill.
-                let evicted = table.evict_one();
-                tracing::warn!("accept failed: {e} (evicted a connection: {evicted})");
+                table.accept_failed(&e);
                 tokio::time::sleep(RESOURCE_PAUSE).await;
                 continue;
             }
@@ -126,12 +125,18 @@ struct Shed {
     evicted: u64,
     refused: u64,
     reserved_refusals: u64,
+    accept_failures: u64,
     last_logged: Option<Instant>,
 }
 
 impl Shed {
     fn any(&self) -> bool {
-        self.header_timeouts + self.evicted + self.refused + self.reserved_refusals > 0
+        self.header_timeouts
+            + self.evicted
+            + self.refused
+            + self.reserved_refusals
+            + self.accept_failures
+            > 0
     }
 }
 
@@ -211,17 +216,19 @@ impl Table {
         Some((Conn { id, wake }, restricted))
     }
 
-    /// Evicts the connection that made no progress for longest, if any.
-    fn evict_one(&self) -> bool {
+    /// Counts a failed accept (out of files or memory) and evicts the connection that
+    /// made no progress for longest, if any, to free its file.
+    fn accept_failed(&self, error: &std::io::Error) {
         let mut inner = self.lock();
-        let Some(id) = victim(inner.entries.iter().map(|(id, e)| (*id, e.phase))) else {
-            return false;
-        };
-        if let Some(e) = inner.entries.remove(&id) {
-            e.wake.notify_one();
+        tracing::debug!("accept failed: {error}");
+        inner.shed.accept_failures += 1;
+        if let Some(id) = victim(inner.entries.iter().map(|(id, e)| (*id, e.phase))) {
+            if let Some(e) = inner.entries.remove(&id) {
+                e.wake.notify_one();
+            }
+            inner.shed.evicted += 1;
         }
-        inner.shed.evicted += 1;
-        true
+        self.maybe_log(&mut inner);
     }
 
     /// Moves `conn` to its next phase; wakes its watchdog when the deadline changed.
@@ -288,6 +295,7 @@ impl Table {
             evicted = shed.evicted,
             refused = shed.refused,
             refused_on_reserved_slots = shed.reserved_refusals,
+            accepts_failed_for_want_of_files = shed.accept_failures,
             "closed connections that were slow to send their headers or arrived at the connection cap"
         );
     }
