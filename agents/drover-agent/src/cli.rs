@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use drover_api::PortRange;
+use drover_service::connections::ConnectionLimits;
 use drover_service::install::Service;
 
 use crate::host::Reservation;
@@ -96,6 +97,18 @@ pub struct RunArgs {
     /// tasks. An empty value turns Docker off.
     #[arg(long, env = "DROVER_AGENT_DOCKER_SOCKET", default_value = crate::docker::DEFAULT_SOCKET, value_parser = parse_socket_path)]
     pub docker_socket: PathBuf,
+    /// Most connections the agent's API serves at once; past it, the connection slowest
+    /// to send its headers (or idle longest) is closed for a new one [default: three
+    /// quarters of the open-file limit].
+    #[arg(long, env = "DROVER_AGENT_MAX_CONNECTIONS", value_parser = drover_service::connections::parse_max_connections)]
+    pub max_connections: Option<usize>,
+    /// Seconds a client has to send a request's headers before it is disconnected.
+    #[arg(long, env = "DROVER_AGENT_HEADER_TIMEOUT", default_value = "10", value_parser = drover_service::connections::parse_timeout)]
+    pub header_timeout: Duration,
+    /// Seconds a kept-alive connection may sit between requests before it is closed
+    /// (log follows in progress are not idle).
+    #[arg(long, env = "DROVER_AGENT_IDLE_TIMEOUT", default_value = "60", value_parser = drover_service::connections::parse_timeout)]
+    pub idle_timeout: Duration,
 }
 
 /// A socket path that may be empty: clap's own `PathBuf` parser refuses `""`, which is
@@ -162,6 +175,8 @@ pub struct AgentOptions {
     pub shim_exe: PathBuf,
     /// The Docker Engine's socket, unless Docker is turned off.
     pub docker_socket: Option<PathBuf>,
+    /// How the API treats its connections.
+    pub connections: ConnectionLimits,
 }
 
 impl RunArgs {
@@ -236,6 +251,11 @@ impl RunArgs {
             resource_interval: Duration::from_secs_f64(self.resource_interval),
             shim_exe,
             docker_socket: Some(self.docker_socket.clone()).filter(|p| !p.as_os_str().is_empty()),
+            connections: ConnectionLimits::new(
+                self.max_connections,
+                self.header_timeout,
+                self.idle_timeout,
+            ),
         })
     }
 }

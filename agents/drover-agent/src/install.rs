@@ -107,6 +107,9 @@ impl DaemonFlags for RunArgs {
         let token_file = self.token_file.as_deref();
         values["token_file"] = json!(token_file.map(|p| text("token-file", p)).transpose()?);
         values["resource_interval"] = json!(self.resource_interval);
+        values["max_connections"] = json!(self.max_connections);
+        values["header_timeout"] = json!(self.header_timeout.as_secs_f64());
+        values["idle_timeout"] = json!(self.idle_timeout.as_secs_f64());
         Ok(values)
     }
 
@@ -242,6 +245,8 @@ mod tests {
             "2.5",
             "--work-dir",
             "/srv/agent",
+            "--header-timeout",
+            "3",
         ]);
         let (config, _) = rendered(&cmd);
         let dir = tempfile::tempdir().unwrap();
@@ -266,6 +271,9 @@ mod tests {
         assert_eq!(a.reserved_disk, b.reserved_disk);
         assert_eq!(a.token_file, b.token_file);
         assert_eq!(a.resource_interval, b.resource_interval);
+        assert_eq!(b.max_connections, None);
+        assert_eq!(b.header_timeout, std::time::Duration::from_secs(3));
+        assert_eq!(a.idle_timeout, b.idle_timeout);
     }
 
     #[test]
@@ -275,7 +283,15 @@ mod tests {
         let keys: Vec<_> = table.keys().map(String::as_str).collect();
         assert_eq!(
             keys,
-            ["listen", "master", "ports", "resource-interval", "work-dir"],
+            [
+                "header-timeout",
+                "idle-timeout",
+                "listen",
+                "master",
+                "ports",
+                "resource-interval",
+                "work-dir"
+            ],
             "{config}"
         );
     }

@@ -163,7 +163,8 @@ pub async fn run(
         closing_tx.send_replace(true);
     };
     let router = api::router(runner.clone(), opts.token.clone(), closing_rx);
-    let served = drover_service::http::serve(listener, router, shutdown).await;
+    let served =
+        drover_service::http::serve(listener, router, opts.connections.clone(), shutdown).await;
     for j in &jobs {
         j.abort();
     }

@@ -98,6 +98,10 @@ impl HttpClient {
         }
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
+            // Drover's servers close connections idle for 60 s (`--idle-timeout`): a pool
+            // that kept them longer would now and then send a request on a connection the
+            // server is closing.
+            .pool_idle_timeout(Duration::from_secs(30))
             .tcp_nodelay(true)
             .build()
             .map_err(|source| ClientError::Transport {

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use drover_service::connections::ConnectionLimits;
 use drover_store::RedbStore;
 use tokio::sync::watch;
 
@@ -14,6 +15,9 @@ use crate::opts::Opts;
 
 /// The name of the state file under the data directory.
 pub const STORE_FILE: &str = "master.redb";
+/// The agent protocol's routes, served on the connection slots kept for agents (see
+/// `drover_service::connections`).
+pub const AGENT_PATHS: &[&str] = &["/v1/agents/"];
 /// How often the failure detector looks for silent nodes.
 const DETECT_EVERY: Duration = Duration::from_millis(200);
 
@@ -30,6 +34,8 @@ pub struct Config {
     pub task_history: usize,
     /// The bearer token, if any.
     pub token: Option<String>,
+    /// How the API treats its connections (slots are reserved for the agent protocol).
+    pub connections: ConnectionLimits,
 }
 
 impl Config {
@@ -48,6 +54,12 @@ impl Config {
             heartbeat_timeout: opts.heartbeat_timeout,
             task_history: opts.task_history,
             token,
+            connections: ConnectionLimits::new(
+                opts.max_connections,
+                opts.header_timeout,
+                opts.idle_timeout,
+            )
+            .reserving(AGENT_PATHS),
         })
     }
 }
@@ -105,7 +117,8 @@ pub async fn run(
         tracing::info!("shutting down");
         let _ = stop_tx.send(true);
     };
-    let served = drover_service::http::serve(listener, router, graceful).await;
+    let served =
+        drover_service::http::serve(listener, router, config.connections.clone(), graceful).await;
     let _ = detector.await;
     close(master).await;
     served.map_err(RunError::Serve)

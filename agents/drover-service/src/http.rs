@@ -246,15 +246,15 @@ impl Metrics {
     }
 }
 
-/// Serves `router` on `listener` until `shutdown` resolves.
+/// Serves `router` on `listener` under the connection `limits` until `shutdown`
+/// resolves; see [`crate::accept::serve`].
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: Router,
+    limits: crate::connections::ConnectionLimits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+    crate::accept::serve(listener, router, limits, shutdown).await
 }
 
 #[cfg(test)]

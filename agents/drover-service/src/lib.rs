@@ -2,6 +2,10 @@
 //!
 //! # Layout
 //!
+//! - [`connections`]: the rules for connections (header and idle timeouts, the cap,
+//!   which connection to evict), as plain functions.
+//! - [`accept`]: the accept loop that serves HTTP/1.1 under those rules, with graceful
+//!   shutdown.
 //! - [`config`]: every flag also from an environment variable and a TOML `--config` file.
 //! - [`listen`]: bind, print the bound address on the first line, refuse wide binds
 //!   without a token.
@@ -12,8 +16,10 @@
 //! - [`server`]: the master's and the scheduler's subcommands and `main`.
 //! - [`shutdown`]: SIGINT/SIGTERM as a future.
 
+pub mod accept;
 pub mod auth;
 pub mod config;
+pub mod connections;
 pub mod http;
 pub mod install;
 pub mod listen;

@@ -49,6 +49,7 @@ impl Server {
             heartbeat_timeout,
             task_history: 1000,
             token: token.map(String::from),
+            connections: Default::default(),
         };
         let (tx, rx) = oneshot::channel::<()>();
         let handle = tokio::spawn(drover_master::run(listener, config, async move {
