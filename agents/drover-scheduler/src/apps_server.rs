@@ -40,6 +40,7 @@ use drover_api::deployment::{AppStatus, Deployment, DeploymentId, DeploymentStat
 use drover_api::task::{Task, TaskGoal, TaskId, TaskState, labels};
 use drover_api::{ApiError, ErrorCode};
 use drover_service::http::Metrics;
+use drover_service::retention::Retention;
 use drover_store::{Op, Store};
 use futures::StreamExt;
 use tokio::sync::{Mutex, Notify, broadcast, watch};
@@ -67,10 +68,24 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 const EVENT_BUFFER: usize = 1024;
 
 /// The apps runtime's settings.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub struct AppsSettings {
     /// The engine's settings.
     pub engine: AppsConfig,
+    /// Finished deployments kept (pruned at every tick).
+    pub deployment_history: Retention,
+}
+
+impl Default for AppsSettings {
+    fn default() -> Self {
+        AppsSettings {
+            engine: AppsConfig::default(),
+            deployment_history: Retention {
+                count: apps_store::DEPLOYMENT_HISTORY,
+                max_age: drover_service::retention::DEFAULT_MAX_AGE,
+            },
+        }
+    }
 }
 
 /// Why the apps runtime could not start.
@@ -626,7 +641,7 @@ impl Apps {
         for d in &plan.deployments {
             deployments.insert(d.id.clone(), d.clone());
         }
-        let pruned = apps_store::prune(&deployments, apps_store::DEPLOYMENT_HISTORY);
+        let pruned = apps_store::prune(&deployments, &self.settings.deployment_history, now);
         let store = self.store.clone();
         let p = plan.clone();
         let pr = pruned.clone();

@@ -11,12 +11,15 @@
 //! | `apps/version/<id>\|<version>` | the [`AppDefinition`] of that version (`version` set) |
 //! | `apps/deployment/<deployment id>` | a [`Deployment`], running or finished |
 //!
-//! Finished deployments beyond [`DEPLOYMENT_HISTORY`] are pruned, oldest first.
+//! Finished deployments are pruned under a retention policy (by default the newest
+//! [`DEPLOYMENT_HISTORY`], none older than a week), oldest first.
 
 use std::collections::BTreeMap;
 
 use drover_api::app::{AppDefinition, AppId};
 use drover_api::deployment::{Deployment, DeploymentId};
+use chrono::{DateTime, Utc};
+use drover_service::retention::{Record, Retention, expired};
 use drover_store::{Op, Store, StoreError, StoreExt};
 
 use crate::apps::{AppState, AppsPlan, Began};
@@ -27,7 +30,7 @@ pub const APP: &str = "apps/app/";
 pub const VERSION: &str = "apps/version/";
 /// Prefix of deployments.
 pub const DEPLOYMENT: &str = "apps/deployment/";
-/// Finished deployments kept (all apps together); older ones are pruned.
+/// Finished deployments kept by default (all apps together); older ones are pruned.
 pub const DEPLOYMENT_HISTORY: usize = 200;
 
 /// The key of an app's state.
@@ -145,19 +148,21 @@ pub fn load(store: &dyn Store) -> Result<Loaded, StoreError> {
     Ok(out)
 }
 
-/// The finished deployments to forget so that at most `keep` stay, oldest first.
-pub fn prune(deployments: &BTreeMap<DeploymentId, Deployment>, keep: usize) -> Vec<DeploymentId> {
-    let mut finished: Vec<&Deployment> = deployments.values().filter(|d| !d.is_running()).collect();
-    if finished.len() <= keep {
-        return Vec::new();
-    }
-    finished.sort_by_key(|d| (d.finished_at.unwrap_or(d.started_at), d.id.clone()));
-    let excess = finished.len() - keep;
-    finished
-        .into_iter()
-        .take(excess)
-        .map(|d| d.id.clone())
-        .collect()
+/// The finished deployments to forget under `policy` at `now`, oldest first; running
+/// ones are always kept.
+pub fn prune(
+    deployments: &BTreeMap<DeploymentId, Deployment>,
+    policy: &Retention,
+    now: DateTime<Utc>,
+) -> Vec<DeploymentId> {
+    let records: Vec<Record<DeploymentId>> = deployments
+        .values()
+        .map(|d| Record {
+            key: d.id.clone(),
+            ended: (!d.is_running()).then(|| d.finished_at.unwrap_or(d.started_at)),
+        })
+        .collect();
+    expired(&records, policy, now)
 }
 
 #[cfg(test)]

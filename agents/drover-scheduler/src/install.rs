@@ -72,6 +72,10 @@ impl DaemonFlags for Opts {
         values["data_dir"] = json!(unit_path("data-dir", &self.data_dir)?);
         values["job_retry_delay"] = json!(self.job_retry_delay.as_secs_f64());
         values["job_history"] = json!(self.job_history);
+        values["job_history_max_age"] = json!(self.job_history_max_age.to_string());
+        values["deployment_history"] = json!(self.deployment_history);
+        values["deployment_history_max_age"] =
+            json!(self.deployment_history_max_age.to_string());
         values["min_job_period"] = json!(self.min_job_period.as_secs_f64());
         values["max_connections"] = json!(self.max_connections);
         values["header_timeout"] = json!(self.header_timeout.as_secs_f64());
@@ -120,6 +124,9 @@ mod tests {
         assert_eq!(v["state_directory"], "drover/scheduler");
         assert_eq!(v["job_retry_delay"], 60.0);
         assert_eq!(v["job_history"], 1000);
+        assert_eq!(v["job_history_max_age"], "7d");
+        assert_eq!(v["deployment_history"], 200);
+        assert_eq!(v["deployment_history_max_age"], "7d");
         assert_eq!(v["min_job_period"], 1.0);
         assert_eq!(v["token_file"], serde_json::Value::Null);
     }
@@ -151,6 +158,12 @@ mod tests {
             "2.5",
             "--job-history",
             "5",
+            "--job-history-max-age",
+            "36h",
+            "--deployment-history",
+            "7",
+            "--deployment-history-max-age",
+            "0",
             "--max-connections",
             "300",
             "--idle-timeout",
@@ -175,6 +188,12 @@ mod tests {
         assert_eq!(a.token_file, b.token_file);
         assert_eq!(a.job_retry_delay, b.job_retry_delay);
         assert_eq!(a.job_history, b.job_history);
+        assert_eq!(
+            b.job_history_max_age.0,
+            Some(std::time::Duration::from_secs(36 * 3600))
+        );
+        assert_eq!(b.deployment_history, 7);
+        assert_eq!(b.deployment_history_max_age.0, None);
         assert_eq!(a.min_job_period, b.min_job_period);
         assert_eq!(b.max_connections, Some(300));
         assert_eq!(a.header_timeout, b.header_timeout);

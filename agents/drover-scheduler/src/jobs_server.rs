@@ -31,11 +31,20 @@
 //! changes are refused with 503 before they touch it; once the store takes writes
 //! again, the engine is reloaded from it and runs resume, due ones first.
 //!
+//! Run records are pruned under the retention policy (`history`) by a step of its own,
+//! every [`PRUNE_ENDED_EVERY`] for the jobs that recorded an ended attempt since the
+//! last step, and every [`PRUNE_ALL_EVERY`] for all jobs (age counts on a quiet system
+//! too). It reads the job's records from the store rather than keeping an index of
+//! every stored record in memory, so its memory does not grow with the history and a
+//! restart still reads only the open attempts; its cost is one read of the history of
+//! each job that ran, and records exceed the policy by at most a few seconds' worth.
+//! The statistics live in each job's progress record, so pruning never changes them.
+//!
 //! Launches run on their own worker so that a burst of them (1,000 jobs due in the same
 //! second) never delays the next tick's decisions; lateness is recorded at the decision
 //! (`launchedAt - scheduledFor`) and exported in `/metrics`.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::{Duration, Instant};
 
@@ -47,6 +56,7 @@ use drover_api::job_run::{JobRun, JobRunState, RunTrigger};
 use drover_api::task::{LaunchRequest, Task, TaskDefinition, TaskGoal, TaskId, labels};
 use drover_api::{ApiError, ErrorCode};
 use drover_service::http::Metrics;
+use drover_service::retention::Retention;
 use drover_store::{Op, PendingWrite, Store, StoreExt};
 use futures::StreamExt;
 use tokio::sync::{Mutex, Notify, mpsc, watch};
@@ -80,8 +90,10 @@ const KILL_RESEND_AFTER: chrono::TimeDelta = chrono::TimeDelta::seconds(5);
 const PLACEMENT_TRIES: usize = 3;
 /// Lateness samples kept for `/metrics`.
 const LATENESS_SAMPLES: usize = 10_000;
-/// How often finished run records beyond `history` are pruned.
-const PRUNE_EVERY: Duration = Duration::from_secs(600);
+/// How often the run records of jobs whose runs ended since the last prune are pruned.
+const PRUNE_ENDED_EVERY: Duration = Duration::from_secs(5);
+/// How often every job's run records are pruned (so age applies on a quiet system too).
+const PRUNE_ALL_EVERY: Duration = Duration::from_secs(60);
 /// How long the node a task was placed on is remembered, so a re-sent launch goes to
 /// the same node (the master takes only a same-node, same-definition launch as a retry).
 const REMEMBER_PLACEMENT: Duration = Duration::from_secs(3600);
@@ -92,7 +104,7 @@ pub struct JobsConfig {
     /// The engine's settings (retry delay, relaunch delay, kill grace).
     pub engine: EngineConfig,
     /// Run records (attempts) kept per job.
-    pub history: usize,
+    pub history: Retention,
 }
 
 /// Why the jobs runtime could not start.
@@ -154,6 +166,7 @@ struct JobMetrics {
     launch_errors: u64,
     ticks: u64,
     store_errors: u64,
+    pruned_runs: u64,
 }
 
 /// The jobs component: state, loop, effects worker and API (see `jobs_api` and
@@ -184,6 +197,8 @@ pub struct Jobs {
     /// Plans whose batch is queued to the store and not yet known durable, with their
     /// effects, in queue order.
     in_flight: Arc<StdMutex<InFlight>>,
+    /// Jobs that recorded an ended attempt since the last prune step.
+    ended_since_prune: StdMutex<HashSet<String>>,
 }
 
 /// Plans whose batch is queued and not yet known durable.
@@ -335,6 +350,7 @@ impl Jobs {
             kills_sent: StdMutex::new(HashMap::new()),
             started: now,
             in_flight: Arc::default(),
+            ended_since_prune: StdMutex::default(),
         })
     }
 
@@ -365,6 +381,20 @@ impl Jobs {
         ops.extend(jobs_store::plan_ops(&plan).map_err(internal)?);
         *self.wake_at.lock().unwrap_or_else(|p| p.into_inner()) = plan.wake_at;
         let mut effects = Vec::new();
+        {
+            let mut ended = self
+                .ended_since_prune
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            for action in &plan.actions {
+                if let Action::RecordRun(r) | Action::MarkSkipped(r) = action
+                    && !r.is_open()
+                    && !ended.contains(&r.job)
+                {
+                    ended.insert(r.job.clone());
+                }
+            }
+        }
         {
             let mut m = self.metrics_lock();
             for action in plan.actions {
@@ -978,22 +1008,41 @@ impl Jobs {
         }
     }
 
+    /// Prunes run records under the retention policy: the jobs with newly ended
+    /// attempts every [`PRUNE_ENDED_EVERY`], all jobs every [`PRUNE_ALL_EVERY`].
     async fn prune_loop(self: Arc<Self>, stop: watch::Receiver<bool>) {
+        let mut all_at = Instant::now() + PRUNE_ALL_EVERY;
         loop {
             tokio::select! {
-                _ = tokio::time::sleep(PRUNE_EVERY) => {}
+                _ = tokio::time::sleep(PRUNE_ENDED_EVERY) => {}
                 _ = stopped(stop.clone()) => return,
             }
-            let names: Vec<String> = {
+            if self.store.health().is_err() {
+                continue; // the jobs stay marked; pruned once the store writes again
+            }
+            let mut names: Vec<String> = std::mem::take(
+                &mut *self
+                    .ended_since_prune
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner()),
+            )
+            .into_iter()
+            .collect();
+            if Instant::now() >= all_at {
+                all_at = Instant::now() + PRUNE_ALL_EVERY;
                 let st = self.state.lock().await;
-                st.engine.job_names().map(str::to_string).collect()
-            };
+                names = st.engine.job_names().map(str::to_string).collect();
+            }
+            if names.is_empty() {
+                continue;
+            }
             let store = self.store.clone();
-            let keep = self.config.history;
+            let policy = self.config.history;
             let pruned = tokio::task::spawn_blocking(move || {
+                let now = Utc::now();
                 let mut n = 0usize;
                 for name in names {
-                    let keys = jobs_store::prune_keys(&*store, &name, keep)?;
+                    let keys = jobs_store::prune_keys(&*store, &name, &policy, now)?;
                     if !keys.is_empty() {
                         n += keys.len();
                         let ops: Vec<Op> = keys.into_iter().map(Op::delete).collect();
@@ -1005,7 +1054,10 @@ impl Jobs {
             .await;
             match pruned {
                 Ok(Ok(0)) => {}
-                Ok(Ok(n)) => tracing::info!("pruned {n} old run records"),
+                Ok(Ok(n)) => {
+                    self.metrics_lock().pruned_runs += n as u64;
+                    tracing::debug!("pruned {n} old run records");
+                }
                 Ok(Err(e)) => tracing::warn!("pruning run records failed: {e}"),
                 Err(e) => tracing::warn!("pruning run records failed: {e}"),
             }
@@ -1159,6 +1211,12 @@ impl Component for Jobs {
             "Failed writes of job state",
             &[],
             m.store_errors as f64,
+        );
+        out.gauge(
+            "drover_scheduler_job_runs_pruned_total",
+            "Run records pruned under the retention policy",
+            &[],
+            m.pruned_runs as f64,
         );
         let mut sorted: Vec<f64> = m.lateness.iter().copied().collect();
         sorted.sort_by(f64::total_cmp);

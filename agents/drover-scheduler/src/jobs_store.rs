@@ -16,6 +16,7 @@
 use chrono::{DateTime, Utc};
 use drover_api::job::ChronosJob;
 use drover_api::job_run::JobRun;
+use drover_service::retention::{Record, Retention, expired};
 use drover_store::{Op, Store, StoreError, StoreExt};
 
 use crate::jobs::{Action, EngineConfig, JobEngine, JobProgress, Plan};
@@ -140,25 +141,41 @@ pub fn load(
     Ok((engine, loaded))
 }
 
-/// Keys of a job's finished run records beyond the newest `keep`, oldest first.
-pub fn prune_keys(store: &dyn Store, name: &str, keep: usize) -> Result<Vec<String>, StoreError> {
-    let runs = store.list(&runs_prefix(name))?;
-    if runs.len() <= keep {
-        return Ok(Vec::new());
+/// When an attempt ended, as retention sees it: `None` while it is open (pending,
+/// running, or failed and waiting to retry); otherwise when it finished, or (a record
+/// written before end times were kept) the latest time it carries.
+pub fn run_ended(run: &JobRun) -> Option<DateTime<Utc>> {
+    if run.is_open() {
+        return None;
     }
-    let excess = runs.len() - keep;
-    let open: std::collections::HashSet<String> = store
-        .list(&open_prefix(name))?
+    Some(
+        run.finished_at
+            .or(run.started_at)
+            .or(run.launched_at)
+            .unwrap_or(run.scheduled_for),
+    )
+}
+
+/// Keys of a job's run records to prune under `policy` at `now`, oldest first (see
+/// [`drover_service::retention::expired`]); open attempts are never among them. A
+/// record that does not parse is left alone.
+pub fn prune_keys(
+    store: &dyn Store,
+    name: &str,
+    policy: &Retention,
+    now: DateTime<Utc>,
+) -> Result<Vec<String>, StoreError> {
+    let records: Vec<Record<String>> = store
+        .list(&runs_prefix(name))?
         .into_iter()
-        .map(|(k, _)| k.trim_start_matches(&open_prefix(name)).to_string())
+        .map(|(key, value)| {
+            let ended = serde_json::from_slice::<JobRun>(&value.value)
+                .ok()
+                .and_then(|r| run_ended(&r));
+            Record { key, ended }
+        })
         .collect();
-    let prefix = runs_prefix(name);
-    Ok(runs
-        .into_iter()
-        .map(|(k, _)| k)
-        .filter(|k| !open.contains(k.trim_start_matches(&prefix)))
-        .take(excess)
-        .collect())
+    Ok(expired(&records, policy, now))
 }
 
 #[cfg(test)]
@@ -166,6 +183,7 @@ pub fn prune_keys(store: &dyn Store, name: &str, keep: usize) -> Result<Vec<Stri
 mod tests {
     use chrono::TimeDelta;
     use drover_api::job::parse_job;
+    use drover_api::job_run::{JobRunState, RunTrigger};
     use drover_store::MemoryStore;
     use serde_json::json;
 
@@ -237,29 +255,58 @@ mod tests {
     #[test]
     fn pruning_keeps_the_newest_and_the_open() {
         let store = MemoryStore::new();
-        for n in 1..=5u64 {
-            store
-                .put(
-                    &format!("{}{n:012}.0001", runs_prefix("j")),
-                    b"{}",
-                    drover_store::Expect::Any,
-                )
-                .unwrap();
+        let t0 = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let run = |n: u64, state: JobRunState, retry: bool| JobRun {
+            job: "j".into(),
+            run_id: format!("r{n}"),
+            number: n,
+            scheduled_for: t0 + TimeDelta::seconds(n as i64),
+            trigger: RunTrigger::Schedule,
+            attempt: 1,
+            state,
+            skip_reason: None,
+            task_id: None,
+            node: None,
+            launched_at: None,
+            started_at: None,
+            finished_at: state
+                .is_terminal()
+                .then(|| t0 + TimeDelta::seconds(n as i64 + 1)),
+            duration_seconds: None,
+            exit: None,
+            retry_at: retry.then_some(t0),
+            kill_requested_at: None,
+            message: None,
+        };
+        let mut plan = Plan::default();
+        plan.actions.push(Action::RecordRun(run(1, JobRunState::Running, false)));
+        plan.actions.push(Action::RecordRun(run(2, JobRunState::Failed, true)));
+        for n in 3..=6 {
+            plan.actions.push(Action::RecordRun(run(n, JobRunState::Succeeded, false)));
         }
-        store
-            .put(
-                &format!("{}{:012}.0001", open_prefix("j"), 1),
-                b"{}",
-                drover_store::Expect::Any,
-            )
-            .unwrap();
-        let keys = prune_keys(&store, "j", 3).unwrap();
+        persist(&store, &plan, Vec::new());
+        let key = |n: u64| format!("{}{n:012}.0001", runs_prefix("j"));
+        let policy = |count: usize, age: &str| Retention {
+            count,
+            max_age: age.parse().unwrap(),
+        };
+        let now = t0 + TimeDelta::seconds(10);
+        // The running attempt and the one waiting to retry are never pruned.
         assert_eq!(
-            keys,
-            vec![
-                format!("{}{:012}.0001", runs_prefix("j"), 2),
-                format!("{}{:012}.0001", runs_prefix("j"), 3)
-            ]
+            prune_keys(&store, "j", &policy(2, "0"), now).unwrap(),
+            vec![key(3), key(4)]
+        );
+        // Age: run n ended at n + 1 s; 5 s before `now` is a cutoff at 5 s.
+        assert_eq!(
+            prune_keys(&store, "j", &policy(100, "5s"), now).unwrap(),
+            vec![key(3)]
+        );
+        assert!(
+            prune_keys(&store, "j", &policy(4, "0"), now)
+                .unwrap()
+                .is_empty()
         );
     }
 }

@@ -4,6 +4,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use drover_service::retention::{DEFAULT_MAX_AGE_TEXT, MaxAge, parse_max_age};
+
 /// The command line: the serving flags, or `serve`, `install` or `uninstall`.
 pub type Cli = drover_service::server::Cli<Opts>;
 
@@ -36,9 +38,21 @@ pub struct Opts {
     /// Seconds between a failed job attempt and its retry (Chronos's `--failure_retry`).
     #[arg(long, env = "DROVER_SCHEDULER_JOB_RETRY_DELAY", default_value = "60", value_parser = parse_seconds)]
     pub job_retry_delay: Duration,
-    /// How many run records (attempts) to keep per job; older finished ones are pruned.
+    /// How many run records (attempts) to keep per job; older finished ones are pruned
+    /// within seconds of a run ending. Open attempts are always kept.
     #[arg(long, env = "DROVER_SCHEDULER_JOB_HISTORY", default_value_t = 1000)]
     pub job_history: usize,
+    /// How long a job's finished run record is kept: a whole number with a unit (90s,
+    /// 30m, 12h, 7d, 2w), or 0 for no age limit; the newest record of a job stays
+    /// whatever its age. Statistics count every run, pruned ones included.
+    #[arg(long, env = "DROVER_SCHEDULER_JOB_HISTORY_MAX_AGE", default_value = DEFAULT_MAX_AGE_TEXT, value_parser = parse_max_age)]
+    pub job_history_max_age: MaxAge,
+    /// How many finished deployments (all apps together) to keep; older ones are pruned.
+    #[arg(long, env = "DROVER_SCHEDULER_DEPLOYMENT_HISTORY", default_value_t = 200)]
+    pub deployment_history: usize,
+    /// How long a finished deployment is kept (same form as --job-history-max-age).
+    #[arg(long, env = "DROVER_SCHEDULER_DEPLOYMENT_HISTORY_MAX_AGE", default_value = DEFAULT_MAX_AGE_TEXT, value_parser = parse_max_age)]
+    pub deployment_history_max_age: MaxAge,
     /// Shortest period, in seconds, between the runs of a repeating job schedule; a job
     /// put with a shorter one is refused (0 allows any non-zero period).
     #[arg(long, env = "DROVER_SCHEDULER_MIN_JOB_PERIOD", default_value = "1", value_parser = parse_seconds)]
@@ -94,6 +108,18 @@ mod tests {
         assert_eq!(o.job_retry_delay, Duration::from_secs(60));
         assert_eq!(o.min_job_period, Duration::from_secs(1));
         assert!(o.data_dir.ends_with("drover/scheduler"));
+        assert_eq!(o.job_history, 1000);
+        assert_eq!(
+            o.job_history_max_age.0,
+            Some(Duration::from_secs(7 * 86_400))
+        );
+        assert_eq!(o.deployment_history, 200);
+        assert_eq!(o.deployment_history_max_age, o.job_history_max_age);
+        let o = Cli::try_parse_from(["drover-scheduler", "--job-history-max-age", "0"])
+            .unwrap()
+            .opts;
+        assert_eq!(o.job_history_max_age.0, None);
+        assert!(Cli::try_parse_from(["drover-scheduler", "--job-history-max-age", "7x"]).is_err());
         let o = Cli::try_parse_from(["drover-scheduler", "--job-retry-delay", "0.5"])
             .unwrap()
             .opts;

@@ -10,6 +10,7 @@ use axum::Router;
 use drover_api::client::{ClientError, MasterClient};
 use drover_service::connections::ConnectionLimits;
 use drover_service::http::Metrics;
+use drover_service::retention::Retention;
 use drover_store::{RedbStore, Store};
 use tokio::sync::watch;
 
@@ -36,7 +37,9 @@ pub struct Config {
     /// Delay between a failed job attempt and its retry.
     pub job_retry_delay: Duration,
     /// Run records kept per job.
-    pub job_history: usize,
+    pub job_history: Retention,
+    /// Finished deployments kept.
+    pub deployment_history: Retention,
     /// Shortest period between the runs of a repeating job schedule.
     pub min_job_period: Duration,
     /// How the API treats its connections.
@@ -56,7 +59,14 @@ impl Config {
             data_dir: opts.data_dir.clone(),
             token,
             job_retry_delay: opts.job_retry_delay,
-            job_history: opts.job_history,
+            job_history: Retention {
+                count: opts.job_history,
+                max_age: opts.job_history_max_age,
+            },
+            deployment_history: Retention {
+                count: opts.deployment_history,
+                max_age: opts.deployment_history_max_age,
+            },
             min_job_period: opts.min_job_period,
             connections: ConnectionLimits::new(
                 opts.max_connections,
@@ -134,7 +144,10 @@ pub async fn run(
         Apps::open(
             store.clone(),
             master.clone(),
-            AppsSettings::default(),
+            AppsSettings {
+                deployment_history: config.deployment_history,
+                ..AppsSettings::default()
+            },
             view_rx.clone(),
         )
         .await?,

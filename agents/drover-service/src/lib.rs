@@ -7,6 +7,7 @@
 //! - [`accept`]: the accept loop that serves HTTP/1.1 under those rules, with graceful
 //!   shutdown.
 //! - [`config`]: every flag also from an environment variable and a TOML `--config` file.
+//! - [`retention`]: which ended records of a history to drop (count and age).
 //! - [`listen`]: bind, print the bound address on the first line, refuse wide binds
 //!   without a token.
 //! - [`auth`]: the bearer-token check.
@@ -23,6 +24,7 @@ pub mod connections;
 pub mod http;
 pub mod install;
 pub mod listen;
+pub mod retention;
 pub mod server;
 pub mod shutdown;
 

@@ -5,6 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use drover_scheduler::server::RunError;
+use drover_service::retention::{DEFAULT_MAX_AGE, Retention};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -28,7 +29,14 @@ pub async fn start_scheduler(data_dir: &Path) -> TestScheduler {
         data_dir: data_dir.to_path_buf(),
         token: None,
         job_retry_delay: Duration::from_secs(1),
-        job_history: 100,
+        job_history: Retention {
+            count: 100,
+            max_age: DEFAULT_MAX_AGE,
+        },
+        deployment_history: Retention {
+            count: 200,
+            max_age: DEFAULT_MAX_AGE,
+        },
         min_job_period: Duration::from_secs(1),
         connections: Default::default(),
     };
