@@ -63,6 +63,7 @@ impl DaemonFlags for Opts {
         values["heartbeat_interval"] = json!(self.heartbeat_interval.as_secs_f64());
         values["heartbeat_timeout"] = json!(self.heartbeat_timeout.as_secs_f64());
         values["task_history"] = json!(self.task_history);
+        values["task_history_max_age"] = json!(self.task_history_max_age.to_string());
         values["max_connections"] = json!(self.max_connections);
         values["header_timeout"] = json!(self.header_timeout.as_secs_f64());
         values["idle_timeout"] = json!(self.idle_timeout.as_secs_f64());
@@ -117,6 +118,7 @@ mod tests {
         assert_eq!(v["heartbeat_interval"], 1.0);
         assert_eq!(v["heartbeat_timeout"], 5.0);
         assert_eq!(v["task_history"], 10_000);
+        assert_eq!(v["task_history_max_age"], "7d");
         assert_eq!(v["max_connections"], serde_json::Value::Null);
         assert_eq!(v["header_timeout"], 10.0);
         assert_eq!(v["idle_timeout"], 60.0);
@@ -193,6 +195,8 @@ mod tests {
             "7",
             "--task-history",
             "42",
+            "--task-history-max-age",
+            "2w",
             "--token-file",
             "/etc/drover/token",
             "--max-connections",
@@ -218,6 +222,7 @@ mod tests {
         assert_eq!(a.heartbeat_interval, b.heartbeat_interval);
         assert_eq!(a.heartbeat_timeout, b.heartbeat_timeout);
         assert_eq!(a.task_history, b.task_history);
+        assert_eq!(b.task_history_max_age.0, Some(Duration::from_secs(14 * 86_400)));
         assert_eq!(a.token_file, b.token_file);
         assert_eq!(b.max_connections, Some(900));
         assert_eq!(b.header_timeout, Duration::from_millis(4500));

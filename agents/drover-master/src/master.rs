@@ -44,6 +44,7 @@ use drover_api::event::{Event, EventKind};
 use drover_api::node::{Node, NodeState};
 use drover_api::task::{LaunchOutcome, LaunchRequest, MAX_LAUNCH_BATCH, Task, TaskFilter};
 use drover_api::{ApiError, ErrorCode, TaskId, TaskState};
+use drover_service::retention::Retention;
 use drover_store::{Op, PendingWrite, Store, StoreExt};
 
 use crate::assignments;
@@ -58,8 +59,8 @@ pub struct CoreConfig {
     pub heartbeat_interval: Duration,
     /// Silence after which a node is unreachable.
     pub heartbeat_timeout: Duration,
-    /// How many terminal tasks to keep as history.
-    pub task_history: usize,
+    /// Which terminal tasks to keep as history.
+    pub task_history: Retention,
 }
 
 /// Why the core could not start.
@@ -255,11 +256,8 @@ impl Master {
             core.put_task(t);
         }
         if ended {
-            // Forget the oldest terminal tasks beyond the history cap, in the same batch.
-            for id in core.plan_prune(self.config.task_history) {
-                ops.push(Op::delete(task_key(id.as_str())));
-                core.remove_task(&id);
-            }
+            // Forget the terminal tasks the retention policy drops, in the same batch.
+            self.prune_into(core, &mut ops, now);
         }
         let pending = self.store.submit(ops);
         let seq = core.inflight.next_seq;
@@ -277,6 +275,51 @@ impl Master {
             nodes: created_on,
         });
         Ok(Some(Ticket { seq, pending }))
+    }
+
+    /// Removes the terminal tasks the retention policy drops at `now` from memory and
+    /// adds their deletes to `ops`.
+    fn prune_into(&self, core: &mut Core, ops: &mut Vec<Op>, now: DateTime<Utc>) {
+        for id in core.plan_prune(&self.config.task_history, now) {
+            ops.push(Op::delete(task_key(id.as_str())));
+            core.remove_task(&id);
+        }
+    }
+
+    /// Forgets the terminal tasks that aged out of the history at `now` (on a quiet
+    /// cluster no task ends to prune them); returns how many.
+    pub fn prune_history(&self, now: DateTime<Utc>) -> usize {
+        let ticket = {
+            let mut core = self.lock();
+            if core.inflight.failed.is_some() || self.store.health().is_err() {
+                return 0;
+            }
+            let mut ops = Vec::new();
+            self.prune_into(&mut core, &mut ops, now);
+            if ops.is_empty() {
+                return 0;
+            }
+            let pruned = ops.len();
+            let pending = self.store.submit(ops);
+            let seq = core.inflight.next_seq;
+            core.inflight.next_seq += 1;
+            core.inflight.staged.push_back(Staged {
+                seq,
+                events: Vec::new(),
+                now,
+                created: Vec::new(),
+                nodes: BTreeSet::new(),
+            });
+            (Ticket { seq, pending }, pruned)
+        };
+        let (ticket, pruned) = ticket;
+        match self.settle(Some(ticket)) {
+            Ok(()) => pruned,
+            Err(e) => {
+                tracing::error!("failed to prune the task history: {}", e.message);
+                0
+            }
+        }
     }
 
     /// A ticket for an empty batch queued behind every batch in flight (none if none
@@ -762,7 +805,10 @@ mod tests {
         CoreConfig {
             heartbeat_interval: Duration::from_millis(300),
             heartbeat_timeout: Duration::from_secs(1),
-            task_history: 3,
+            task_history: Retention {
+                count: 3,
+                max_age: drover_service::retention::MaxAge(None),
+            },
         }
     }
 
@@ -1151,6 +1197,37 @@ mod tests {
         let all = m.tasks(&TaskFilter::default()).unwrap();
         assert_eq!(all.len(), 3);
         assert!(all.iter().all(|t| t.state == TaskState::Killed));
+    }
+
+    #[test]
+    fn aged_history_is_pruned_on_a_quiet_master() {
+        let mut config = config();
+        config.task_history = Retention {
+            count: 100,
+            max_age: "1h".parse().unwrap(),
+        };
+        let m = Master::open(Box::new(MemoryStore::new()), config).unwrap();
+        let now = crate::testutil::t0();
+        m.register(&register("n1", vec![]), now).unwrap();
+        let mut ids = Vec::new();
+        for _ in 0..3 {
+            let (t, _) = m.launch(launch_req("n1"), now).unwrap();
+            m.kill(t.id(), now).unwrap();
+            ids.push(t.id().clone());
+        }
+        let (live, _) = m.launch(launch_req("n1"), now).unwrap();
+        assert_eq!(m.prune_history(now + chrono::Duration::minutes(59)), 0);
+        // Past the age: all ended tasks but the newest go; the live one stays.
+        assert_eq!(m.prune_history(now + chrono::Duration::hours(2)), 2);
+        let left: Vec<TaskId> = m
+            .tasks(&TaskFilter::default())
+            .unwrap()
+            .into_iter()
+            .map(|t| t.id().clone())
+            .collect();
+        assert_eq!(left.len(), 2, "{left:?}");
+        assert!(left.contains(live.id()));
+        assert_eq!(m.prune_history(now + chrono::Duration::hours(3)), 0);
     }
 
     #[test]

@@ -4,6 +4,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use drover_service::retention::{DEFAULT_MAX_AGE_TEXT, MaxAge, parse_max_age};
+
 /// The command line: the serving flags, or `serve`, `install` or `uninstall`.
 pub type Cli = drover_service::server::Cli<Opts>;
 
@@ -26,9 +28,13 @@ pub struct Opts {
     /// Seconds of silence after which a node is unreachable and its tasks lost.
     #[arg(long, env = "DROVER_MASTER_HEARTBEAT_TIMEOUT", default_value = "5", value_parser = parse_seconds)]
     pub heartbeat_timeout: Duration,
-    /// How many finished, failed, killed or lost tasks to keep as history.
+    /// How many finished, failed, killed or lost tasks to keep as history (the newest).
     #[arg(long, env = "DROVER_MASTER_TASK_HISTORY", default_value_t = 10_000)]
     pub task_history: usize,
+    /// How long an ended task is kept as history: a whole number with a unit (90s, 30m,
+    /// 12h, 7d, 2w), or 0 for no age limit; the newest ended task stays whatever its age.
+    #[arg(long, env = "DROVER_MASTER_TASK_HISTORY_MAX_AGE", default_value = DEFAULT_MAX_AGE_TEXT, value_parser = parse_max_age)]
+    pub task_history_max_age: MaxAge,
     /// Most connections served at once; past it, the connection slowest to send its
     /// headers (or idle longest) is closed for a new one, and a few slots stay for agents
     /// [default: three quarters of the open-file limit].

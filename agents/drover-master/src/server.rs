@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use drover_service::connections::ConnectionLimits;
+use drover_service::retention::Retention;
 use drover_store::RedbStore;
 use tokio::sync::watch;
 
@@ -20,6 +21,9 @@ pub const STORE_FILE: &str = "master.redb";
 pub const AGENT_PATHS: &[&str] = &["/v1/agents/"];
 /// How often the failure detector looks for silent nodes.
 const DETECT_EVERY: Duration = Duration::from_millis(200);
+/// How often ended tasks past the history's age are pruned (tasks that end prune the
+/// history at once; this is for a quiet cluster).
+const PRUNE_AGED_EVERY: Duration = Duration::from_secs(60);
 
 /// What `run` needs.
 #[derive(Debug, Clone)]
@@ -31,7 +35,7 @@ pub struct Config {
     /// Silence after which a node is unreachable.
     pub heartbeat_timeout: Duration,
     /// Terminal tasks kept as history.
-    pub task_history: usize,
+    pub task_history: Retention,
     /// The bearer token, if any.
     pub token: Option<String>,
     /// How the API treats its connections (slots are reserved for the agent protocol).
@@ -52,7 +56,10 @@ impl Config {
             data_dir: opts.data_dir.clone(),
             heartbeat_interval: opts.heartbeat_interval,
             heartbeat_timeout: opts.heartbeat_timeout,
-            task_history: opts.task_history,
+            task_history: Retention {
+                count: opts.task_history,
+                max_age: opts.task_history_max_age,
+            },
             token,
             connections: ConnectionLimits::new(
                 opts.max_connections,
@@ -124,23 +131,35 @@ pub async fn run(
     served.map_err(RunError::Serve)
 }
 
-/// Runs the failure detector every [`DETECT_EVERY`] until stop, and reloads the state
-/// once the store has recovered from a failed write.
+/// Runs the failure detector every [`DETECT_EVERY`] until stop, reloads the state
+/// once the store has recovered from a failed write, and prunes aged task history
+/// every [`PRUNE_AGED_EVERY`].
 async fn detect_failures(master: Arc<Master>, stop: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(DETECT_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut prune_at = Instant::now() + PRUNE_AGED_EVERY;
     let stopping = stopped(stop);
     tokio::pin!(stopping);
     loop {
         tokio::select! {
             _ = tick.tick() => {
                 let m = master.clone();
+                let prune = Instant::now() >= prune_at;
+                if prune {
+                    prune_at = Instant::now() + PRUNE_AGED_EVERY;
+                }
                 // Marking a node writes to the store: keep it off the async workers.
                 let _ = tokio::task::spawn_blocking(move || {
                     if let Err(e) = m.recover() {
                         tracing::error!("cannot reload the state from the recovered store: {e}");
                     }
-                    m.check_failures(Instant::now(), chrono::Utc::now())
+                    m.check_failures(Instant::now(), chrono::Utc::now());
+                    if prune {
+                        let n = m.prune_history(chrono::Utc::now());
+                        if n > 0 {
+                            tracing::info!("pruned {n} ended tasks past the history's age");
+                        }
+                    }
                 })
                 .await;
             }

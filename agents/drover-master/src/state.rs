@@ -10,6 +10,7 @@ use drover_api::agent::{HeartbeatRequest, RegisterRequest, TaskAssignment};
 use drover_api::event::EventKind;
 use drover_api::task::{LaunchRequest, Task, TaskGoal, TaskReport, TaskSpec};
 use drover_api::{ApiError, ErrorCode, TaskId, TaskState};
+use drover_service::retention::{Record, Retention, expired};
 
 use crate::failure;
 use crate::ledger;
@@ -386,23 +387,22 @@ impl State {
         changes
     }
 
-    /// The terminal tasks to forget so that at most `keep` remain, oldest first.
-    pub fn plan_prune(&self, keep: usize) -> Vec<TaskId> {
-        let mut terminal: Vec<&Task> = self
+    /// The terminal tasks to forget under `policy` at `now`, oldest first (see
+    /// [`drover_service::retention::expired`]); active tasks are always kept.
+    pub fn plan_prune(&self, policy: &Retention, now: DateTime<Utc>) -> Vec<TaskId> {
+        // By id, so tasks that ended at the same instant go in a stable order.
+        let records: Vec<Record<TaskId>> = self
             .tasks
             .values()
-            .filter(|t| t.state.is_terminal())
+            .map(|t| Record {
+                key: t.id().clone(),
+                ended: t
+                    .state
+                    .is_terminal()
+                    .then(|| t.finished_at.unwrap_or(t.updated_at)),
+            })
             .collect();
-        if terminal.len() <= keep {
-            return Vec::new();
-        }
-        terminal.sort_by_key(|t| (t.finished_at.unwrap_or(t.updated_at), t.id().clone()));
-        let excess = terminal.len() - keep;
-        terminal
-            .into_iter()
-            .take(excess)
-            .map(|t| t.id().clone())
-            .collect()
+        expired(&records, policy, now)
     }
 }
 
@@ -653,11 +653,27 @@ mod tests {
             TaskState::Running,
             &[],
         ));
+        let policy = |count: usize, age: &str| Retention {
+            count,
+            max_age: age.parse().unwrap(),
+        };
+        let now = t0() + chrono::Duration::seconds(10);
         assert_eq!(
-            s.plan_prune(3),
+            s.plan_prune(&policy(3, "0"), now),
             vec![TaskId::from("t0"), TaskId::from("t1")]
         );
-        assert!(s.plan_prune(5).is_empty());
+        assert!(s.plan_prune(&policy(5, "0"), now).is_empty());
+        // Ended at 0..=4 s; a 7 s age at 10 s drops those that ended before 3 s. The
+        // running task is never pruned, however old.
+        assert_eq!(
+            s.plan_prune(&policy(5, "7s"), now),
+            vec![TaskId::from("t0"), TaskId::from("t1"), TaskId::from("t2")]
+        );
+        // Only the newest ended task stays when all are too old.
+        assert_eq!(
+            s.plan_prune(&policy(5, "1s"), t0() + chrono::Duration::days(1)).len(),
+            4
+        );
     }
 
     #[test]

@@ -47,7 +47,10 @@ impl Server {
             data_dir: dir.to_path_buf(),
             heartbeat_interval: Duration::from_millis(300),
             heartbeat_timeout,
-            task_history: 1000,
+            task_history: drover_service::retention::Retention {
+                count: 1000,
+                max_age: drover_service::retention::DEFAULT_MAX_AGE,
+            },
             token: token.map(String::from),
             connections: Default::default(),
         };
