@@ -118,9 +118,13 @@ async fn histories_stay_within_their_policy_and_statistics_count_every_run() {
     assert_eq!(burst[0].number, 3, "the newest record stays: {burst:#?}");
 
     // The master keeps at most its count of ended tasks, whatever ran.
-    wait_for("the master's ended tasks within the count", LONG, || async {
-        let tasks = c.client.tasks(&TaskFilter::default()).await.ok()?;
-        (tasks.iter().filter(|t| t.state.is_terminal()).count() <= TASK_HISTORY).then_some(())
-    })
+    wait_for(
+        "the master's ended tasks within the count",
+        LONG,
+        || async {
+            let tasks = c.client.tasks(&TaskFilter::default()).await.ok()?;
+            (tasks.iter().filter(|t| t.state.is_terminal()).count() <= TASK_HISTORY).then_some(())
+        },
+    )
     .await;
 }

@@ -222,7 +222,10 @@ mod tests {
         assert_eq!(a.heartbeat_interval, b.heartbeat_interval);
         assert_eq!(a.heartbeat_timeout, b.heartbeat_timeout);
         assert_eq!(a.task_history, b.task_history);
-        assert_eq!(b.task_history_max_age.0, Some(Duration::from_secs(14 * 86_400)));
+        assert_eq!(
+            b.task_history_max_age.0,
+            Some(Duration::from_secs(14 * 86_400))
+        );
         assert_eq!(a.token_file, b.token_file);
         assert_eq!(b.max_connections, Some(900));
         assert_eq!(b.header_timeout, Duration::from_millis(4500));

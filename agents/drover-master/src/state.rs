@@ -54,7 +54,7 @@ impl NodeEntry {
 pub struct State {
     /// Nodes by name.
     pub nodes: BTreeMap<String, NodeEntry>,
-    /// Tasks by id, terminal ones included (history, pruned to a cap).
+    /// Tasks by id, terminal ones included (history, pruned under the retention policy).
     pub tasks: BTreeMap<TaskId, Task>,
     /// Task ids by node, for the per-node questions.
     by_node: BTreeMap<String, BTreeSet<TaskId>>,
@@ -671,7 +671,8 @@ mod tests {
         );
         // Only the newest ended task stays when all are too old.
         assert_eq!(
-            s.plan_prune(&policy(5, "1s"), t0() + chrono::Duration::days(1)).len(),
+            s.plan_prune(&policy(5, "1s"), t0() + chrono::Duration::days(1))
+                .len(),
             4
         );
     }

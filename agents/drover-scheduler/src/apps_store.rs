@@ -16,9 +16,9 @@
 
 use std::collections::BTreeMap;
 
+use chrono::{DateTime, Utc};
 use drover_api::app::{AppDefinition, AppId};
 use drover_api::deployment::{Deployment, DeploymentId};
-use chrono::{DateTime, Utc};
 use drover_service::retention::{Record, Retention, expired};
 use drover_store::{Op, Store, StoreError, StoreExt};
 
@@ -192,5 +192,41 @@ mod tests {
         assert_eq!(v.len(), 1);
         let def = version(&store, &shop, &v[0]).unwrap().unwrap();
         assert_eq!(def.version.as_deref(), Some(v[0].as_str()));
+    }
+
+    #[test]
+    fn prune_drops_old_finished_deployments_and_keeps_running_ones() {
+        let t0 = Utc::now() - chrono::TimeDelta::days(1);
+        let mut deployments = BTreeMap::new();
+        let mut ids = Vec::new();
+        for (i, finished) in [Some(0), Some(1), Some(2), None].into_iter().enumerate() {
+            let def = AppDefinition::new(AppId::parse(&format!("/app{i}")).unwrap(), "true");
+            let mut d = begin(AppChange::Create(def), None, &[], false, t0)
+                .unwrap()
+                .deployment;
+            if let Some(h) = finished {
+                d.state = drover_api::deployment::DeploymentState::Succeeded;
+                d.finished_at = Some(t0 + chrono::TimeDelta::hours(h));
+            }
+            ids.push(d.id.clone());
+            deployments.insert(d.id.clone(), d);
+        }
+        let policy = |count: usize, age: &str| Retention {
+            count,
+            max_age: age.parse().unwrap(),
+        };
+        let now = t0 + chrono::TimeDelta::hours(2);
+        assert_eq!(prune(&deployments, &policy(1, "0"), now), ids[..2].to_vec());
+        assert_eq!(
+            prune(&deployments, &policy(10, "90m"), now),
+            ids[..1].to_vec()
+        );
+        assert!(prune(&deployments, &policy(3, "0"), now).is_empty());
+        // Far later: every finished one is too old but the newest; the running one stays.
+        let later = now + chrono::TimeDelta::days(30);
+        assert_eq!(
+            prune(&deployments, &policy(10, "7d"), later),
+            ids[..2].to_vec()
+        );
     }
 }

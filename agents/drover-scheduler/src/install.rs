@@ -74,8 +74,7 @@ impl DaemonFlags for Opts {
         values["job_history"] = json!(self.job_history);
         values["job_history_max_age"] = json!(self.job_history_max_age.to_string());
         values["deployment_history"] = json!(self.deployment_history);
-        values["deployment_history_max_age"] =
-            json!(self.deployment_history_max_age.to_string());
+        values["deployment_history_max_age"] = json!(self.deployment_history_max_age.to_string());
         values["min_job_period"] = json!(self.min_job_period.as_secs_f64());
         values["max_connections"] = json!(self.max_connections);
         values["header_timeout"] = json!(self.header_timeout.as_secs_f64());

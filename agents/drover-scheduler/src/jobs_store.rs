@@ -281,10 +281,13 @@ mod tests {
             message: None,
         };
         let mut plan = Plan::default();
-        plan.actions.push(Action::RecordRun(run(1, JobRunState::Running, false)));
-        plan.actions.push(Action::RecordRun(run(2, JobRunState::Failed, true)));
+        plan.actions
+            .push(Action::RecordRun(run(1, JobRunState::Running, false)));
+        plan.actions
+            .push(Action::RecordRun(run(2, JobRunState::Failed, true)));
         for n in 3..=6 {
-            plan.actions.push(Action::RecordRun(run(n, JobRunState::Succeeded, false)));
+            plan.actions
+                .push(Action::RecordRun(run(n, JobRunState::Succeeded, false)));
         }
         persist(&store, &plan, Vec::new());
         let key = |n: u64| format!("{}{n:012}.0001", runs_prefix("j"));

@@ -48,7 +48,11 @@ pub struct Opts {
     #[arg(long, env = "DROVER_SCHEDULER_JOB_HISTORY_MAX_AGE", default_value = DEFAULT_MAX_AGE_TEXT, value_parser = parse_max_age)]
     pub job_history_max_age: MaxAge,
     /// How many finished deployments (all apps together) to keep; older ones are pruned.
-    #[arg(long, env = "DROVER_SCHEDULER_DEPLOYMENT_HISTORY", default_value_t = 200)]
+    #[arg(
+        long,
+        env = "DROVER_SCHEDULER_DEPLOYMENT_HISTORY",
+        default_value_t = 200
+    )]
     pub deployment_history: usize,
     /// How long a finished deployment is kept (same form as --job-history-max-age).
     #[arg(long, env = "DROVER_SCHEDULER_DEPLOYMENT_HISTORY_MAX_AGE", default_value = DEFAULT_MAX_AGE_TEXT, value_parser = parse_max_age)]

@@ -214,7 +214,10 @@ mod tests {
 
     #[test]
     fn max_age_parses_and_prints_back() {
-        assert_eq!(DEFAULT_MAX_AGE_TEXT.parse::<MaxAge>().unwrap(), DEFAULT_MAX_AGE);
+        assert_eq!(
+            DEFAULT_MAX_AGE_TEXT.parse::<MaxAge>().unwrap(),
+            DEFAULT_MAX_AGE
+        );
         for (text, secs, shown) in [
             ("7d", Some(604_800), "7d"),
             ("36h", Some(129_600), "36h"),
