@@ -169,7 +169,10 @@ fn start_master(
         heartbeat_interval: Duration::from_millis(200),
         // Long: a busy test machine must not turn the node unreachable by accident.
         heartbeat_timeout: Duration::from_secs(30),
-        task_history: 1000,
+        task_history: drover_service::retention::Retention {
+            count: 1000,
+            max_age: drover_service::retention::DEFAULT_MAX_AGE,
+        },
         token: None,
         connections: Default::default(),
     };
