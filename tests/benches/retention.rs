@@ -21,8 +21,8 @@
 //! Settings (environment): `DROVER_BENCH_SECONDS` (per run, default 120; 600 for the
 //! ten-minute figure), `DROVER_BENCH_JOB_HISTORY` (default 20),
 //! `DROVER_BENCH_TASK_HISTORY` (the master's, default 1000),
-//! `DROVER_BENCH_SAMPLE_SECONDS` (default 5), `DROVER_BENCH_JOBS` (the larger job count,
-//! default 50).
+//! `DROVER_BENCH_SAMPLE_SECONDS` (default 5), `DROVER_BENCH_JOBS` (the job counts, one
+//! pair of runs each, default `1,50`).
 //!
 //! Run with `cargo build --release --bins && DROVER_BIN_DIR=target/release cargo bench
 //! -p drover-cluster-tests --bench retention` (debug binaries work too:
@@ -209,12 +209,16 @@ async fn main() {
         task_history: env_number("DROVER_BENCH_TASK_HISTORY", 1000),
         every: env_number("DROVER_BENCH_SAMPLE_SECONDS", 5).max(1),
     };
-    let many = env_number("DROVER_BENCH_JOBS", 50) as usize;
+    let counts: Vec<usize> = std::env::var("DROVER_BENCH_JOBS")
+        .unwrap_or_else(|_| "1,50".into())
+        .split(',')
+        .filter_map(|n| n.trim().parse().ok())
+        .collect();
     println!(
         "master --task-history {} in every run (the scheduler mirrors the master's tasks)",
         settings.task_history
     );
-    for jobs in [1, many] {
+    for jobs in counts {
         for pruned in [true, false] {
             run(jobs, pruned, &settings).await;
         }
