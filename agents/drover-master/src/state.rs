@@ -390,19 +390,21 @@ impl State {
     /// The terminal tasks to forget under `policy` at `now`, oldest first (see
     /// [`drover_service::retention::expired`]); active tasks are always kept.
     pub fn plan_prune(&self, policy: &Retention, now: DateTime<Utc>) -> Vec<TaskId> {
-        // By id, so tasks that ended at the same instant go in a stable order.
-        let records: Vec<Record<TaskId>> = self
+        // By id, so tasks that ended at the same instant go in a stable order; borrowed,
+        // as this runs whenever a task ends.
+        let records: Vec<Record<&TaskId>> = self
             .tasks
             .values()
+            .filter(|t| t.state.is_terminal())
             .map(|t| Record {
-                key: t.id().clone(),
-                ended: t
-                    .state
-                    .is_terminal()
-                    .then(|| t.finished_at.unwrap_or(t.updated_at)),
+                key: t.id(),
+                ended: Some(t.finished_at.unwrap_or(t.updated_at)),
             })
             .collect();
         expired(&records, policy, now)
+            .into_iter()
+            .cloned()
+            .collect()
     }
 }
 

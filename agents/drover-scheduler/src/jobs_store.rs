@@ -11,7 +11,7 @@
 //! | `jobs/open/<name>/<number:012>.<attempt:04>` | the same record while it is open |
 //!
 //! The `jobs/open/` index lets a restart load only the open attempts, however long the
-//! history is.
+//! history is. Ended records are pruned under the retention policy ([`prune_keys`]).
 
 use chrono::{DateTime, Utc};
 use drover_api::job::ChronosJob;
