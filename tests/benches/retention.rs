@@ -22,7 +22,8 @@
 //! ten-minute figure), `DROVER_BENCH_JOB_HISTORY` (default 20),
 //! `DROVER_BENCH_TASK_HISTORY` (the master's, default 1000),
 //! `DROVER_BENCH_SAMPLE_SECONDS` (default 5), `DROVER_BENCH_JOBS` (the job counts, one
-//! pair of runs each, default `1,50`).
+//! pair of runs each, default `1,50`), `DROVER_BENCH_BASELINE=0` (leave out the runs
+//! without pruning).
 //!
 //! Run with `cargo build --release --bins && DROVER_BIN_DIR=target/release cargo bench
 //! -p drover-cluster-tests --bench retention` (debug binaries work too:
@@ -218,8 +219,12 @@ async fn main() {
         "master --task-history {} in every run (the scheduler mirrors the master's tasks)",
         settings.task_history
     );
+    let baseline = env_number("DROVER_BENCH_BASELINE", 1) != 0;
     for jobs in counts {
         for pruned in [true, false] {
+            if !pruned && !baseline {
+                continue;
+            }
             run(jobs, pruned, &settings).await;
         }
     }

@@ -97,6 +97,8 @@ const PRUNE_ALL_EVERY: Duration = Duration::from_secs(60);
 /// How long the node a task was placed on is remembered, so a re-sent launch goes to
 /// the same node (the master takes only a same-node, same-definition launch as a retry).
 const REMEMBER_PLACEMENT: Duration = Duration::from_secs(3600);
+/// How often placements of tasks the master already shows are forgotten.
+const FORGET_KNOWN_PLACEMENTS_EVERY: Duration = Duration::from_secs(10);
 
 /// The jobs runtime's settings.
 #[derive(Debug, Clone, Copy)]
@@ -871,6 +873,7 @@ impl Jobs {
         stop: watch::Receiver<bool>,
     ) {
         let mut placed: HashMap<TaskId, (String, Instant)> = HashMap::new();
+        let mut forgot_known_at = Instant::now();
         loop {
             let mut actions = tokio::select! {
                 batch = rx.recv() => match batch { Some(b) => b, None => break },
@@ -880,6 +883,17 @@ impl Jobs {
                 actions.extend(more);
             }
             placed.retain(|_, (_, at)| at.elapsed() < REMEMBER_PLACEMENT);
+            // A launch is re-sent only while the master does not show its task: once it
+            // does, its node need not be remembered (at 50 launches a second, an hour of
+            // placements would be most of the scheduler's memory).
+            if forgot_known_at.elapsed() >= FORGET_KNOWN_PLACEMENTS_EVERY && !placed.is_empty() {
+                forgot_known_at = Instant::now();
+                let view = self.view.borrow().clone();
+                if let Some(tasks) = view.fresh_tasks(MAX_VIEW_AGE) {
+                    let known: HashSet<&TaskId> = tasks.iter().map(|t| &t.spec.id).collect();
+                    placed.retain(|id, _| !known.contains(id));
+                }
+            }
             self.perform(actions, &mut placed).await;
         }
     }
