@@ -9,6 +9,12 @@
 //!
 //! Layout: table `kv` maps each key to its record (8 bytes of big-endian mod revision,
 //! then the value); table `meta` holds the store revision under `revision`.
+//!
+//! Beside the file, `<file>.revision` records the store revision of the last commit
+//! (see [`RevisionRecord`]). redb checks its own structures on open, but a damaged
+//! newest commit slot makes it fall back to the commit before, silently: the record is
+//! how a file that lost its newest writes, or was emptied, is refused at open
+//! ([`StoreError::RolledBack`], [`StoreError::Emptied`]) instead of served.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -45,6 +51,80 @@ struct Shared {
     db: Database,
     path: PathBuf,
     queue: WriteQueue,
+    record: RevisionRecord,
+}
+
+/// `<store file>.revision`: the store revision of the last commit, as text, replaced
+/// (written to a temporary file, then renamed over) after each commit.
+///
+/// Deliberately not fsynced: an fsync per commit would double the cost of a commit. The
+/// record is written only after its commit is durable, so a crash or power loss can only
+/// leave it behind the file (an older value, or none), never ahead of it; and an
+/// unreadable record counts as none. A lagging record can therefore miss a rollback of
+/// the last few commits, but it can never make a healthy file look rolled back.
+#[derive(Debug)]
+pub struct RevisionRecord {
+    path: PathBuf,
+    tmp: PathBuf,
+}
+
+impl RevisionRecord {
+    /// The record of the store file at `store`.
+    pub fn of(store: &Path) -> RevisionRecord {
+        let name = store
+            .file_name()
+            .map(|n| n.to_os_string())
+            .unwrap_or_default();
+        let with = |suffix: &str| {
+            let mut n = name.clone();
+            n.push(suffix);
+            store.with_file_name(n)
+        };
+        RevisionRecord {
+            path: with(".revision"),
+            tmp: with(".revision.tmp"),
+        }
+    }
+
+    /// The record file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The recorded revision; `None` when there is no record or it cannot be read (which
+    /// only under-detects).
+    pub fn read(&self) -> Option<u64> {
+        std::fs::read_to_string(&self.path)
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    /// Records `revision` as committed. A failure is ignored: the record then lags,
+    /// which can only under-detect.
+    pub fn write(&self, revision: u64) {
+        let _ = std::fs::write(&self.tmp, format!("{revision}\n"))
+            .and_then(|()| std::fs::rename(&self.tmp, &self.path));
+    }
+}
+
+/// Refuses a store file that is missing or empty although commits were recorded.
+fn check_not_emptied(path: &Path, record: &RevisionRecord) -> Result<(), StoreError> {
+    let Some(recorded_revision) = record.read().filter(|r| *r > 0) else {
+        return Ok(());
+    };
+    let state = match std::fs::metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => "missing",
+        Ok(m) if m.len() == 0 => "empty (0 bytes)",
+        _ => return Ok(()),
+    };
+    Err(StoreError::Emptied {
+        path: path.to_path_buf(),
+        state,
+        recorded_revision,
+        record: record.path().to_path_buf(),
+    })
 }
 
 impl std::fmt::Debug for RedbStore {
@@ -190,6 +270,14 @@ impl GroupCommitter for Shared {
         };
         if changed {
             txn.commit().map_err(|e| backend("commit")(e.into()))?;
+            if let Some(rev) = outcomes
+                .iter()
+                .filter_map(|o| o.as_ref().ok())
+                .map(|(r, _)| *r)
+                .max()
+            {
+                self.record.write(rev);
+            }
         } else {
             // Nothing to make durable (conflicts and no-ops only): skip the fsync. What
             // the checks saw was committed durably by earlier groups.
@@ -223,19 +311,34 @@ impl RedbStore {
                 source,
             })?;
         }
+        let record = RevisionRecord::of(&path);
+        check_not_emptied(&path, &record)?;
         let db = Database::create(&path).map_err(|e| StoreError::Open {
             path: path.clone(),
             source: Box::new(e),
         })?;
         create_tables(&db)?;
-        Ok(RedbStore {
+        let store = RedbStore {
             shared: Arc::new(Shared {
                 db,
                 path,
                 queue: WriteQueue::default(),
+                record,
             }),
             mode,
-        })
+        };
+        let file_revision = store.revision()?;
+        if let Some(recorded_revision) = store.shared.record.read()
+            && recorded_revision > file_revision
+        {
+            return Err(StoreError::RolledBack {
+                path: store.shared.path.clone(),
+                file_revision,
+                recorded_revision,
+                record: store.shared.record.path().to_path_buf(),
+            });
+        }
+        Ok(store)
     }
 
     /// The file the store lives in.
@@ -617,6 +720,91 @@ mod tests {
         let _first = RedbStore::open(&path).unwrap();
         let err = RedbStore::open(&path).unwrap_err();
         assert!(matches!(err, StoreError::Open { .. }), "{err}");
+    }
+
+    #[test]
+    fn an_older_copy_of_the_file_is_refused_as_rolled_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.redb");
+        {
+            let s = RedbStore::open(&path).unwrap();
+            s.put("a", b"1", Expect::Any).unwrap();
+        }
+        std::fs::copy(&path, dir.path().join("old.redb")).unwrap();
+        {
+            let s = RedbStore::open(&path).unwrap();
+            s.put("b", b"2", Expect::Any).unwrap();
+            s.put("c", b"3", Expect::Any).unwrap();
+        }
+        assert_eq!(RevisionRecord::of(&path).read(), Some(3));
+        std::fs::copy(dir.path().join("old.redb"), &path).unwrap();
+        let err = RedbStore::open(&path).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                StoreError::RolledBack {
+                    file_revision: 1,
+                    recorded_revision: 3,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let text = err.to_string();
+        assert!(
+            text.contains("state.redb.revision") && text.contains("backup"),
+            "{text}"
+        );
+        // The operator accepts the older file by removing the record.
+        std::fs::remove_file(RevisionRecord::of(&path).path()).unwrap();
+        let s = RedbStore::open(&path).unwrap();
+        assert_eq!(s.revision().unwrap(), 1);
+    }
+
+    #[test]
+    fn an_emptied_or_missing_file_with_a_record_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.redb");
+        {
+            let s = RedbStore::open(&path).unwrap();
+            s.put("a", b"1", Expect::Any).unwrap();
+        }
+        std::fs::write(&path, b"").unwrap();
+        let err = RedbStore::open(&path).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                StoreError::Emptied {
+                    recorded_revision: 1,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(err.to_string().contains("0 bytes"), "{err}");
+        std::fs::remove_file(&path).unwrap();
+        let err = RedbStore::open(&path).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                StoreError::Emptied {
+                    state: "missing",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(!path.exists(), "a refused open creates nothing");
+    }
+
+    #[test]
+    fn a_zero_byte_file_without_a_record_opens_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.redb");
+        std::fs::write(&path, b"").unwrap();
+        let s = RedbStore::open(&path).unwrap();
+        assert_eq!(s.revision().unwrap(), 0);
+        assert_eq!(s.list("").unwrap(), vec![]);
     }
 
     #[test]
