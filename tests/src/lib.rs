@@ -308,10 +308,12 @@ impl Cluster {
             "--heartbeat-timeout".to_string(),
             opts.heartbeat_timeout.to_string(),
         ];
+        // A new cluster in a new data dir (the variable, unlike the flag, is harmless to
+        // a master that predates it, and a restart with it keeps the store's id).
         let master = Server::start(
             &bin_path("drover-master"),
             &master_args,
-            &[],
+            &[("DROVER_MASTER_INIT".to_string(), "true".to_string())],
             &dir.path().join("master.log"),
         );
         let client = MasterClient::new(&master.url, None).unwrap();

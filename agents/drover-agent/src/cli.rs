@@ -96,6 +96,11 @@ pub struct RunArgs {
     /// tasks. An empty value turns Docker off.
     #[arg(long, env = "DROVER_AGENT_DOCKER_SOCKET", default_value = crate::docker::DEFAULT_SOCKET, value_parser = parse_socket_path)]
     pub docker_socket: PathBuf,
+    /// Accept the cluster of the master this agent next registers with, instead of
+    /// refusing a master whose cluster id differs from the one remembered in the work
+    /// dir (`cluster-id`). For moving a node to a new cluster, once: remove it afterwards.
+    #[arg(long, env = "DROVER_AGENT_JOIN_NEW_CLUSTER")]
+    pub join_new_cluster: bool,
 }
 
 /// A socket path that may be empty: clap's own `PathBuf` parser refuses `""`, which is
@@ -162,6 +167,8 @@ pub struct AgentOptions {
     pub shim_exe: PathBuf,
     /// The Docker Engine's socket, unless Docker is turned off.
     pub docker_socket: Option<PathBuf>,
+    /// Accept the next master's cluster even if it differs from the remembered one.
+    pub join_new_cluster: bool,
 }
 
 impl RunArgs {
@@ -236,6 +243,7 @@ impl RunArgs {
             resource_interval: Duration::from_secs_f64(self.resource_interval),
             shim_exe,
             docker_socket: Some(self.docker_socket.clone()).filter(|p| !p.as_os_str().is_empty()),
+            join_new_cluster: self.join_new_cluster,
         })
     }
 }

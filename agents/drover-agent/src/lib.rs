@@ -9,6 +9,7 @@
 //! - [`install`]: `install` / `uninstall`: the config file and systemd unit from templates.
 //! - [`host`]: host facts with sysinfo and statvfs; reserved and offered resources.
 //! - [`master`]: register, heartbeat and the assignments long poll.
+//! - [`cluster`]: the cluster the agent joined, and whether a master's answer is from it.
 //! - [`reconcile`]: pure: local tasks and assignments in, actions out.
 //! - [`runner`]: launches, watches, kills and re-adopts tasks; runs their health checks.
 //! - [`shim`]: the per-task supervisor process (`drover-agent shim SANDBOX`).
@@ -26,6 +27,7 @@
 pub mod api;
 pub mod cgroup;
 pub mod cli;
+pub mod cluster;
 pub mod docker;
 pub mod env;
 pub mod health;
@@ -71,6 +73,9 @@ pub enum AgentError {
     /// The task runner could not start.
     #[error(transparent)]
     Runner(#[from] runner::RunnerError),
+    /// The remembered cluster id cannot be read.
+    #[error(transparent)]
+    Membership(#[from] cluster::MembershipError),
     /// The master client could not be built (bad URL).
     #[error("cannot talk to the master: {0}")]
     Master(#[from] ClientError),
@@ -90,6 +95,7 @@ pub async fn run(
         path: opts.work_dir.clone(),
         source,
     })?;
+    let membership = cluster::Membership::load(&opts.work_dir, opts.join_new_cluster)?;
     let mut probe = host::HostProbe::new(&opts.work_dir)?;
     let facts = probe.refresh();
     let reserved = host::reserved(&facts, opts.reserved);
@@ -146,6 +152,7 @@ pub async fn run(
         host: host_rx,
         runner: runner.clone(),
         registered: watch::channel(false).0,
+        membership: std::sync::Arc::new(membership),
     };
     let interval = opts.resource_interval;
     let mut jobs = vec![

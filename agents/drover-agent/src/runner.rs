@@ -309,6 +309,17 @@ impl TaskRunner {
         self.inner.lock().values().map(Entry::report).collect()
     }
 
+    /// The specs of the active tasks: a registration sends them, so that a master that
+    /// lost its record of one adopts it rather than having it killed.
+    pub fn active_specs(&self) -> Vec<TaskSpec> {
+        self.inner
+            .lock()
+            .values()
+            .filter(|e| e.state.is_active())
+            .map(|e| e.spec.clone())
+            .collect()
+    }
+
     /// The report of one task.
     pub fn report(&self, id: &TaskId) -> Option<TaskReport> {
         self.inner.lock().get(id).map(Entry::report)

@@ -212,7 +212,7 @@ async fn user_is_honoured_or_refused() {
 }
 
 #[tokio::test]
-async fn reconcile_launches_kills_unlisted_and_forgets_acknowledged() {
+async fn reconcile_launches_keeps_unlisted_kills_on_request_and_forgets_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
     let r = runner(dir.path());
     let wanted = vec![TaskAssignment {
@@ -228,15 +228,18 @@ async fn reconcile_launches_kills_unlisted_and_forgets_acknowledged() {
         "reconcile must be idempotent"
     );
     wait_state(&r, "svc.1", TaskState::Running).await;
-    // The master stops listing it: it is killed.
-    r.reconcile(&[]);
+    // The master stops listing it (it lost its record): it keeps running.
+    assert!(r.reconcile(&[]).is_empty());
+    assert!(r.is_active(&TaskId::from("svc.1")));
+    // The master says kill: it is killed.
+    let kill = vec![TaskAssignment {
+        spec: spec("svc.1", "sleep 60"),
+        goal: TaskGoal::Kill,
+    }];
+    r.reconcile(&kill);
     let rep = wait_terminal(&r, "svc.1").await;
     assert_eq!(rep.state, TaskState::Killed);
-    assert!(
-        rep.message
-            .unwrap()
-            .starts_with(reconcile::UNKNOWN_TO_MASTER)
-    );
+    assert!(rep.message.unwrap().starts_with(reconcile::KILL_ASKED));
     // Still unlisted once terminal: forgotten, and not reported after a restart either.
     assert_eq!(
         r.reconcile(&[]),

@@ -288,6 +288,11 @@ impl MasterClient {
         self.http.get::<_, ()>("/v1/version", None).await
     }
 
+    /// `GET /v1/cluster`: the cluster this master serves.
+    pub async fn cluster(&self) -> Result<crate::agent::ClusterInfo, ClientError> {
+        self.http.get::<_, ()>("/v1/cluster", None).await
+    }
+
     /// `GET /v1/nodes`.
     pub async fn nodes(&self) -> Result<Vec<Node>, ClientError> {
         self.http.get::<_, ()>("/v1/nodes", None).await

@@ -34,7 +34,8 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use drover_api::agent::{
-    HeartbeatRequest, HeartbeatResponse, NodeAssignments, RegisterRequest, RegisterResponse,
+    ClusterInfo, HeartbeatRequest, HeartbeatResponse, NodeAssignments, RegisterRequest,
+    RegisterResponse,
 };
 use drover_api::event::{Event, EventKind};
 use drover_api::node::{Node, NodeState};
@@ -56,6 +57,8 @@ pub struct CoreConfig {
     pub heartbeat_timeout: Duration,
     /// How many terminal tasks to keep as history.
     pub task_history: usize,
+    /// The cluster this master serves (see [`crate::cluster`]).
+    pub cluster: ClusterInfo,
 }
 
 /// Why the core could not start.
@@ -189,6 +192,11 @@ impl Master {
     /// The settings.
     pub fn config(&self) -> &CoreConfig {
         &self.config
+    }
+
+    /// The cluster this master serves.
+    pub fn cluster(&self) -> &ClusterInfo {
+        &self.config.cluster
     }
 
     fn lock(&self) -> MutexGuard<'_, Core> {
@@ -477,16 +485,37 @@ impl Master {
         req: &RegisterRequest,
         now: DateTime<Utc>,
     ) -> Result<RegisterResponse, ApiError> {
+        if let Some(theirs) = &req.cluster_id
+            && *theirs != self.config.cluster.id
+        {
+            tracing::error!(node = %req.name, agent_cluster = %theirs, cluster = %self.config.cluster.id,
+                "refused the registration of an agent of another cluster");
+            return Err(ApiError {
+                code: ErrorCode::Conflict,
+                message: format!(
+                    "node {:?} belongs to cluster {theirs}, and this master serves cluster {}: \
+                     point the agent at its own cluster's master (or restore this master's \
+                     store), or, to move the node and its tasks to this cluster, restart the \
+                     agent once with --join-new-cluster",
+                    req.name, self.config.cluster.id
+                ),
+                field: Some("clusterId".into()),
+            });
+        }
         let ticket = {
             let mut core = self.lock();
             let changes = core.plan_register(req, now)?;
             let ticket = self.commit(&mut core, changes, now)?;
+            if let Some(entry) = core.nodes.get_mut(&req.name) {
+                entry.registered_here = true;
+            }
             self.heard_from(&mut core, &req.name, &req.host, &req.tasks, now);
             ticket
         };
         self.settle(ticket)?;
         Ok(RegisterResponse {
             heartbeat_interval_ms: self.config.heartbeat_interval.as_millis() as u64,
+            cluster_id: Some(self.config.cluster.id.clone()),
         })
     }
 
@@ -577,6 +606,7 @@ impl Master {
         Ok((
             NodeAssignments {
                 revision,
+                cluster_id: Some(self.config.cluster.id.clone()),
                 tasks: entry.assignments.clone(),
             },
             entry.wake.subscribe(),
@@ -656,7 +686,8 @@ fn refresh(core: &mut Core, name: &str) {
     let settled = st
         .node_tasks(name)
         .filter(|t| !inflight.unsettled.contains(t.id()));
-    let next = assignments::compute(name, settled, &entry.reported);
+    let elsewhere = |id: &TaskId| st.tasks.get(id).is_some_and(|t| t.spec.node != name);
+    let next = assignments::compute(name, settled, &entry.reported, elsewhere);
     if let Some(entry) = st.nodes.get_mut(name)
         && (next != entry.assignments || entry.revision == 0)
     {
@@ -679,6 +710,10 @@ mod tests {
             heartbeat_interval: Duration::from_millis(300),
             heartbeat_timeout: Duration::from_secs(1),
             task_history: 3,
+            cluster: ClusterInfo {
+                id: drover_api::agent::ClusterId("test-cluster".into()),
+                created_at: None,
+            },
         }
     }
 
@@ -697,6 +732,8 @@ mod tests {
             },
             host: HostInfo::default(),
             tasks,
+            specs: vec![],
+            cluster_id: None,
         }
     }
 

@@ -287,15 +287,21 @@ async fn start_and_serve(
     let started = Instant::now();
     let logs = data_dir.join("logs");
     let s = |p: &Path| p.display().to_string();
+    let mut master_args = vec![
+        "--listen".to_string(),
+        "127.0.0.1:0".into(),
+        "--data-dir".into(),
+        s(&data_dir.join("master")),
+    ];
+    // The first run of this data dir makes a new cluster; later runs keep it, and a
+    // master whose store went missing since refuses to start rather than begin empty.
+    if !data_dir.join("master").join("master.redb").exists() {
+        master_args.push("--init".into());
+    }
     let master = spawn_server(
         "drover-master",
         &bins.master,
-        &[
-            "--listen".into(),
-            "127.0.0.1:0".into(),
-            "--data-dir".into(),
-            s(&data_dir.join("master")),
-        ],
+        &master_args,
         &[],
         &logs.join("master.log"),
     )

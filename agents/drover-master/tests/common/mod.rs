@@ -49,6 +49,7 @@ impl Server {
             heartbeat_timeout,
             task_history: 1000,
             token: token.map(String::from),
+            init: true,
         };
         let (tx, rx) = oneshot::channel::<()>();
         let handle = tokio::spawn(drover_master::run(listener, config, async move {
@@ -131,6 +132,8 @@ pub fn register_req(name: &str, tasks: Vec<TaskReport>) -> RegisterRequest {
             ..Default::default()
         },
         tasks,
+        specs: vec![],
+        cluster_id: None,
     }
 }
 
