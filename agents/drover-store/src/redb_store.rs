@@ -54,36 +54,56 @@ struct Shared {
     record: RevisionRecord,
 }
 
-/// `<store file>.revision`: the store revision of the last commit, as text, replaced
-/// (written to a temporary file, then renamed over) after each commit.
+/// `<store file>.revision`: the store revision of the last commit, overwritten in place
+/// after each commit as one short line (the revision and a checksum of it).
 ///
-/// Deliberately not fsynced: an fsync per commit would double the cost of a commit. The
-/// record is written only after its commit is durable, so a crash or power loss can only
-/// leave it behind the file (an older value, or none), never ahead of it; and an
-/// unreadable record counts as none. A lagging record can therefore miss a rollback of
-/// the last few commits, but it can never make a healthy file look rolled back.
+/// Cheap on purpose, since every commit pays it: one `pwrite` into the page cache on a
+/// handle kept open, no fsync, no new file and no rename (either would add metadata to
+/// the journal commit that the next fsync of the store waits for). That is safe because
+/// the record is written only after its commit is durable: a crash or power loss can
+/// only leave it behind the file (an older revision, or none), never ahead of it, and a
+/// torn or unreadable line fails its checksum and counts as no record. A lagging record
+/// can therefore miss a rollback of the last few commits, but it can never make a
+/// healthy file look rolled back.
 #[derive(Debug)]
 pub struct RevisionRecord {
     path: PathBuf,
-    tmp: PathBuf,
+    /// Opened at the store's open (created if missing); `None` if that failed, and then
+    /// nothing is recorded (which only under-detects).
+    file: Option<std::fs::File>,
+}
+
+/// FNV-1a over the line's revision digits: a line torn between two writes fails it.
+fn record_checksum(digits: &str) -> u64 {
+    digits.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 impl RevisionRecord {
-    /// The record of the store file at `store`.
+    /// The record of the store file at `store` (not opened for writing).
     pub fn of(store: &Path) -> RevisionRecord {
-        let name = store
+        let mut name = store
             .file_name()
             .map(|n| n.to_os_string())
             .unwrap_or_default();
-        let with = |suffix: &str| {
-            let mut n = name.clone();
-            n.push(suffix);
-            store.with_file_name(n)
-        };
+        name.push(".revision");
         RevisionRecord {
-            path: with(".revision"),
-            tmp: with(".revision.tmp"),
+            path: store.with_file_name(name),
+            file: None,
         }
+    }
+
+    /// Opens the record for writing, creating it if missing.
+    fn open_for_writing(mut self) -> RevisionRecord {
+        self.file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&self.path)
+            .ok();
+        self
     }
 
     /// The record file.
@@ -91,21 +111,26 @@ impl RevisionRecord {
         &self.path
     }
 
-    /// The recorded revision; `None` when there is no record or it cannot be read (which
-    /// only under-detects).
+    /// The recorded revision; `None` when there is no record or it cannot be read or
+    /// fails its checksum (which only under-detects).
     pub fn read(&self) -> Option<u64> {
-        std::fs::read_to_string(&self.path)
-            .ok()?
-            .trim()
-            .parse()
-            .ok()
+        let text = std::fs::read_to_string(&self.path).ok()?;
+        let (digits, check) = text.trim().split_once(' ')?;
+        let sum = u64::from_str_radix(check, 16).ok()?;
+        (sum == record_checksum(digits)).then_some(())?;
+        digits.parse().ok()
     }
 
-    /// Records `revision` as committed. A failure is ignored: the record then lags,
+    /// Records `revision` as committed (a fixed-width line at offset 0, so each write
+    /// replaces the whole previous one). A failure is ignored: the record then lags,
     /// which can only under-detect.
     pub fn write(&self, revision: u64) {
-        let _ = std::fs::write(&self.tmp, format!("{revision}\n"))
-            .and_then(|()| std::fs::rename(&self.tmp, &self.path));
+        use std::os::unix::fs::FileExt;
+        if let Some(file) = &self.file {
+            let digits = format!("{revision:020}");
+            let line = format!("{digits} {:016x}\n", record_checksum(&digits));
+            let _ = file.write_at(line.as_bytes(), 0);
+        }
     }
 }
 
@@ -313,6 +338,7 @@ impl RedbStore {
         }
         let record = RevisionRecord::of(&path);
         check_not_emptied(&path, &record)?;
+        let record = record.open_for_writing();
         let db = Database::create(&path).map_err(|e| StoreError::Open {
             path: path.clone(),
             source: Box::new(e),
@@ -805,6 +831,29 @@ mod tests {
         let s = RedbStore::open(&path).unwrap();
         assert_eq!(s.revision().unwrap(), 0);
         assert_eq!(s.list("").unwrap(), vec![]);
+    }
+
+    #[test]
+    fn a_torn_or_foreign_record_counts_as_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.redb");
+        {
+            let s = RedbStore::open(&path).unwrap();
+            for i in 0..12 {
+                s.put("k", format!("{i}").as_bytes(), Expect::Any).unwrap();
+            }
+        }
+        let record = RevisionRecord::of(&path);
+        assert_eq!(record.read(), Some(12));
+        let line = std::fs::read_to_string(record.path()).unwrap();
+        // One digit of a newer revision over an older line: the checksum no longer holds.
+        let torn = line.replacen("00012", "00013", 1);
+        std::fs::write(record.path(), torn).unwrap();
+        assert_eq!(record.read(), None);
+        std::fs::write(record.path(), "garbage").unwrap();
+        assert_eq!(record.read(), None);
+        // And the store opens: an unreadable record never refuses a file.
+        assert_eq!(RedbStore::open(&path).unwrap().revision().unwrap(), 12);
     }
 
     #[test]
