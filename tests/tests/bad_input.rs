@@ -290,7 +290,7 @@ async fn wide_binds_need_a_token_and_requests_need_it_too() {
     let master = Server::start(
         &bin_path("drover-master"),
         &args,
-        &[],
+        &[("DROVER_MASTER_INIT".into(), "true".into())],
         &dir.path().join("m.log"),
     );
     let port = master.url.rsplit(':').next().unwrap();

@@ -62,6 +62,15 @@ impl DaemonFlags for RunArgs {
             message,
         };
         refuse_token(self.token.as_deref())?;
+        if self.join_new_cluster {
+            // Kept in the service's config it would follow any master to any cluster.
+            return Err(bad(
+                "join-new-cluster",
+                "is not written into the service's config: start the agent once with it \
+                 (e.g. DROVER_AGENT_JOIN_NEW_CLUSTER=true in a one-off drop-in) instead"
+                    .into(),
+            ));
+        }
         let addr = listen_addr("agent", &self.listen, self.token_file.as_deref())?;
         // The same checks the agent makes at start (URLs, reservations, interval).
         self.resolve(addr, None, bin.to_path_buf())
@@ -209,6 +218,7 @@ mod tests {
         refused(&["--master", "ftp://m"], "master");
         refused(&["--listen", "0.0.0.0:5051"], "listen");
         refused(&["--token", "s3cret"], "token");
+        refused(&["--join-new-cluster"], "join-new-cluster");
         refused(&["--reserved-mem=-1"], "reserved-mem");
         refused(&["--advertise", "agent:5051"], "advertise");
         refused(&["--work-dir", "w"], "work-dir");
