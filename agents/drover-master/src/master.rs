@@ -916,6 +916,93 @@ mod tests {
         );
     }
 
+    /// A master that lost its record of running tasks (an older store): the agent's
+    /// first heartbeat to it is answered "register", and the registration's specs make
+    /// the master adopt the tasks; they are listed to run, never to kill.
+    #[test]
+    fn tasks_a_restarted_master_does_not_know_are_adopted_not_killed() {
+        let m = Master::open(Box::new(MemoryStore::new()), config()).unwrap();
+        let now = crate::testutil::t0();
+        m.register(&register("n1", vec![]), now).unwrap();
+        let (t, _) = m.launch(launch_req("n1"), now).unwrap();
+        let running = report(t.id(), TaskState::Running);
+        // The same store reopened (a restart) lacks a task the agent still runs.
+        let store = MemoryStore::new();
+        for (k, v) in m.store.list("").unwrap() {
+            store.put(&k, &v.value, drover_store::Expect::Any).unwrap();
+        }
+        let orphan_id = TaskId::from("orphan.1");
+        let mut orphan = launch_req("n1");
+        orphan.id = Some(orphan_id.clone());
+        let orphan_spec = drover_api::task::TaskSpec {
+            id: orphan_id.clone(),
+            node: "n1".into(),
+            definition: orphan.task.clone(),
+            host_ports: vec![],
+        };
+        let m = Master::open(Box::new(store), config()).unwrap();
+        let reports = vec![running.clone(), report(&orphan_id, TaskState::Running)];
+        let hb = HeartbeatRequest {
+            host: HostInfo::default(),
+            tasks: reports.clone(),
+        };
+        assert!(
+            !m.heartbeat("n1", &hb, now).unwrap().registered,
+            "asked to register so that the registration can bring the spec"
+        );
+        let (before, _) = m.assignments("n1").unwrap();
+        assert!(
+            before.tasks.iter().all(|a| a.goal == TaskGoal::Run),
+            "an unknown task is never listed to kill: {before:?}"
+        );
+        let mut req = register("n1", reports);
+        req.specs = vec![t.spec.clone(), orphan_spec];
+        m.register(&req, now).unwrap();
+        let adopted = m.task(&orphan_id).unwrap();
+        assert_eq!(adopted.state, TaskState::Running);
+        assert_eq!(adopted.goal, TaskGoal::Run);
+        let (after, _) = m.assignments("n1").unwrap();
+        let goals: Vec<(String, TaskGoal)> = after
+            .tasks
+            .iter()
+            .map(|a| (a.spec.id.to_string(), a.goal))
+            .collect();
+        assert_eq!(
+            goals,
+            vec![
+                ("orphan.1".to_string(), TaskGoal::Run),
+                (t.id().to_string(), TaskGoal::Run)
+            ]
+        );
+        // Registered with this master now: heartbeats are answered as usual.
+        assert!(m.heartbeat("n1", &hb, now).unwrap().registered);
+    }
+
+    #[test]
+    fn an_agent_of_another_cluster_is_refused_and_ours_get_the_id() {
+        let m = Master::open(Box::new(MemoryStore::new()), config()).unwrap();
+        let now = crate::testutil::t0();
+        let ours = m.cluster().id.clone();
+        let resp = m.register(&register("n1", vec![]), now).unwrap();
+        assert_eq!(resp.cluster_id.as_ref(), Some(&ours));
+        assert_eq!(
+            m.assignments("n1").unwrap().0.cluster_id,
+            Some(ours.clone())
+        );
+        let mut req = register("n2", vec![]);
+        req.cluster_id = Some(drover_api::agent::ClusterId("another".into()));
+        let err = m.register(&req, now).unwrap_err();
+        assert_eq!(err.code, ErrorCode::Conflict);
+        assert!(
+            err.message.contains("another") && err.message.contains(ours.as_str()),
+            "{}",
+            err.message
+        );
+        assert!(m.node("n2").is_err(), "a refused agent is not recorded");
+        req.cluster_id = Some(ours);
+        m.register(&req, now).unwrap();
+    }
+
     /// Launches from many threads at once (their fsyncs shared by group commit): every
     /// accepted task is in the store when the master is opened again.
     #[test]
