@@ -505,6 +505,15 @@ impl Master {
         let ticket = {
             let mut core = self.lock();
             let changes = core.plan_register(req, now)?;
+            let adopted = changes
+                .tasks
+                .keys()
+                .filter(|id| !core.tasks.contains_key(*id))
+                .count();
+            if adopted > 0 {
+                tracing::warn!(node = %req.name, adopted,
+                    "adopted running tasks this master had no record of (its store is new or older than the node's tasks)");
+            }
             let ticket = self.commit(&mut core, changes, now)?;
             if let Some(entry) = core.nodes.get_mut(&req.name) {
                 entry.registered_here = true;

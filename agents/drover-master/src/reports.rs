@@ -74,7 +74,10 @@ pub fn apply<'a>(
 /// The tasks node `node` reports active that `known` (every id the master has, on any
 /// node and in any state) lacks, built from the specs the agent sent: each becomes a task
 /// of `node` in the reported state with goal Run. A report without a spec is left out
-/// (the task keeps running unlisted until a registration brings its spec).
+/// (the task keeps running unlisted until a registration brings its spec), and so is one
+/// whose spec this version would not accept (an id or definition that fails validation,
+/// e.g. under a newer resource floor): it is not adopted, but the registration is not
+/// refused either, because refusing it would cut the whole node off.
 pub fn adopt(
     node: &str,
     known: impl Fn(&TaskId) -> bool,
@@ -91,6 +94,9 @@ pub fn adopt(
         let Some(spec) = specs.get(&r.id) else {
             continue;
         };
+        if spec.id.validate().is_err() || spec.definition.validate("").is_err() {
+            continue;
+        }
         let message = format!(
             "adopted from node {node:?}, which runs it: the master had no record of it (its store was new or older than the node's tasks)"
         );
@@ -318,13 +324,17 @@ mod tests {
             report("known", TaskState::Running),
             report("ended", TaskState::Finished),
             report("no-spec", TaskState::Running),
+            report("bad-spec", TaskState::Running),
         ];
+        let mut bad = spec_of("bad-spec", "n1");
+        bad.definition.resources.cpus = -1.0;
         // A spec naming another node is adopted on the node that runs it.
         let specs = [
             spec_of("orphan", "n1"),
             spec_of("sick", "elsewhere"),
             spec_of("known", "n1"),
             spec_of("ended", "n1"),
+            bad,
         ];
         let got = adopt("n1", |id| known.contains(id), &reports, &specs, t0());
         let summary: Vec<(String, String, TaskState, TaskGoal)> = got

@@ -472,23 +472,7 @@ fn validate_register(req: &RegisterRequest) -> Result<(), ApiError> {
             format!("port range {} is empty or starts at 0", req.ports),
         ));
     }
-    validate_reports(&req.tasks)?;
-    for (i, spec) in req.specs.iter().enumerate() {
-        let at = |e: ApiError, what: &str| ApiError {
-            field: Some(format!("specs[{i}]{what}")),
-            ..e
-        };
-        spec.id.validate().map_err(|e| at(e, ".id"))?;
-        spec.definition
-            .validate(&format!("specs[{i}].definition."))?;
-        if spec.host_ports.len() > 1000 {
-            return Err(ApiError::invalid(
-                format!("specs[{i}].hostPorts"),
-                "must list at most 1000 ports",
-            ));
-        }
-    }
-    Ok(())
+    validate_reports(&req.tasks)
 }
 
 fn validate_reports(reports: &[TaskReport]) -> Result<(), ApiError> {
