@@ -118,6 +118,7 @@ async fn refused(mut master: Server, log: &Path) -> String {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     let text = std::fs::read_to_string(log).unwrap();
+    eprintln!("refused with {status}:\n{text}");
     assert!(!status.success(), "refusal exits non-zero: {text}");
     assert!(
         !text.contains("panicked") && !text.contains("backtrace"),
@@ -304,4 +305,52 @@ async fn a_store_that_lost_its_newest_commits_kills_no_task() {
             "{t:?}"
         );
     }
+}
+
+/// Damages the newest commit of a redb file the way a torn header write would: redb 4
+/// keeps two commit slots of 128 bytes at offsets 64 and 192 of its header, the god byte
+/// (offset 9) says which is the newest (bit 1) and whether recovery is needed (bit 2),
+/// and each slot ends in a 16-byte checksum. A slot failing its checksum makes redb fall
+/// back to the other one: the commit before.
+fn damage_newest_commit_slot(file: &Path) {
+    let mut bytes = std::fs::read(file).unwrap();
+    assert_eq!(&bytes[..4], b"redb", "not a redb file");
+    let god = bytes[9];
+    let newest = if god & 1 == 0 { 64 } else { 192 };
+    bytes[9] |= 2;
+    bytes[newest + 128 - 16] ^= 0xff;
+    std::fs::write(file, bytes).unwrap();
+}
+
+/// (c, as it happens) The newest commit slot of the store damaged: redb opens the commit
+/// before it, and the revision record makes the master refuse it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_damaged_newest_commit_slot_kills_no_task() {
+    let (mut cluster, tasks) = cluster_with_sleepers().await;
+    let data = cluster.dir.path().join("master");
+    cluster.master.kill_hard();
+    let good = cluster.dir.path().join("good.redb");
+    std::fs::copy(store_file(&data), &good).unwrap();
+    damage_newest_commit_slot(&store_file(&data));
+
+    let log = cluster.dir.path().join("master-damaged.log");
+    let text = refused(
+        start_master(&cluster, &data, &[], "master-damaged.log"),
+        &log,
+    )
+    .await;
+    assert!(
+        text.contains(&store_file(&data).display().to_string())
+            && text.contains("master.redb.revision"),
+        "{text}"
+    );
+    eprintln!(
+        "damaged commit slot: {} of {TASKS} tasks alive",
+        alive(&tasks)
+    );
+    assert_eq!(alive(&tasks), TASKS, "{}", cluster.logs());
+
+    std::fs::copy(&good, store_file(&data)).unwrap();
+    cluster.master = start_master(&cluster, &data, &[], "master-healed.log");
+    healed(&cluster, &tasks).await;
 }
