@@ -13,7 +13,10 @@ use std::time::{Duration, Instant};
 use drover_api::Resources;
 use drover_api::node::NodeState;
 use drover_api::task::{LaunchRequest, TaskDefinition, TaskFilter, TaskId, TaskState};
-use drover_cluster_tests::{Cluster, ClusterOptions, Server, bin_path, process_alive, wait_for};
+use drover_cluster_tests::fleet::{self, FleetHosts};
+use drover_cluster_tests::{
+    Cluster, ClusterOptions, Server, bin_path, process_alive, skipped, wait_for,
+};
 
 const LONG: Duration = Duration::from_secs(60);
 /// Tasks running when the master goes away (split over the two agents).
@@ -353,4 +356,106 @@ async fn a_damaged_newest_commit_slot_kills_no_task() {
     std::fs::copy(&good, store_file(&data)).unwrap();
     cluster.master = start_master(&cluster, &data, &[], "master-healed.log");
     healed(&cluster, &tasks).await;
+}
+
+/// Runs `playbooks/site.yml` from the fleet hosts' hub with build `dist`.
+fn site_playbook(hosts: &FleetHosts, dist: &Path) -> std::process::Output {
+    let repo = drover_cluster_tests::repo_root();
+    hosts
+        .hub_command(Path::new("ansible-playbook"))
+        .current_dir(&repo)
+        .env("ANSIBLE_CONFIG", repo.join("playbooks/ansible.cfg"))
+        .env("ANSIBLE_HOST_KEY_CHECKING", "True")
+        .env(
+            "ANSIBLE_SSH_ARGS",
+            format!(
+                "-o UserKnownHostsFile={} -o ControlMaster=auto -o ControlPersist=60s",
+                hosts.known_hosts.display()
+            ),
+        )
+        .args([
+            "-i",
+            hosts.inventory.to_str().unwrap(),
+            "playbooks/site.yml",
+        ])
+        .args(["-e", &format!("drover_dist_dir={}", dist.display())])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// The master role on real (systemd-nspawn) hosts: a first `site.yml` makes the cluster
+/// and records it in /etc/drover, leaving no `--init` behind; a second run changes
+/// nothing; and after the master's data dir is wiped, a run of `site.yml` does not start
+/// an empty cluster: the master refuses, the play fails, and the agent's task lives.
+#[test]
+fn the_master_role_makes_the_cluster_once_and_a_wiped_master_refuses() {
+    if let Some(why) = fleet::unsupported() {
+        skipped("the master role on fleet hosts", &why);
+        return;
+    }
+    let dist = fleet::dist("a", drover_api::VERSION);
+    let hosts = FleetHosts::start(&["master", "agent1"]);
+    let text = |o: &std::process::Output| String::from_utf8_lossy(&o.stdout).into_owned();
+
+    let first = site_playbook(&hosts, &dist);
+    assert!(first.status.success(), "site.yml failed:\n{}", text(&first));
+    let id = hosts.host_sh("master", "cat /etc/drover/master-cluster-id");
+    let id = String::from_utf8_lossy(&id.stdout).trim().to_string();
+    assert!(
+        drover_api::agent::ClusterId::parse(&id).is_ok(),
+        "no cluster recorded: {id:?}\n{}",
+        text(&first)
+    );
+    let dropin = hosts.host_sh(
+        "master",
+        "test ! -e /run/systemd/system/drover-master.service.d/init.conf",
+    );
+    assert!(
+        dropin.status.success(),
+        "the --init drop-in was left behind"
+    );
+
+    let second = site_playbook(&hosts, &dist);
+    let recap = text(&second);
+    assert!(second.status.success(), "{recap}");
+    assert!(
+        recap
+            .lines()
+            .filter(|l| l.starts_with("master ") || l.starts_with("agent1 "))
+            .all(|l| l.contains("changed=0")),
+        "a second run changes nothing:\n{recap}"
+    );
+
+    let tasks = hosts.launch_tasks(&bin_path("drover"));
+    // The master's data disk is lost (the config in /etc stays).
+    let wiped = hosts.host_sh(
+        "master",
+        "set -e; systemctl stop drover-master; rm -rf /var/lib/private/drover/master /var/lib/drover/master",
+    );
+    assert!(
+        wiped.status.success(),
+        "{}",
+        String::from_utf8_lossy(&wiped.stderr)
+    );
+    let third = site_playbook(&hosts, &dist);
+    assert!(
+        !third.status.success(),
+        "site.yml must not bring up an empty cluster:\n{}",
+        text(&third)
+    );
+    let journal = hosts.host_sh("master", "journalctl --no-pager -u drover-master");
+    let journal = String::from_utf8_lossy(&journal.stdout);
+    assert!(
+        journal.contains("was not told to start a new cluster"),
+        "the master says why it refuses:\n{journal}"
+    );
+    for (node, _, pid) in &tasks {
+        assert!(
+            hosts
+                .process_on(node, *pid)
+                .is_some_and(|c| c.contains("sleep 100000")),
+            "the task on {node} was killed"
+        );
+    }
 }
