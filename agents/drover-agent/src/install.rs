@@ -62,12 +62,13 @@ impl DaemonFlags for RunArgs {
             message,
         };
         refuse_token(self.token.as_deref())?;
-        let addr = listen_addr("agent", &self.listen, self.token_file.as_deref())?;
-        // The same checks the agent makes at start (URLs, reservations, interval).
-        self.resolve(addr, None, bin.to_path_buf())
-            .map_err(|e| match e {
-                crate::cli::CliError::Invalid { flag, message } => bad(flag, message),
-            })?;
+        listen_addr("agent", &self.listen, self.token_file.as_deref())?;
+        // The checks the agent makes at start that need nothing from this host (URLs,
+        // reservations, interval); whether the task user exists is checked at start.
+        self.check().map_err(|e| match e {
+            crate::cli::CliError::Invalid { flag, message } => bad(flag, message),
+            other => bad("task-user", other.to_string()),
+        })?;
         let work_dir = self
             .work_dir
             .as_deref()
@@ -107,6 +108,10 @@ impl DaemonFlags for RunArgs {
         let token_file = self.token_file.as_deref();
         values["token_file"] = json!(token_file.map(|p| text("token-file", p)).transpose()?);
         values["resource_interval"] = json!(self.resource_interval);
+        values["task_user"] = json!(self.task_user.as_deref().map(str::trim));
+        let allowed: Vec<&str> = self.allowed_task_users.iter().map(|u| u.trim()).collect();
+        values["allowed_task_users"] = json!((!allowed.is_empty()).then_some(allowed));
+        values["allow_root_tasks"] = json!(self.allow_root_tasks);
         Ok(values)
     }
 

@@ -253,6 +253,7 @@ async fn agent_follows_the_master_and_survives_its_absence() {
         resource_interval: Duration::from_millis(200),
         shim_exe: env!("CARGO_BIN_EXE_drover-agent").into(),
         docker_socket: None,
+        task_users: drover_agent::task_user::TaskUsers::as_agent(drover_agent::task_user::current()),
     };
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let agent = tokio::spawn(drover_agent::run(agent_listener, opts, async move {
@@ -442,6 +443,7 @@ async fn shutdown_ends_followed_logs() {
         resource_interval: Duration::from_secs(5),
         shim_exe: env!("CARGO_BIN_EXE_drover-agent").into(),
         docker_socket: None,
+        task_users: drover_agent::task_user::TaskUsers::as_agent(drover_agent::task_user::current()),
     };
     // A task from an earlier run, still going: the agent re-adopts it at start.
     let r = runner(dir.path());

@@ -135,6 +135,31 @@ pub fn create_body(
     Ok(body)
 }
 
+/// The user a container task asks for: its `user`, or a `user` (`u`) parameter, which
+/// goes through the same allow-list (a parameter cannot make a container root where
+/// `user` could not). Names only: the container runs with that host user's uid and gid.
+pub fn requested_user<'a>(
+    user: Option<&'a str>,
+    container: &'a DockerContainer,
+) -> Result<Option<&'a str>, String> {
+    let param = container
+        .parameters
+        .iter()
+        .filter(|p| matches!(p.key.trim_start_matches('-'), "user" | "u"))
+        .map(|p| p.value.trim())
+        .next_back();
+    match (user.map(str::trim).filter(|u| !u.is_empty()), param) {
+        (_, Some(p)) if p.is_empty() || p.contains(':') => Err(format!(
+            "docker parameter \"user\": {p:?} must be a user name (the container runs with that user's uid and gid)"
+        )),
+        (Some(u), Some(p)) if u != p => Err(format!(
+            "docker parameter \"user\" {p:?} differs from the task's user {u:?}"
+        )),
+        (Some(u), _) => Ok(Some(u)),
+        (None, p) => Ok(p),
+    }
+}
+
 /// The `docker run` options `docker.parameters` may carry (long names; `e`, `h`, `l`,
 /// `u`, `v` and `w` as their short forms are accepted too).
 pub const SUPPORTED_PARAMETERS: &[&str] = &[
