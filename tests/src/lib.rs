@@ -298,6 +298,12 @@ impl Cluster {
             .prefix("drover-test-")
             .tempdir()
             .unwrap();
+        // Tasks of a root agent run as its task user: they must reach their sandboxes
+        // and the files tests leave for them here (mode 0711: through, not list).
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+        }
         let master_args = vec![
             "--listen".to_string(),
             "127.0.0.1:0".to_string(),

@@ -218,6 +218,7 @@ mod tests {
         refused(&["--advertise", "agent:5051"], "advertise");
         refused(&["--work-dir", "w"], "work-dir");
         refused(&["--bin", "drover-agent"], "bin");
+        refused(&["--task-user", ""], "task-user");
     }
 
     #[test]
@@ -247,6 +248,11 @@ mod tests {
             "2.5",
             "--work-dir",
             "/srv/agent",
+            "--task-user",
+            "drover-task",
+            "--allowed-task-users",
+            "app,batch",
+            "--allow-root-tasks",
         ]);
         let (config, _) = rendered(&cmd);
         let dir = tempfile::tempdir().unwrap();
@@ -271,6 +277,8 @@ mod tests {
         assert_eq!(a.reserved_disk, b.reserved_disk);
         assert_eq!(a.token_file, b.token_file);
         assert_eq!(a.resource_interval, b.resource_interval);
+        assert_eq!(a.task_user.as_deref(), Some("drover-task"));
+        assert_eq!(a.task_user_flags(), b.task_user_flags(), "{config}");
     }
 
     #[test]

@@ -393,6 +393,30 @@ mod tests {
     }
 
     #[test]
+    fn a_user_parameter_is_a_request_for_that_user_not_a_way_around_the_allow_list() {
+        let c = |params: serde_json::Value| {
+            DockerContainer::parse(
+                &json!({"type": "DOCKER", "image": "busybox", "parameters": params}),
+            )
+            .unwrap()
+        };
+        let none = c(json!([]));
+        assert_eq!(requested_user(None, &none), Ok(None));
+        assert_eq!(requested_user(Some("app"), &none), Ok(Some("app")));
+        let root = c(json!([{"key": "user", "value": "root"}]));
+        assert_eq!(requested_user(None, &root), Ok(Some("root")));
+        let short = c(json!([{"key": "u", "value": "app"}]));
+        assert_eq!(requested_user(Some("app"), &short), Ok(Some("app")));
+        assert!(requested_user(Some("other"), &short).is_err());
+        let numeric = c(json!([{"key": "user", "value": "0:0"}]));
+        assert!(
+            requested_user(None, &numeric)
+                .unwrap_err()
+                .contains("must be a user name")
+        );
+    }
+
+    #[test]
     fn parameters_become_engine_settings_and_unknown_ones_fail_the_task() {
         let s = spec(
             json!({"type": "DOCKER", "image": "busybox", "parameters": [
