@@ -3,6 +3,8 @@
 //! its own sandbox, and a task asking for `root` is refused unless the agent was started
 //! with `--allow-root-tasks`.
 
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 

@@ -81,9 +81,11 @@ fn supervise(sandbox: &Sandbox, cp: &Checkpoint) -> ExitRecord {
         }
     }
     let open = |stream: LogStream| {
+        use std::os::unix::fs::OpenOptionsExt;
         OpenOptions::new()
             .create(true)
             .append(true)
+            .custom_flags(nix::libc::O_NOFOLLOW)
             .open(sandbox.log_path(stream))
     };
     let (stdout, stderr) = match (open(LogStream::Stdout), open(LogStream::Stderr)) {

@@ -1,7 +1,8 @@
 //! Which Unix user a task runs as.
 //!
 //! An agent running as root runs every task as an unprivileged *task user*
-//! (`--task-user`, default `drover-task` where that user exists, else `nobody`). A task
+//! (`--task-user`, default `drover-task` where that user exists, else `nobody`, by
+//! number where the host has no user database). A task
 //! may name another user (`user` in its definition) only if the agent allows it
 //! (`--allowed-task-users a,b`); uid 0 needs `--allow-root-tasks`, whatever the user's
 //! name. An agent that is not root cannot switch users: its tasks run as its own user,
@@ -163,7 +164,13 @@ pub fn check_flags(
             switching,
         });
     }
-    let default = lookup(&name).ok_or_else(|| TaskUserError::NoSuchUser(name.clone()))?;
+    let default = match lookup(&name) {
+        Some(u) => u,
+        // A host with no user database at all (a bare chroot, a scratch image) still
+        // gets an unprivileged default: the kernel's overflow uid, which `nobody` is.
+        None if flags.task_user.is_none() => nobody(),
+        None => return Err(TaskUserError::NoSuchUser(name)),
+    };
     if default.is_root() && !flags.allow_root {
         return Err(TaskUserError::RootNotAllowed(name));
     }
@@ -221,6 +228,18 @@ impl TaskUsers {
             ));
         }
         Ok(user)
+    }
+}
+
+/// `nobody` by number (65534, the kernel's overflow uid and gid), for hosts whose user
+/// database lacks it.
+pub fn nobody() -> TaskUser {
+    TaskUser {
+        name: FALLBACK_TASK_USER.to_string(),
+        uid: 65534,
+        gid: 65534,
+        groups: vec![65534],
+        home: PathBuf::from("/nonexistent"),
     }
 }
 
@@ -413,6 +432,14 @@ mod tests {
         let no_drover_task = |n: &str| host(n).filter(|u| u.name != "drover-task");
         let u = check_flags(&flags(None, &[], false), &root, no_drover_task).unwrap();
         assert_eq!(u.default.name, "nobody");
+        // No user database at all: nobody by number, never root.
+        let u = check_flags(&flags(None, &[], false), &root, |_| None).unwrap();
+        assert_eq!(u.default, nobody());
+        // But a user named on purpose must exist.
+        assert_eq!(
+            check_flags(&flags(Some("nobody"), &[], false), &root, |_| None),
+            Err(TaskUserError::NoSuchUser("nobody".into()))
+        );
         assert_eq!(
             check_flags(&flags(Some("ghost"), &[], false), &root, host),
             Err(TaskUserError::NoSuchUser("ghost".into()))
