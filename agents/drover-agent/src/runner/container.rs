@@ -217,7 +217,7 @@ impl Inner {
         engine: &Engine,
         spec: &TaskSpec,
         sb: &Sandbox,
-        plan: &LaunchPlan,
+        plan: &Option<LaunchPlan>,
     ) -> Result<Option<String>, String> {
         let id = &spec.id;
         let name = spec::container_name(id);
@@ -240,10 +240,13 @@ impl Inner {
             .ok_or("the task has no container")?;
         let container =
             DockerContainer::parse(value).map_err(|e| format!("invalid container: {e}"))?;
+        // No container is made without the user decided at launch (a checkpoint from an
+        // agent before task users has none): the image's own user may be root.
+        let Some((plan, uid, gid)) = plan.as_ref().and_then(|p| Some((p, p.uid?, p.gid?))) else {
+            return Err("the task's checkpoint names no user to run its container as".into());
+        };
         let mut body = spec::create_body(spec, &container, &plan.env, sb.dir())?;
-        if let Some((uid, gid)) = plan.uid.zip(plan.gid) {
-            body.user = Some(format!("{uid}:{gid}"));
-        }
+        body.user = Some(format!("{uid}:{gid}"));
         if inner.killed_before_start(id, sb) {
             return Ok(None);
         }
@@ -275,23 +278,15 @@ impl Inner {
         Ok(Some(cid))
     }
 
-    /// The spec, sandbox and environment of a container task that is still active.
-    fn container_parts(&self, id: &TaskId) -> Option<(TaskSpec, Sandbox, LaunchPlan)> {
+    /// The spec, sandbox and launch plan (environment, user) of a container task that
+    /// is still active.
+    fn container_parts(&self, id: &TaskId) -> Option<(TaskSpec, Sandbox, Option<LaunchPlan>)> {
         let tasks = self.lock();
         let e = tasks.get(id)?;
         if e.state.is_terminal() {
             return None;
         }
-        let plan = e.plan.clone().unwrap_or_else(|| LaunchPlan {
-            argv: Vec::new(),
-            env: Default::default(),
-            uid: None,
-            gid: None,
-            groups: None,
-            user: None,
-            cgroup: None,
-        });
-        Some((e.spec.clone(), e.sandbox.clone()?, plan))
+        Some((e.spec.clone(), e.sandbox.clone()?, e.plan.clone()))
     }
 
     fn kill_requested(&self, id: &TaskId) -> bool {
