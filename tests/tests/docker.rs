@@ -578,6 +578,16 @@ fn docker_parameters_are_applied_or_fail_the_task_by_name() {
             ),
         )
         .await;
+        // A user parameter cannot make the container root where the task's user could not.
+        let as_root = launch(
+            &c,
+            with(
+                "as-root",
+                "id -u",
+                json!([{"key": "user", "value": "root"}]),
+            ),
+        )
+        .await;
         wait_task(&c, &applied, "the applied task finishes", |t| {
             t.state == TaskState::Finished
         })
@@ -595,6 +605,12 @@ fn docker_parameters_are_applied_or_fail_the_task_by_name() {
         .await;
         let why = t.message.unwrap_or_default();
         assert!(why.contains("--lxc-conf is not applied"), "{why}");
+        let t = wait_task(&c, &as_root, "the root container is refused", |t| {
+            t.state == TaskState::Failed
+        })
+        .await;
+        let why = t.message.unwrap_or_default();
+        assert!(why.contains("--allow-root-tasks"), "{why}");
     });
 }
 
