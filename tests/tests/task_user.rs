@@ -146,10 +146,14 @@ impl Setup {
     }
 }
 
-/// What the default task reports about itself, one `key=value` a line.
-fn probe_cmd(token_file: &Path, work_dir: &Path) -> String {
+/// What the default task reports about itself, one `key=value` a line. It also leaves
+/// links to `precious` where the agent (root) writes its records, which the agent must
+/// not write through.
+fn probe_cmd(token_file: &Path, work_dir: &Path, precious: &Path) -> String {
     format!(
-        "echo uid=$(id -u); \
+        "ln -s {precious} .exit.json.tmp; ln -s {precious} exit.json; \
+         echo uid=$(id -u); \
+         rm -f task.json 2>/dev/null; if [ -e task.json ]; then echo records=kept; else echo records=removed; fi; \
          if cat {token} >/dev/null 2>&1; then echo token=readable; else echo token=refused; fi; \
          if env | grep -q {TOKEN}; then echo env=has-token; else echo env=clean; fi; \
          if ls {work} >/dev/null 2>&1; then echo workdir=listable; else echo workdir=closed; fi; \
@@ -157,6 +161,7 @@ fn probe_cmd(token_file: &Path, work_dir: &Path) -> String {
          if echo hi > own-file && echo hi > \"$MESOS_SANDBOX/own-too\"; then echo sandbox=writable; else echo sandbox=read-only; fi",
         token = token_file.display(),
         work = work_dir.display(),
+        precious = precious.display(),
     )
 }
 
@@ -175,8 +180,15 @@ async fn tasks_run_unprivileged_and_root_only_where_allowed() {
 
     // A default task: not root, no token, its sandbox writable, the agent's files not.
     let work = s.dir.path().join("plain");
+    let precious = s.dir.path().join("precious");
+    std::fs::write(&precious, "keep me").unwrap();
     let t = s
-        .run("plain", "probe", &probe_cmd(&s.token_file, &work), None)
+        .run(
+            "plain",
+            "probe",
+            &probe_cmd(&s.token_file, &work, &precious),
+            None,
+        )
         .await;
     let out = s.stdout("plain", t.id());
     eprintln!("default task reported:\n{out}");
@@ -189,6 +201,13 @@ async fn tasks_run_unprivileged_and_root_only_where_allowed() {
     assert_eq!(field(&out, "env"), Some("clean"), "{out}");
     assert_eq!(field(&out, "workdir"), Some("closed"), "{out}");
     assert_eq!(field(&out, "checkpoint"), Some("protected"), "{out}");
+    assert_eq!(field(&out, "records"), Some("kept"), "{out}");
+    assert_eq!(t.exit.and_then(|e| e.code), Some(0), "{t:#?}");
+    assert_eq!(
+        std::fs::read_to_string(&precious).unwrap(),
+        "keep me",
+        "the agent wrote through a link the task left"
+    );
     assert_eq!(field(&out, "sandbox"), Some("writable"), "{out}");
 
     // root is refused by a default agent, and the failure names the flag that allows it.
