@@ -97,6 +97,10 @@ pub struct RunArgs {
     /// tasks. An empty value turns Docker off.
     #[arg(long, env = "DROVER_AGENT_DOCKER_SOCKET", default_value = crate::docker::DEFAULT_SOCKET, value_parser = parse_socket_path)]
     pub docker_socket: PathBuf,
+    /// Most tasks the node runs at once; the master refuses launches past it [default:
+    /// what the process limit allows, one task per 16 processes, at most 2000].
+    #[arg(long, env = "DROVER_AGENT_MAX_TASKS", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_tasks: Option<u32>,
     /// Most connections the agent's API serves at once; past it, the connection slowest
     /// to send its headers (or idle longest) is closed for a new one [default: three
     /// quarters of the open-file limit].
@@ -177,6 +181,8 @@ pub struct AgentOptions {
     pub docker_socket: Option<PathBuf>,
     /// How the API treats its connections.
     pub connections: ConnectionLimits,
+    /// Most tasks the node runs at once.
+    pub max_tasks: u32,
 }
 
 impl RunArgs {
@@ -256,6 +262,9 @@ impl RunArgs {
                 self.header_timeout,
                 self.idle_timeout,
             ),
+            max_tasks: self
+                .max_tasks
+                .unwrap_or_else(|| crate::host::default_max_tasks(crate::host::process_limit())),
         })
     }
 }

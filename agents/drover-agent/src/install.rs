@@ -107,6 +107,7 @@ impl DaemonFlags for RunArgs {
         let token_file = self.token_file.as_deref();
         values["token_file"] = json!(token_file.map(|p| text("token-file", p)).transpose()?);
         values["resource_interval"] = json!(self.resource_interval);
+        values["max_tasks"] = json!(self.max_tasks);
         values["max_connections"] = json!(self.max_connections);
         values["header_timeout"] = json!(self.header_timeout.as_secs_f64());
         values["idle_timeout"] = json!(self.idle_timeout.as_secs_f64());

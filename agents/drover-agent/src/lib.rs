@@ -143,6 +143,7 @@ pub async fn run(
         total,
         reserved,
         ports: opts.ports,
+        max_tasks: opts.max_tasks,
         host: host_rx,
         runner: runner.clone(),
         registered: watch::channel(false).0,

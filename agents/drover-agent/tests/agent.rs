@@ -256,6 +256,7 @@ async fn agent_follows_the_master_and_survives_its_absence() {
         shim_exe: env!("CARGO_BIN_EXE_drover-agent").into(),
         docker_socket: None,
         connections: Default::default(),
+        max_tasks: 100,
     };
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let agent = tokio::spawn(drover_agent::run(agent_listener, opts, async move {
@@ -446,6 +447,7 @@ async fn shutdown_ends_followed_logs() {
         shim_exe: env!("CARGO_BIN_EXE_drover-agent").into(),
         docker_socket: None,
         connections: Default::default(),
+        max_tasks: 100,
     };
     // A task from an earlier run, still going: the agent re-adopts it at start.
     let r = runner(dir.path());

@@ -780,6 +780,7 @@ mod tests {
                 end: 31010,
             },
             host: HostInfo::default(),
+            max_tasks: None,
             tasks,
         }
     }

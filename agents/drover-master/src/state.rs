@@ -304,6 +304,7 @@ impl State {
             total: req.total,
             reserved: req.reserved,
             ports: req.ports,
+            max_tasks: req.max_tasks,
             host: req.host.clone(),
             draining: old.is_some_and(|o| o.draining),
             unreachable: false,

@@ -131,6 +131,7 @@ pub fn register_req(name: &str, tasks: Vec<TaskReport>) -> RegisterRequest {
             cpus: 2,
             ..Default::default()
         },
+        max_tasks: None,
         tasks,
     }
 }
