@@ -42,7 +42,13 @@ pub fn router(runner: TaskRunner, token: Option<String>, closing: watch::Receive
         .route("/v1/tasks", get(tasks))
         .route("/v1/tasks/{id}/logs", get(logs))
         .with_state(ApiState { runner, closing });
-    finish_router(api, "drover-agent", move || metrics(&metrics_runner), token)
+    finish_router(
+        api,
+        "drover-agent",
+        drover_service::http::always_healthy,
+        move || metrics(&metrics_runner),
+        token,
+    )
 }
 
 async fn tasks(State(state): State<ApiState>) -> axum::Json<Vec<TaskReport>> {

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use drover_api::PortRange;
+use drover_service::connections::ConnectionLimits;
 use drover_service::install::Service;
 
 use crate::host::Reservation;
@@ -108,6 +109,22 @@ pub struct RunArgs {
     /// Let tasks run as root (uid 0) when they ask for it.
     #[arg(long, env = "DROVER_AGENT_ALLOW_ROOT_TASKS")]
     pub allow_root_tasks: bool,
+    /// Most tasks the node runs at once; the master refuses launches past it [default:
+    /// what the process limit allows, one task per 16 processes, at most 2000].
+    #[arg(long, env = "DROVER_AGENT_MAX_TASKS", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_tasks: Option<u32>,
+    /// Most connections the agent's API serves at once; past it, the connection slowest
+    /// to send its headers (or idle longest) is closed for a new one [default: three
+    /// quarters of the open-file limit].
+    #[arg(long, env = "DROVER_AGENT_MAX_CONNECTIONS", value_parser = drover_service::connections::parse_max_connections)]
+    pub max_connections: Option<usize>,
+    /// Seconds a client has to send a request's headers before it is disconnected.
+    #[arg(long, env = "DROVER_AGENT_HEADER_TIMEOUT", default_value = "10", value_parser = drover_service::connections::parse_timeout)]
+    pub header_timeout: Duration,
+    /// Seconds a kept-alive connection may sit between requests before it is closed
+    /// (log follows in progress are not idle).
+    #[arg(long, env = "DROVER_AGENT_IDLE_TIMEOUT", default_value = "60", value_parser = drover_service::connections::parse_timeout)]
+    pub idle_timeout: Duration,
 }
 
 /// A socket path that may be empty: clap's own `PathBuf` parser refuses `""`, which is
@@ -179,6 +196,10 @@ pub struct AgentOptions {
     pub docker_socket: Option<PathBuf>,
     /// Who tasks run as, and who they may ask to run as.
     pub task_users: TaskUsers,
+    /// How the API treats its connections.
+    pub connections: ConnectionLimits,
+    /// Most tasks the node runs at once.
+    pub max_tasks: u32,
 }
 
 impl RunArgs {
@@ -236,6 +257,14 @@ impl RunArgs {
             shim_exe,
             docker_socket: Some(self.docker_socket.clone()).filter(|p| !p.as_os_str().is_empty()),
             task_users,
+            connections: ConnectionLimits::new(
+                self.max_connections,
+                self.header_timeout,
+                self.idle_timeout,
+            ),
+            max_tasks: self
+                .max_tasks
+                .unwrap_or_else(|| crate::host::default_max_tasks(crate::host::process_limit())),
         })
     }
 

@@ -112,6 +112,10 @@ impl DaemonFlags for RunArgs {
         let allowed: Vec<&str> = self.allowed_task_users.iter().map(|u| u.trim()).collect();
         values["allowed_task_users"] = json!((!allowed.is_empty()).then_some(allowed));
         values["allow_root_tasks"] = json!(self.allow_root_tasks);
+        values["max_tasks"] = json!(self.max_tasks);
+        values["max_connections"] = json!(self.max_connections);
+        values["header_timeout"] = json!(self.header_timeout.as_secs_f64());
+        values["idle_timeout"] = json!(self.idle_timeout.as_secs_f64());
         Ok(values)
     }
 
@@ -253,6 +257,8 @@ mod tests {
             "--allowed-task-users",
             "app,batch",
             "--allow-root-tasks",
+            "--header-timeout",
+            "3",
         ]);
         let (config, _) = rendered(&cmd);
         let dir = tempfile::tempdir().unwrap();
@@ -279,6 +285,9 @@ mod tests {
         assert_eq!(a.resource_interval, b.resource_interval);
         assert_eq!(a.task_user.as_deref(), Some("drover-task"));
         assert_eq!(a.task_user_flags(), b.task_user_flags(), "{config}");
+        assert_eq!(b.max_connections, None);
+        assert_eq!(b.header_timeout, std::time::Duration::from_secs(3));
+        assert_eq!(a.idle_timeout, b.idle_timeout);
     }
 
     #[test]
@@ -288,7 +297,15 @@ mod tests {
         let keys: Vec<_> = table.keys().map(String::as_str).collect();
         assert_eq!(
             keys,
-            ["listen", "master", "ports", "resource-interval", "work-dir"],
+            [
+                "header-timeout",
+                "idle-timeout",
+                "listen",
+                "master",
+                "ports",
+                "resource-interval",
+                "work-dir"
+            ],
             "{config}"
         );
     }

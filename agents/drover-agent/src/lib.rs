@@ -147,6 +147,7 @@ pub async fn run(
         total,
         reserved,
         ports: opts.ports,
+        max_tasks: opts.max_tasks,
         host: host_rx,
         runner: runner.clone(),
         registered: watch::channel(false).0,
@@ -167,7 +168,8 @@ pub async fn run(
         closing_tx.send_replace(true);
     };
     let router = api::router(runner.clone(), opts.token.clone(), closing_rx);
-    let served = drover_service::http::serve(listener, router, shutdown).await;
+    let served =
+        drover_service::http::serve(listener, router, opts.connections.clone(), shutdown).await;
     for j in &jobs {
         j.abort();
     }

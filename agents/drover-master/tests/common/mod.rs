@@ -49,6 +49,7 @@ impl Server {
             heartbeat_timeout,
             task_history: 1000,
             token: token.map(String::from),
+            connections: Default::default(),
         };
         let (tx, rx) = oneshot::channel::<()>();
         let handle = tokio::spawn(drover_master::run(listener, config, async move {
@@ -130,6 +131,7 @@ pub fn register_req(name: &str, tasks: Vec<TaskReport>) -> RegisterRequest {
             cpus: 2,
             ..Default::default()
         },
+        max_tasks: None,
         tasks,
     }
 }
