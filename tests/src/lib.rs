@@ -261,6 +261,11 @@ pub struct ClusterOptions {
     pub ports_per_agent: u16,
     /// Extra flags for every agent (e.g. `--docker-socket PATH`).
     pub agent_args: Vec<String>,
+    /// Extra flags for the master (e.g. `--header-timeout 30`).
+    pub master_args: Vec<String>,
+    /// The master's open-file limit (soft and hard), set before it starts; `None` keeps
+    /// this process's own.
+    pub master_nofile: Option<u64>,
 }
 
 impl Default for ClusterOptions {
@@ -271,6 +276,8 @@ impl Default for ClusterOptions {
             heartbeat_timeout: 6.0,
             ports_per_agent: 50,
             agent_args: Vec::new(),
+            master_args: Vec::new(),
+            master_nofile: None,
         }
     }
 }
@@ -298,7 +305,13 @@ impl Cluster {
             .prefix("drover-test-")
             .tempdir()
             .unwrap();
-        let master_args = vec![
+        // Tasks of a root agent run as its task user: they must reach their sandboxes
+        // and the files tests leave for them here (mode 0711: through, not list).
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+        }
+        let mut master_args = vec![
             "--listen".to_string(),
             "127.0.0.1:0".to_string(),
             "--data-dir".to_string(),
@@ -308,10 +321,24 @@ impl Cluster {
             "--heartbeat-timeout".to_string(),
             opts.heartbeat_timeout.to_string(),
         ];
+        master_args.extend(opts.master_args.iter().cloned());
+        let mut program = bin_path("drover-master");
+        if let Some(nofile) = opts.master_nofile {
+            // The shell sets the limit and execs the master: same pid, the limit in force
+            // from its first instruction (its defaults may be derived from it).
+            let mut wrapped = vec![
+                "-c".to_string(),
+                format!("ulimit -n {nofile} && exec \"$0\" \"$@\""),
+                program.display().to_string(),
+            ];
+            wrapped.extend(master_args);
+            master_args = wrapped;
+            program = PathBuf::from("/bin/sh");
+        }
         // A new cluster in a new data dir (the variable, unlike the flag, is harmless to
         // a master that predates it, and a restart with it keeps the store's id).
         let master = Server::start(
-            &bin_path("drover-master"),
+            &program,
             &master_args,
             &[("DROVER_MASTER_INIT".to_string(), "true".to_string())],
             &dir.path().join("master.log"),

@@ -78,6 +78,8 @@ pub struct Session {
     pub reserved: Resources,
     /// Host ports for tasks.
     pub ports: PortRange,
+    /// Most tasks the node runs at once.
+    pub max_tasks: u32,
     /// Latest host facts, refreshed by the resource loop.
     pub host: watch::Receiver<HostInfo>,
     /// The tasks.
@@ -120,6 +122,7 @@ impl Session {
             total: self.total,
             reserved: self.reserved,
             ports: self.ports,
+            max_tasks: Some(self.max_tasks),
             host: self.host.borrow().clone(),
             tasks: self.runner.reports(),
             specs: self.runner.active_specs(),

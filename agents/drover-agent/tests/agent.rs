@@ -24,6 +24,7 @@ async fn serve_api(r: drover_agent::TaskRunner, token: Option<String>) -> String
     tokio::spawn(drover_service::http::serve(
         listener,
         router,
+        Default::default(),
         std::future::pending(),
     ));
     format!("http://{addr}")
@@ -171,6 +172,7 @@ fn start_master(
         task_history: 1000,
         token: None,
         init: true,
+        connections: Default::default(),
     };
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let handle = tokio::spawn(async move {
@@ -255,6 +257,9 @@ async fn agent_follows_the_master_and_survives_its_absence() {
         shim_exe: env!("CARGO_BIN_EXE_drover-agent").into(),
         docker_socket: None,
         join_new_cluster: false,
+        task_users: drover_agent::task_user::TaskUsers::as_agent(drover_agent::task_user::current()),
+        connections: Default::default(),
+        max_tasks: 100,
     };
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let agent = tokio::spawn(drover_agent::run(agent_listener, opts, async move {
@@ -462,6 +467,9 @@ async fn shutdown_ends_followed_logs() {
         shim_exe: env!("CARGO_BIN_EXE_drover-agent").into(),
         docker_socket: None,
         join_new_cluster: false,
+        task_users: drover_agent::task_user::TaskUsers::as_agent(drover_agent::task_user::current()),
+        connections: Default::default(),
+        max_tasks: 100,
     };
     // A task from an earlier run, still going: the agent re-adopts it at start.
     let r = runner(dir.path());

@@ -91,6 +91,10 @@ pub struct RegisterRequest {
     pub ports: PortRange,
     /// Host facts.
     pub host: HostInfo,
+    /// Most tasks the node runs at once (its agent's `--max-tasks`, by default what its
+    /// process limit allows); `None` from agents that set no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tasks: Option<u32>,
     /// Every task the agent runs or has finished and not yet reported.
     #[serde(default)]
     pub tasks: Vec<TaskReport>,

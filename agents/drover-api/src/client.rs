@@ -98,6 +98,10 @@ impl HttpClient {
         }
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
+            // Drover's servers close connections idle for 60 s (`--idle-timeout`): a pool
+            // that kept them longer would now and then send a request on a connection the
+            // server is closing.
+            .pool_idle_timeout(Duration::from_secs(30))
             .tcp_nodelay(true)
             .build()
             .map_err(|source| ClientError::Transport {
@@ -174,6 +178,21 @@ impl HttpClient {
             url: url.to_string(),
             message: e.to_string(),
         })
+    }
+
+    /// `GET /health`: the server's own word on whether it can do its work, whether it
+    /// answers 200 (`ok`) or 503 (`unavailable`, with why).
+    pub async fn health(&self) -> Result<crate::meta::Health, ClientError> {
+        let url = self.url("/health");
+        let resp = self
+            .request(reqwest::Method::GET, "/health")
+            .send()
+            .await
+            .map_err(|source| ClientError::Transport {
+                url: url.clone(),
+                source,
+            })?;
+        Self::decode(resp, &url).await
     }
 
     /// `GET path` (with an optional query), decoded as `T`.

@@ -43,6 +43,29 @@ impl TaskId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// `<name>.<suffix>`, Marathon's shape (`shop_web.0a1b...`): the name (an app id or
+    /// job name) with every character a task id cannot hold made `_`, leading `_` and
+    /// `.` dropped, at most 150 characters, `task` when nothing is left. `suffix` must
+    /// be task-id characters already (a UUID's hex, say).
+    pub fn for_name(name: &str, suffix: &str) -> TaskId {
+        let mut base: String = name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        base = base.trim_start_matches(['_', '.']).to_string();
+        base.truncate(150);
+        if base.is_empty() {
+            base.push_str("task");
+        }
+        TaskId(format!("{base}.{suffix}"))
+    }
 }
 
 impl fmt::Display for TaskId {
@@ -768,5 +791,9 @@ mod tests {
         assert!(TaskId::from("../etc").validate().is_err());
         assert!(TaskId::from("").validate().is_err());
         assert!(TaskId::from("a/b").validate().is_err());
+        let id = TaskId::for_name("/shop/web", "0123abcd");
+        assert_eq!(id.as_str(), "shop_web.0123abcd");
+        assert!(id.validate().is_ok());
+        assert_eq!(TaskId::for_name("/", "x").as_str(), "task.x");
     }
 }

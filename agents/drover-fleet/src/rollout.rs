@@ -683,14 +683,20 @@ async fn wait_gate(
                     Err(e) => Gate::Waiting(format!("cannot list tasks: {e}")),
                 }
             }
-            Role::Master => {
-                let answered = ctx.master.version().await.ok().map(|v| v.version);
-                let nodes = ctx.master.nodes().await.unwrap_or_default();
-                gate::master_gate(answered.as_deref(), version, agents_before, &nodes)
-            }
+            Role::Master => match unhealthy(ctx.master.http()).await {
+                Some(why) => Gate::Waiting(format!("the master is not healthy: {why}")),
+                None => {
+                    let answered = ctx.master.version().await.ok().map(|v| v.version);
+                    let nodes = ctx.master.nodes().await.unwrap_or_default();
+                    gate::master_gate(answered.as_deref(), version, agents_before, &nodes)
+                }
+            },
             Role::Scheduler => match SchedulerClient::new(&h.scheduler_url, ctx.token.clone()) {
                 Ok(c) => match c.version().await {
-                    Ok(v) if v.version == version => Gate::Passed,
+                    Ok(v) if v.version == version => match unhealthy(c.http()).await {
+                        Some(why) => Gate::Waiting(format!("the scheduler is not healthy: {why}")),
+                        None => Gate::Passed,
+                    },
                     Ok(v) => {
                         Gate::Waiting(format!("the scheduler answers with version {}", v.version))
                     }
@@ -712,6 +718,13 @@ async fn wait_gate(
         }
         tokio::time::sleep(ctx.opts.poll).await;
     }
+}
+
+/// Why a server that answers says it cannot do its work (its `/health` is not `ok`);
+/// `None` when it is healthy or does not answer (the version check reports that).
+async fn unhealthy(http: &drover_api::client::HttpClient) -> Option<String> {
+    let health = http.health().await.ok()?;
+    (health.status != "ok").then(|| health.message.unwrap_or(health.status))
 }
 
 /// Uploads the binary to a temporary path, verifies it there, keeps the running one as

@@ -15,7 +15,7 @@
 //! | `GET /v1/agents/{name}/assignments?after=&wait=` | the agent's long poll |
 
 use std::convert::Infallible;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use axum::Json;
@@ -34,7 +34,8 @@ use drover_api::agent::{
 use drover_api::client::{AgentClient, ClientError};
 use drover_api::node::Node;
 use drover_api::task::{
-    LaunchBatchRequest, LaunchBatchResponse, LaunchRequest, LogQuery, Task, TaskFilter,
+    LaunchBatchRequest, LaunchBatchResponse, LaunchOutcome, LaunchRequest, LogQuery, Task,
+    TaskFilter,
 };
 use drover_api::{ApiError, ErrorCode, TaskId};
 use drover_service::http::{ApiJson, HttpError, HttpResult};
@@ -52,6 +53,15 @@ const MAX_WAIT_SECS: u64 = 60;
 const DEFAULT_WAIT_SECS: u64 = 30;
 /// Keep-alive comment interval of the event stream.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+/// Fault injection, for tests only: with `DROVER_TEST_CRASH_AFTER_LAUNCH_COMMIT=1` in the
+/// master's environment at start, the master aborts right after a launch batch that
+/// created a task is durable and before it answers, the window in which a lost answer
+/// must not turn into a second launch (`tests/tests/launch_once.rs`). Never set it
+/// anywhere else.
+static CRASH_AFTER_LAUNCH_COMMIT: LazyLock<bool> = LazyLock::new(|| {
+    std::env::var_os("DROVER_TEST_CRASH_AFTER_LAUNCH_COMMIT").is_some_and(|v| v == "1")
+});
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -72,6 +82,11 @@ pub async fn stopped(mut stop: watch::Receiver<bool>) {
 
 /// The API routes, without the shared ones `finish_router` adds.
 pub fn router(state: AppState) -> Router {
+    if *CRASH_AFTER_LAUNCH_COMMIT {
+        tracing::warn!(
+            "DROVER_TEST_CRASH_AFTER_LAUNCH_COMMIT=1: this master aborts after its first durable launch batch (a test hook)"
+        );
+    }
     Router::new()
         .route("/v1/cluster", get(cluster))
         .route("/v1/nodes", get(list_nodes))
@@ -181,6 +196,14 @@ async fn launch_batch(
         m.launch_batch(req.launches, Utc::now())
     })
     .await?;
+    if *CRASH_AFTER_LAUNCH_COMMIT
+        && results
+            .iter()
+            .any(|r| matches!(r, LaunchOutcome::Created { .. }))
+    {
+        // The test hook above: durable, not answered.
+        std::process::abort();
+    }
     Ok(Json(LaunchBatchResponse { results }))
 }
 

@@ -73,6 +73,9 @@ impl DaemonFlags for Opts {
         values["heartbeat_interval"] = json!(self.heartbeat_interval.as_secs_f64());
         values["heartbeat_timeout"] = json!(self.heartbeat_timeout.as_secs_f64());
         values["task_history"] = json!(self.task_history);
+        values["max_connections"] = json!(self.max_connections);
+        values["header_timeout"] = json!(self.header_timeout.as_secs_f64());
+        values["idle_timeout"] = json!(self.idle_timeout.as_secs_f64());
         values["token_file"] = json!(token_file);
         values["state_directory"] = json!(state_directory(&self.data_dir));
         values["privileged_port"] = json!(addr.port() != 0 && addr.port() < 1024);
@@ -95,6 +98,7 @@ mod tests {
     use crate::opts::{Cli, Command};
     use clap::Parser;
     use std::path::PathBuf;
+    use std::time::Duration;
 
     fn install_cmd(args: &[&str]) -> InstallCmd {
         let mut argv = vec!["drover-master", "install"];
@@ -123,6 +127,9 @@ mod tests {
         assert_eq!(v["heartbeat_interval"], 1.0);
         assert_eq!(v["heartbeat_timeout"], 5.0);
         assert_eq!(v["task_history"], 10_000);
+        assert_eq!(v["max_connections"], serde_json::Value::Null);
+        assert_eq!(v["header_timeout"], 10.0);
+        assert_eq!(v["idle_timeout"], 60.0);
         assert_eq!(v["token_file"], serde_json::Value::Null);
         assert_eq!(v["privileged_port"], false);
         assert_eq!(cmd.paths.unit, PathBuf::from(MasterService::DEFAULT_UNIT));
@@ -199,6 +206,12 @@ mod tests {
             "42",
             "--token-file",
             "/etc/drover/token",
+            "--max-connections",
+            "900",
+            "--header-timeout",
+            "4.5",
+            "--idle-timeout",
+            "30",
         ]);
         let (config, unit) = rendered(&cmd);
         let dir = tempfile::tempdir().unwrap();
@@ -217,6 +230,9 @@ mod tests {
         assert_eq!(a.heartbeat_timeout, b.heartbeat_timeout);
         assert_eq!(a.task_history, b.task_history);
         assert_eq!(a.token_file, b.token_file);
+        assert_eq!(b.max_connections, Some(900));
+        assert_eq!(b.header_timeout, Duration::from_millis(4500));
+        assert_eq!(b.idle_timeout, Duration::from_secs(30));
         assert!(
             unit.contains(
                 "ExecStart=/usr/local/bin/drover-master --config /etc/drover/master.toml\n"

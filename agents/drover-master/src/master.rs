@@ -21,8 +21,12 @@
 //!   Changes to existing tasks (a kill, a state the agent itself reported) go out at
 //!   once: after any restart the agent's reports reconcile them. Reads (`GET`) may show
 //!   an in-flight change whose writer has not been answered yet.
-//! - A failed commit leaves memory ahead of disk: from then on every write is refused
-//!   (the store refuses them too) until a restart reloads the state from the store.
+//! - A failed commit (a full disk, an I/O error) leaves memory ahead of disk: from then
+//!   on every write is refused with 503 naming the cause, and once the store takes
+//!   writes again (it reopens itself) [`Master::recover`] reloads the state from it and
+//!   writes resume, without a restart. Agents keep reporting what they ran meanwhile, so
+//!   exits and kills of that time are recorded then. While the store is down, a write
+//!   is refused before anything changes in memory.
 //!
 //! Operations that write block until their batch is durable; the HTTP layer runs them
 //! on the blocking pool.
@@ -115,7 +119,8 @@ struct InFlight {
     staged: VecDeque<Staged>,
     /// Tasks created by a batch not yet durable: kept out of their nodes' assignments.
     unsettled: HashSet<TaskId>,
-    /// Why a commit failed; from then on every write is refused.
+    /// Why a commit failed; from then on every write is refused until the state is
+    /// reloaded from the recovered store.
     failed: Option<String>,
 }
 
@@ -140,16 +145,20 @@ struct Ticket {
 
 fn persist_error(e: drover_store::StoreError) -> ApiError {
     tracing::error!("store write failed: {e}");
-    ApiError::new(
-        ErrorCode::Internal,
-        format!("failed to persist the change: {e}"),
-    )
+    let code = if e.is_unavailable() {
+        ErrorCode::Unavailable
+    } else {
+        ErrorCode::Internal
+    };
+    ApiError::new(code, format!("failed to persist the change: {e}"))
 }
 
 fn refused_after_failure(why: &str) -> ApiError {
     ApiError::new(
-        ErrorCode::Internal,
-        format!("the master takes no writes after a failed store write ({why}); restart it"),
+        ErrorCode::Unavailable,
+        format!(
+            "the master takes no writes until its store recovers from a failed write ({why}); it retries by itself"
+        ),
     )
 }
 
@@ -157,18 +166,7 @@ impl Master {
     /// Loads nodes and tasks from `store`. Every node counts as heard from now: agents
     /// get one heartbeat timeout to come back, and nothing is marked lost at startup.
     pub fn open(store: Box<dyn Store>, config: CoreConfig) -> Result<Master, CoreError> {
-        let nodes: Vec<NodeRecord> = store
-            .list_json(NODE_PREFIX)
-            .map_err(CoreError::Load)?
-            .into_iter()
-            .map(|(_, n, _)| n)
-            .collect();
-        let tasks: Vec<Task> = store
-            .list_json(TASK_PREFIX)
-            .map_err(CoreError::Load)?
-            .into_iter()
-            .map(|(_, t, _)| t)
-            .collect();
+        let (nodes, tasks) = load_records(&*store)?;
         tracing::info!(nodes = nodes.len(), tasks = tasks.len(), "loaded state");
         let state = State::load(nodes, tasks, Instant::now());
         let epoch = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
@@ -217,10 +215,19 @@ impl Master {
         now: DateTime<Utc>,
     ) -> Result<Option<Ticket>, ApiError> {
         if let Some(why) = &core.inflight.failed {
-            return Err(refused_after_failure(why));
+            // Nothing is in flight after a failure, and a request that changes nothing
+            // (a quiet heartbeat) still counts as hearing from its node.
+            return if changes.is_empty() {
+                Ok(None)
+            } else {
+                Err(refused_after_failure(why))
+            };
         }
         if changes.is_empty() {
             return Ok(self.barrier(core));
+        }
+        if let Err(e) = self.store.health() {
+            return Err(refused_after_failure(&e.to_string()));
         }
         let mut ops = Vec::with_capacity(changes.nodes.len() + changes.tasks.len());
         for n in changes.nodes.values() {
@@ -313,10 +320,14 @@ impl Master {
         let mut core = self.lock();
         if let Err(e) = written {
             let why = e.to_string();
-            tracing::error!(
-                "store write failed: {why}; refusing every write until the master restarts"
-            );
-            core.inflight.failed.get_or_insert(why);
+            if core.inflight.failed.is_none() {
+                tracing::error!(
+                    "store write failed: {why}; refusing writes until the store recovers and the state is reloaded from it"
+                );
+                core.inflight.failed = Some(why);
+            }
+            // Every batch behind the failed one failed too: nothing is in flight.
+            core.inflight.staged.clear();
             return Err(persist_error(e));
         }
         let mut nodes = BTreeSet::new();
@@ -336,6 +347,56 @@ impl Master {
             refresh(&mut core, name);
         }
         Ok(())
+    }
+
+    /// Whether the master takes writes: `Err` with the cause while its store is down or
+    /// its state waits to be reloaded after a failed write (for `/health`).
+    pub fn health(&self) -> Result<(), String> {
+        if let Some(why) = &self.lock().inflight.failed {
+            return Err(format!(
+                "store write failed ({why}); waiting for the store to recover"
+            ));
+        }
+        self.store.health().map_err(|e| e.to_string())
+    }
+
+    /// After a failed write, once the store takes writes again: reloads nodes and tasks
+    /// from it (memory was ahead of disk) and takes writes again. Each node keeps its
+    /// long-poll channel and revision, so agents' waits go on and see the reloaded
+    /// assignments; every node counts as heard from now, as after a restart. `Ok(true)`
+    /// when it reloaded.
+    pub fn recover(&self) -> Result<bool, CoreError> {
+        if self.lock().inflight.failed.is_none() || self.store.health().is_err() {
+            return Ok(false);
+        }
+        let (nodes, tasks) = load_records(&*self.store)?;
+        let mut core = self.lock();
+        let Some(why) = core.inflight.failed.take() else {
+            return Ok(false);
+        };
+        let mut old = std::mem::take(&mut core.state);
+        let mut state = State::load(nodes, tasks, Instant::now());
+        for (name, entry) in state.nodes.iter_mut() {
+            if let Some(before) = old.nodes.remove(name) {
+                entry.revision = before.revision;
+                entry.assignments = before.assignments;
+                entry.reported = before.reported;
+                entry.wake = before.wake;
+            }
+        }
+        core.state = state;
+        core.inflight.staged.clear();
+        core.inflight.unsettled.clear();
+        let names: Vec<String> = core.nodes.keys().cloned().collect();
+        for n in &names {
+            refresh(&mut core, n);
+        }
+        tracing::info!(
+            nodes = core.nodes.len(),
+            tasks = core.tasks.len(),
+            "store recovered after a failed write ({why}): state reloaded from it, writes resume"
+        );
+        Ok(true)
     }
 
     /// Every node's view, by name.
@@ -575,6 +636,12 @@ impl Master {
         let mut tickets = Vec::new();
         let overdue = {
             let mut core = self.lock();
+            // Agents' heartbeats are refused while nothing can be written, so their
+            // silence says nothing of the agents; every node counts as heard from once
+            // the state is reloaded.
+            if core.inflight.failed.is_some() || self.store.health().is_err() {
+                return Vec::new();
+            }
             let overdue = core.overdue(now, self.config.heartbeat_timeout);
             for name in &overdue {
                 let changes = core.plan_unreachable(name, now, wall);
@@ -682,6 +749,23 @@ impl Master {
     }
 }
 
+/// Every node and task record in `store`.
+fn load_records(store: &dyn Store) -> Result<(Vec<NodeRecord>, Vec<Task>), CoreError> {
+    let nodes = store
+        .list_json(NODE_PREFIX)
+        .map_err(CoreError::Load)?
+        .into_iter()
+        .map(|(_, n, _)| n)
+        .collect();
+    let tasks = store
+        .list_json(TASK_PREFIX)
+        .map_err(CoreError::Load)?
+        .into_iter()
+        .map(|(_, t, _)| t)
+        .collect();
+    Ok((nodes, tasks))
+}
+
 /// Recomputes a node's assignments (without tasks whose creation is not durable yet);
 /// when they changed, bumps its revision and wakes its long polls.
 fn refresh(core: &mut Core, name: &str) {
@@ -712,7 +796,7 @@ mod tests {
     use drover_api::node::HostInfo;
     use drover_api::task::{TaskDefinition, TaskGoal, TaskReport};
     use drover_api::{PortRange, Resources};
-    use drover_store::MemoryStore;
+    use drover_store::{MemoryStore, StoreError};
 
     fn config() -> CoreConfig {
         CoreConfig {
@@ -740,6 +824,7 @@ mod tests {
                 end: 31010,
             },
             host: HostInfo::default(),
+            max_tasks: None,
             tasks,
             specs: vec![],
             cluster_id: None,
@@ -1061,6 +1146,99 @@ mod tests {
             .map(|t| t.spec.id)
             .collect();
         assert_eq!(stored, ids);
+    }
+
+    /// A store that fails every write while `down` is set, as a full disk does, and,
+    /// like the real one, reports itself unhealthy once a write has failed (the real
+    /// thing, on a tmpfs, is in the cluster tests).
+    #[derive(Default)]
+    struct FailingStore {
+        inner: MemoryStore,
+        down: std::sync::Arc<std::sync::atomic::AtomicBool>,
+        failed: std::sync::atomic::AtomicBool,
+    }
+
+    impl Store for FailingStore {
+        fn get(&self, key: &str) -> Result<Option<drover_store::Versioned>, StoreError> {
+            self.inner.get(key)
+        }
+        fn list(&self, prefix: &str) -> Result<Vec<(String, drover_store::Versioned)>, StoreError> {
+            self.inner.list(prefix)
+        }
+        fn apply(&self, ops: &[Op]) -> Result<u64, StoreError> {
+            if self.down.load(std::sync::atomic::Ordering::SeqCst) {
+                self.failed.store(true, std::sync::atomic::Ordering::SeqCst);
+                return Err(StoreError::Unavailable {
+                    reason: "no space left on device".into(),
+                });
+            }
+            self.inner.apply(ops)
+        }
+        fn revision(&self) -> Result<u64, StoreError> {
+            self.inner.revision()
+        }
+        fn health(&self) -> Result<(), StoreError> {
+            if self.down.load(std::sync::atomic::Ordering::SeqCst)
+                && self.failed.load(std::sync::atomic::Ordering::SeqCst)
+            {
+                return Err(StoreError::Unavailable {
+                    reason: "no space left on device".into(),
+                });
+            }
+            Ok(())
+        }
+    }
+
+    /// A failed write refuses writes (503) without touching memory, `/health` says why,
+    /// and once the store takes writes again the state is reloaded from it: what the
+    /// failed write changed in memory is gone, nodes keep their long-poll channel, and
+    /// writes work again.
+    #[test]
+    fn a_failed_write_refuses_writes_until_the_store_recovers_and_the_state_reloads() {
+        use std::sync::atomic::Ordering;
+        let store = FailingStore::default();
+        let down = store.down.clone();
+        let m = Master::open(Box::new(store), config()).unwrap();
+        let now = crate::testutil::t0();
+        m.register(&register("n1", vec![]), now).unwrap();
+        let kept = m.launch(launch_req("n1"), now).unwrap().0;
+        let running = HeartbeatRequest {
+            host: HostInfo::default(),
+            tasks: vec![report(kept.id(), TaskState::Running)],
+        };
+        m.heartbeat("n1", &running, now).unwrap();
+        let (_, mut poll) = m.assignments("n1").unwrap();
+        poll.borrow_and_update();
+        assert!(!m.recover().unwrap(), "nothing to recover");
+
+        down.store(true, Ordering::SeqCst);
+        // The first write fails at the store, after memory changed for it; the next
+        // is refused before anything changes.
+        for _ in 0..2 {
+            let e = m.launch(launch_req("n1"), now).unwrap_err();
+            assert_eq!(e.code, ErrorCode::Unavailable, "{e:?}");
+            assert!(e.message.contains("no space left"), "{}", e.message);
+        }
+        assert!(m.health().is_err());
+        assert_eq!(m.tasks(&TaskFilter::default()).unwrap().len(), 2);
+        // A quiet heartbeat still counts as hearing from the node.
+        m.heartbeat("n1", &running, now).unwrap();
+        assert!(!m.recover().unwrap(), "not while the store is down");
+
+        down.store(false, Ordering::SeqCst);
+        assert!(m.recover().unwrap());
+        assert!(m.health().is_ok());
+        let tasks = m.tasks(&TaskFilter::default()).unwrap();
+        assert_eq!(tasks.len(), 1);
+        assert_eq!(tasks[0].id(), kept.id());
+        let again = m.launch(launch_req("n1"), now).unwrap().0;
+        assert_eq!(m.tasks(&TaskFilter::default()).unwrap().len(), 2);
+        assert!(
+            poll.has_changed().unwrap(),
+            "the same long poll sees the new task"
+        );
+        let (assigned, _) = m.assignments("n1").unwrap();
+        assert!(assigned.tasks.iter().any(|a| a.spec.id == *again.id()));
     }
 
     /// A task whose batch is queued but not yet durable stays out of its node's

@@ -35,6 +35,18 @@ pub struct Opts {
     /// How many finished, failed, killed or lost tasks to keep as history.
     #[arg(long, env = "DROVER_MASTER_TASK_HISTORY", default_value_t = 10_000)]
     pub task_history: usize,
+    /// Most connections served at once; past it, the connection slowest to send its
+    /// headers (or idle longest) is closed for a new one, and a few slots stay for agents
+    /// [default: three quarters of the open-file limit].
+    #[arg(long, env = "DROVER_MASTER_MAX_CONNECTIONS", value_parser = drover_service::connections::parse_max_connections)]
+    pub max_connections: Option<usize>,
+    /// Seconds a client has to send a request's headers before it is disconnected.
+    #[arg(long, env = "DROVER_MASTER_HEADER_TIMEOUT", default_value = "10", value_parser = drover_service::connections::parse_timeout)]
+    pub header_timeout: Duration,
+    /// Seconds a kept-alive connection may sit between requests before it is closed
+    /// (long polls and event streams in progress are not idle).
+    #[arg(long, env = "DROVER_MASTER_IDLE_TIMEOUT", default_value = "60", value_parser = drover_service::connections::parse_timeout)]
+    pub idle_timeout: Duration,
     /// Bearer token clients and agents must present (and the master presents to agents).
     #[arg(long, env = "DROVER_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
@@ -78,6 +90,9 @@ mod tests {
         assert_eq!(o.listen, "127.0.0.1:5050");
         assert_eq!(o.heartbeat_interval, Duration::from_secs(1));
         assert_eq!(o.heartbeat_timeout, Duration::from_secs(5));
+        assert_eq!(o.max_connections, None);
+        assert_eq!(o.header_timeout, Duration::from_secs(10));
+        assert_eq!(o.idle_timeout, Duration::from_secs(60));
         assert!(cli.command.is_none());
         assert!(o.data_dir.ends_with("drover/master"));
         assert!(!o.init);
@@ -97,6 +112,18 @@ mod tests {
         ));
         assert!(Cli::try_parse_from(["drover-master", "--heartbeat-timeout", "-1"]).is_err());
         assert!(Cli::try_parse_from(["drover-master", "--heartbeat-timeout", "NaN"]).is_err());
+        assert!(Cli::try_parse_from(["drover-master", "--max-connections", "0"]).is_err());
+        assert!(Cli::try_parse_from(["drover-master", "--header-timeout", "0"]).is_err());
+        let cli = Cli::try_parse_from([
+            "drover-master",
+            "--max-connections",
+            "500",
+            "--idle-timeout",
+            "2.5",
+        ])
+        .unwrap();
+        assert_eq!(cli.opts.max_connections, Some(500));
+        assert_eq!(cli.opts.idle_timeout, Duration::from_millis(2500));
         // Serving flags before a subcommand would be ignored by it: refused instead.
         assert!(
             Cli::try_parse_from(["drover-master", "--listen", "127.0.0.1:1", "install"]).is_err()

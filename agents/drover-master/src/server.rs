@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use drover_service::connections::ConnectionLimits;
 use drover_store::RedbStore;
 use tokio::sync::watch;
 
@@ -14,6 +15,9 @@ use crate::opts::Opts;
 
 /// The name of the state file under the data directory.
 pub const STORE_FILE: &str = "master.redb";
+/// The agent protocol's routes, served on the connection slots kept for agents (see
+/// `drover_service::connections`).
+pub const AGENT_PATHS: &[&str] = &["/v1/agents/"];
 /// How often the failure detector looks for silent nodes.
 const DETECT_EVERY: Duration = Duration::from_millis(200);
 
@@ -33,6 +37,8 @@ pub struct Config {
     /// Make a cluster id when the store is empty (`--init`); without it an empty store
     /// is refused.
     pub init: bool,
+    /// How the API treats its connections (slots are reserved for the agent protocol).
+    pub connections: ConnectionLimits,
 }
 
 impl Config {
@@ -52,6 +58,12 @@ impl Config {
             task_history: opts.task_history,
             token,
             init: opts.init,
+            connections: ConnectionLimits::new(
+                opts.max_connections,
+                opts.header_timeout,
+                opts.idle_timeout,
+            )
+            .reserving(AGENT_PATHS),
         })
     }
 }
@@ -101,9 +113,11 @@ pub async fn run(
         token: config.token.clone(),
     };
     let metrics_master = master.clone();
+    let health_master = master.clone();
     let router = drover_service::http::finish_router(
         api::router(state),
         "drover-master",
+        move || health_master.health(),
         move || metrics_master.metrics(),
         config.token.clone(),
     );
@@ -113,13 +127,15 @@ pub async fn run(
         tracing::info!("shutting down");
         let _ = stop_tx.send(true);
     };
-    let served = drover_service::http::serve(listener, router, graceful).await;
+    let served =
+        drover_service::http::serve(listener, router, config.connections.clone(), graceful).await;
     let _ = detector.await;
     close(master).await;
     served.map_err(RunError::Serve)
 }
 
-/// Runs the failure detector every [`DETECT_EVERY`] until stop.
+/// Runs the failure detector every [`DETECT_EVERY`] until stop, and reloads the state
+/// once the store has recovered from a failed write.
 async fn detect_failures(master: Arc<Master>, stop: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(DETECT_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -130,7 +146,13 @@ async fn detect_failures(master: Arc<Master>, stop: watch::Receiver<bool>) {
             _ = tick.tick() => {
                 let m = master.clone();
                 // Marking a node writes to the store: keep it off the async workers.
-                let _ = tokio::task::spawn_blocking(move || m.check_failures(Instant::now(), chrono::Utc::now())).await;
+                let _ = tokio::task::spawn_blocking(move || {
+                    if let Err(e) = m.recover() {
+                        tracing::error!("cannot reload the state from the recovered store: {e}");
+                    }
+                    m.check_failures(Instant::now(), chrono::Utc::now())
+                })
+                .await;
             }
             _ = &mut stopping => break,
         }

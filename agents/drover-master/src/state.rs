@@ -310,6 +310,7 @@ impl State {
             total: req.total,
             reserved: req.reserved,
             ports: req.ports,
+            max_tasks: req.max_tasks,
             host: req.host.clone(),
             draining: old.is_some_and(|o| o.draining),
             unreachable: false,
@@ -487,22 +488,7 @@ fn validate_reports(reports: &[TaskReport]) -> Result<(), ApiError> {
 
 /// A fresh task id: the name made path-safe, a dot, and a random suffix.
 pub fn generate_id(name: &str) -> TaskId {
-    let mut base: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    base = base.trim_start_matches(['_', '.']).to_string();
-    base.truncate(150);
-    if base.is_empty() {
-        base.push_str("task");
-    }
-    TaskId(format!("{base}.{}", uuid::Uuid::new_v4().simple()))
+    TaskId::for_name(name, &uuid::Uuid::new_v4().simple().to_string())
 }
 
 #[cfg(test)]

@@ -6,9 +6,11 @@
 //!  API change ─ lock ─ begin ─ one store batch (app, version, deployment, superseded) ─ poke
 //!  loop tick ── lock ─ snapshot(apps, running deployments, master tasks + launches the
 //!               │      master accepted since its last read, nodes, versions, readiness
-//!               │      results) ─ plan
-//!               ├─ one store batch (apps, deployments, removals, pruned history)
-//!               └─ unlock ─ launches and kills to the master ─ accepted tasks kept
+//!               │      results, launches it refused, a fresh id seed) ─ plan
+//!               ├─ one store batch (apps with their pending launches, deployments,
+//!               │  removals, pruned history)
+//!               └─ unlock ─ launches and kills to the master ─ accepted tasks and
+//!                         │ refused launch ids kept for the next tick
 //!                         └ readiness probes due ([`crate::readiness_probe`]) ─ results
 //!                           kept for the next tick (a probe that turns ready pokes it)
 //! ```
@@ -18,8 +20,12 @@
 //!
 //! The plan is a function of the snapshot, and the snapshot is built from the store and
 //! the master only: a scheduler killed at any point and started again decides the same,
-//! so a deployment carries on with no duplicate and no orphan instance. The loop plans
-//! only with a recent read of the master (a stale one could launch twice what runs), and
+//! so a deployment carries on with no duplicate and no orphan instance. Each launch is
+//! sent under the task id the plan chose and persisted (`apps::pending`): a launch whose
+//! answer was lost (the master died after making it durable, the call timed out, the
+//! scheduler died) is sent again under the same id until the master's tasks show it,
+//! and the master answers a repeat with the task it has. The loop plans only with a
+//! recent read of the master (a stale one could launch twice what runs), and
 //! ticks after every read of the master, after every change, at the plan's `wake_at`,
 //! and at least every [`MAX_SLEEP`].
 
@@ -108,6 +114,9 @@ struct AppsState {
     /// Tasks the master accepted, with when: the snapshot includes them until a read of
     /// the master sent after that instant shows them.
     accepted: Vec<(Task, Instant)>,
+    /// Launches the master refused for good since the last tick (their instances are
+    /// decided again under new ids).
+    refused: Vec<TaskId>,
     /// When a kill was sent per task: until a newer read shows goal `kill`, the snapshot
     /// marks the task as stopping, so it is not counted as alive (nor killed again).
     kills_sent: HashMap<TaskId, Instant>,
@@ -259,25 +268,32 @@ impl Apps {
         self.emit(kind, data);
     }
 
+    /// Writes `ops` before the change they carry is applied in memory (so a failed
+    /// write changes nothing); refused at once (503) while the store cannot write.
     async fn write(&self, ops: Vec<Op>) -> Result<(), ApiError> {
         if ops.is_empty() {
             return Ok(());
         }
+        if let Err(e) = self.store.health() {
+            return Err(ApiError::new(
+                ErrorCode::Unavailable,
+                format!("failed to save the apps' state: {e}"),
+            ));
+        }
         let store = self.store.clone();
         let written = tokio::task::spawn_blocking(move || store.apply(&ops)).await;
-        let failure = match written {
-            Ok(Ok(_)) => None,
-            Ok(Err(e)) => Some(e.to_string()),
-            Err(e) => Some(e.to_string()),
+        let (code, why) = match written {
+            Ok(Ok(_)) => return Ok(()),
+            Ok(Err(e)) if e.is_unavailable() => (ErrorCode::Unavailable, e.to_string()),
+            Ok(Err(e)) => (ErrorCode::Internal, e.to_string()),
+            Err(e) => (ErrorCode::Internal, e.to_string()),
         };
-        match failure {
-            None => Ok(()),
-            Some(why) => {
-                self.metrics_lock().store_errors += 1;
-                tracing::error!("failed to save the apps' state: {why}");
-                Err(internal(format!("failed to save the apps' state: {why}")))
-            }
-        }
+        self.metrics_lock().store_errors += 1;
+        tracing::error!("failed to save the apps' state: {why}");
+        Err(ApiError::new(
+            code,
+            format!("failed to save the apps' state: {why}"),
+        ))
     }
 
     /// Begins a change of app `id` (for a create or update, the id of the definition)
@@ -578,7 +594,7 @@ impl Apps {
             .filter(|d| d.is_running())
             .cloned()
             .collect();
-        let needed = apps::versions_needed(&running);
+        let needed = apps::versions_needed(st.apps.values(), &running);
         let mut versions = Vec::new();
         if !needed.is_empty() {
             let store = self.store.clone();
@@ -600,6 +616,8 @@ impl Apps {
             versions,
             readiness: self.prober.results(),
             config: self.settings.engine,
+            id_seed: uuid::Uuid::new_v4().as_u128(),
+            refused: std::mem::take(&mut st.refused),
         };
         let plan = apps::plan(&snap);
 
@@ -721,28 +739,44 @@ impl Apps {
             self.metrics_lock().kills += n as u64;
         }
         if !launches.is_empty() {
+            let ids: Vec<Option<TaskId>> = launches.iter().map(|l| l.id.clone()).collect();
             let results = launcher::send(&self.master, launches, CALL_TIMEOUT).await;
             let at = Instant::now();
             let mut accepted = Vec::new();
-            let mut refused = 0u64;
-            for r in results {
+            let mut refused = Vec::new();
+            let mut unconfirmed: Option<(usize, String)> = None;
+            for (id, r) in ids.into_iter().zip(results) {
+                let task = id.as_ref().map_or("", TaskId::as_str);
                 match r {
                     Ok(t) => {
                         tracing::debug!(task = %t.spec.id, node = %t.spec.node, "launched");
                         accepted.push((t, at));
                     }
+                    Err(e) if e.is_final() => {
+                        // The next tick places the instance again, under a new id.
+                        tracing::info!(%task, "launch refused: {e}");
+                        refused.extend(id);
+                    }
                     Err(e) => {
-                        refused += 1;
-                        // The next tick places it again with a newer view of the nodes.
-                        tracing::info!("launch refused: {e}");
+                        let (k, _) = unconfirmed.get_or_insert_with(|| (0, e.to_string()));
+                        *k += 1;
                     }
                 }
             }
+            let failed = refused.len() + unconfirmed.as_ref().map_or(0, |(k, _)| *k);
+            if let Some((k, why)) = unconfirmed {
+                // Still pending: the next tick sends them again under the same ids.
+                tracing::info!("{k} launch(es) not confirmed, to be sent again: {why}");
+            }
             let n = accepted.len() as u64;
-            self.state.lock().await.accepted.extend(accepted);
+            {
+                let mut st = self.state.lock().await;
+                st.accepted.extend(accepted);
+                st.refused.extend(refused);
+            }
             let mut m = self.metrics_lock();
             m.launches += n;
-            m.launch_refusals += refused;
+            m.launch_refusals += failed as u64;
         }
     }
 

@@ -7,7 +7,7 @@
 //!
 //! | key | value |
 //! | --- | --- |
-//! | `apps/app/<id>` | the app's [`AppState`] |
+//! | `apps/app/<id>` | the app's [`AppState`] (with its launches not confirmed yet) |
 //! | `apps/version/<id>\|<version>` | the [`AppDefinition`] of that version (`version` set) |
 //! | `apps/deployment/<deployment id>` | a [`Deployment`], running or finished |
 //!

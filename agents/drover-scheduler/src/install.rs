@@ -73,6 +73,9 @@ impl DaemonFlags for Opts {
         values["job_retry_delay"] = json!(self.job_retry_delay.as_secs_f64());
         values["job_history"] = json!(self.job_history);
         values["min_job_period"] = json!(self.min_job_period.as_secs_f64());
+        values["max_connections"] = json!(self.max_connections);
+        values["header_timeout"] = json!(self.header_timeout.as_secs_f64());
+        values["idle_timeout"] = json!(self.idle_timeout.as_secs_f64());
         values["token_file"] = json!(token_file);
         values["state_directory"] = json!(state_directory(&self.data_dir));
         values["privileged_port"] = json!(addr.port() != 0 && addr.port() < 1024);
@@ -148,6 +151,10 @@ mod tests {
             "2.5",
             "--job-history",
             "5",
+            "--max-connections",
+            "300",
+            "--idle-timeout",
+            "5",
         ]);
         let mut files = drover_service::install::render(&cmd.plan().unwrap(), None).unwrap();
         let unit = files.pop().unwrap().1;
@@ -169,6 +176,9 @@ mod tests {
         assert_eq!(a.job_retry_delay, b.job_retry_delay);
         assert_eq!(a.job_history, b.job_history);
         assert_eq!(a.min_job_period, b.min_job_period);
+        assert_eq!(b.max_connections, Some(300));
+        assert_eq!(a.header_timeout, b.header_timeout);
+        assert_eq!(b.idle_timeout, std::time::Duration::from_secs(5));
         assert!(
             unit.contains("\nDynamicUser=yes\n") && unit.contains("\nRestart=on-failure\n"),
             "{unit}"

@@ -25,8 +25,11 @@
 //! is durable, so no task starts for a run record a restart would forget; an API call
 //! answers only after its batch (or, when it wrote nothing, an empty batch queued behind
 //! everything in flight) is durable, so it never reports state that could be lost. Reads
-//! may show a plan whose batch is still in flight. A failed write poisons the redb store
-//! (every later batch fails too), and the engine is rebuilt from what the store holds.
+//! may show a plan whose batch is still in flight. A failed write fails every batch
+//! queued behind it too, and the engine is rebuilt from what the store holds. While the
+//! store cannot write (a full disk; it reopens itself), the engine is not stepped and
+//! changes are refused with 503 before they touch it; once the store takes writes
+//! again, the engine is reloaded from it and runs resume, due ones first.
 //!
 //! Launches run on their own worker so that a burst of them (1,000 jobs due in the same
 //! second) never delays the next tick's decisions; lateness is recorded at the decision
@@ -133,6 +136,9 @@ pub struct PutOutcome {
 /// The engine and what goes with it, behind one lock.
 struct JobsState {
     engine: JobEngine,
+    /// The engine may be ahead of the store (a write failed and the reload could not
+    /// read it): reload before deciding anything.
+    stale: bool,
 }
 
 /// Counters for `/metrics`, updated after each plan.
@@ -202,6 +208,14 @@ fn lock_in_flight(m: &StdMutex<InFlight>) -> std::sync::MutexGuard<'_, InFlight>
 
 fn internal(what: impl std::fmt::Display) -> ApiError {
     ApiError::new(ErrorCode::Internal, what.to_string())
+}
+
+/// A write refused or failed because the store cannot write now.
+fn store_unavailable(why: impl std::fmt::Display) -> ApiError {
+    ApiError::new(
+        ErrorCode::Unavailable,
+        format!("failed to save the jobs' state: {why}"),
+    )
 }
 
 /// The API error for an engine refusal.
@@ -308,7 +322,10 @@ impl Jobs {
             store,
             master,
             config,
-            state: Mutex::new(JobsState { engine }),
+            state: Mutex::new(JobsState {
+                engine,
+                stale: false,
+            }),
             wake: Notify::new(),
             effects: tx,
             effects_rx: StdMutex::new(Some(rx)),
@@ -413,9 +430,22 @@ impl Jobs {
         };
         let mut st = self.state.lock().await;
         self.reload(&mut st).await;
-        Err(internal(format!(
-            "failed to save the jobs' state: {failure}"
-        )))
+        Err(store_unavailable(failure))
+    }
+
+    /// Whether the engine may be changed now: refused (503, nothing changed) while the
+    /// store cannot write, or while the engine waits to be reloaded after a failure.
+    async fn writable(&self, st: &mut JobsState) -> Result<(), ApiError> {
+        self.store.health().map_err(store_unavailable)?;
+        if st.stale {
+            self.reload(st).await;
+            if st.stale {
+                return Err(store_unavailable(
+                    "the state is being reloaded from the store after a failed write",
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// [`Jobs::settle`] without the reload (for a caller that holds the lock): why the
@@ -467,9 +497,21 @@ impl Jobs {
         let config = self.config.engine;
         let now = Utc::now();
         match tokio::task::spawn_blocking(move || jobs_store::load(&*store, config, now)).await {
-            Ok(Ok((engine, _))) => st.engine = engine,
-            Ok(Err(e)) => tracing::error!("cannot reload the jobs from the store: {e}"),
-            Err(e) => tracing::error!("cannot reload the jobs from the store: {e}"),
+            Ok(Ok((engine, _))) => {
+                if st.stale {
+                    tracing::info!("the store takes writes again: jobs reloaded from it");
+                }
+                st.engine = engine;
+                st.stale = false;
+            }
+            Ok(Err(e)) => {
+                st.stale = true;
+                tracing::error!("cannot reload the jobs from the store yet: {e}");
+            }
+            Err(e) => {
+                st.stale = true;
+                tracing::error!("cannot reload the jobs from the store yet: {e}");
+            }
         }
     }
 
@@ -479,6 +521,11 @@ impl Jobs {
         let tasks = view.fresh_tasks(MAX_VIEW_AGE).cloned();
         let observed = tasks.as_deref().map(|t| job_observations(t));
         let mut st = self.state.lock().await;
+        // Runs that come due while nothing can be recorded wait: the engine decides
+        // them once the store takes writes again.
+        if self.writable(&mut st).await.is_err() {
+            return;
+        }
         let now = Utc::now();
         let plan = st.engine.step(observed.as_ref(), now);
         let mut open = 0usize;
@@ -583,6 +630,7 @@ impl Jobs {
             _ => {}
         }
         let mut st = self.state.lock().await;
+        self.writable(&mut st).await?;
         if let Some(Ok(interval)) = job.repeating_interval() {
             check_min_period(&interval, st.engine.config().min_period).map_err(|source| {
                 engine_error(EngineError::Schedule {
@@ -623,6 +671,7 @@ impl Jobs {
     /// Deletes a job with its history; refused while other jobs name it as a parent.
     pub async fn delete_job(&self, name: &str) -> Result<ChronosJob, ApiError> {
         let mut st = self.state.lock().await;
+        self.writable(&mut st).await?;
         let job = st
             .engine
             .job(name)
@@ -654,7 +703,7 @@ impl Jobs {
             .await
         {
             self.reload(&mut st).await;
-            return Err(internal(format!("failed to save the jobs' state: {why}")));
+            return Err(store_unavailable(why));
         }
         let store = self.store.clone();
         let n = name.to_string();
@@ -673,6 +722,7 @@ impl Jobs {
     /// Applies an operator's command; the plan says what it did.
     pub async fn command(&self, command: Command) -> Result<Plan, ApiError> {
         let mut st = self.state.lock().await;
+        self.writable(&mut st).await?;
         let plan = st
             .engine
             .command(command, Utc::now())

@@ -6,9 +6,9 @@
 
 use std::time::Duration;
 
-use drover_api::ApiError;
 use drover_api::client::{ClientError, MasterClient};
 use drover_api::task::{LaunchBatchRequest, LaunchOutcome, LaunchRequest, Task};
+use drover_api::{ApiError, ErrorCode};
 use futures::StreamExt;
 
 /// Launches sent in one `POST /v1/launches`.
@@ -26,6 +26,22 @@ pub enum LaunchFailure {
     /// No usable answer (the master is down, slow, or answered nonsense): it may or may
     /// not have happened; the caller's retry is idempotent by task id.
     Unanswered(String),
+}
+
+impl LaunchFailure {
+    /// Whether the master will certainly not run this launch, so that the caller may
+    /// decide the instance again under a new id: a refusal of the task or its node. Not
+    /// final: no answer, the master's own failure (its store), or a task id already
+    /// taken (the master has a task under that id; its task list shows it).
+    pub fn is_final(&self) -> bool {
+        match self {
+            LaunchFailure::Unanswered(_) => false,
+            LaunchFailure::Refused(e) => {
+                let id_taken = e.code == ErrorCode::Conflict && e.field.as_deref() == Some("id");
+                !id_taken && !matches!(e.code, ErrorCode::Internal | ErrorCode::Unavailable)
+            }
+        }
+    }
 }
 
 impl std::fmt::Display for LaunchFailure {
@@ -110,5 +126,26 @@ async fn send_one(
         Err(_) => Err(LaunchFailure::Unanswered(format!(
             "the master did not answer within {timeout:?}"
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_refusal_of_the_task_or_its_node_is_final() {
+        let refused = |code, field: Option<&str>| {
+            let mut e = ApiError::new(code, "no");
+            e.field = field.map(str::to_string);
+            LaunchFailure::Refused(e)
+        };
+        assert!(refused(ErrorCode::InsufficientResources, None).is_final());
+        assert!(refused(ErrorCode::NotFound, Some("node")).is_final());
+        assert!(refused(ErrorCode::Conflict, None).is_final());
+        // The id is taken: the master has the task.
+        assert!(!refused(ErrorCode::Conflict, Some("id")).is_final());
+        assert!(!refused(ErrorCode::Internal, None).is_final());
+        assert!(!LaunchFailure::Unanswered("reset".into()).is_final());
     }
 }

@@ -43,6 +43,18 @@ pub struct Opts {
     /// put with a shorter one is refused (0 allows any non-zero period).
     #[arg(long, env = "DROVER_SCHEDULER_MIN_JOB_PERIOD", default_value = "1", value_parser = parse_seconds)]
     pub min_job_period: Duration,
+    /// Most connections served at once; past it, the connection slowest to send its
+    /// headers (or idle longest) is closed for a new one [default: three quarters of the
+    /// open-file limit].
+    #[arg(long, env = "DROVER_SCHEDULER_MAX_CONNECTIONS", value_parser = drover_service::connections::parse_max_connections)]
+    pub max_connections: Option<usize>,
+    /// Seconds a client has to send a request's headers before it is disconnected.
+    #[arg(long, env = "DROVER_SCHEDULER_HEADER_TIMEOUT", default_value = "10", value_parser = drover_service::connections::parse_timeout)]
+    pub header_timeout: Duration,
+    /// Seconds a kept-alive connection may sit between requests before it is closed
+    /// (event streams in progress are not idle).
+    #[arg(long, env = "DROVER_SCHEDULER_IDLE_TIMEOUT", default_value = "60", value_parser = drover_service::connections::parse_timeout)]
+    pub idle_timeout: Duration,
     /// TOML file of flag values (keys are the long flag names).
     #[arg(long, env = "DROVER_SCHEDULER_CONFIG")]
     pub config: Option<PathBuf>,

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use axum::Router;
 use drover_api::client::{ClientError, MasterClient};
+use drover_service::connections::ConnectionLimits;
 use drover_service::http::Metrics;
 use drover_store::{RedbStore, Store};
 use tokio::sync::watch;
@@ -38,6 +39,8 @@ pub struct Config {
     pub job_history: usize,
     /// Shortest period between the runs of a repeating job schedule.
     pub min_job_period: Duration,
+    /// How the API treats its connections.
+    pub connections: ConnectionLimits,
 }
 
 impl Config {
@@ -55,6 +58,11 @@ impl Config {
             job_retry_delay: opts.job_retry_delay,
             job_history: opts.job_history,
             min_job_period: opts.min_job_period,
+            connections: ConnectionLimits::new(
+                opts.max_connections,
+                opts.header_timeout,
+                opts.idle_timeout,
+            ),
         })
     }
 
@@ -139,9 +147,11 @@ pub async fn run(
     }
     let metric_components = components.clone();
     let metric_view = view_rx.clone();
+    let health_store = store.clone();
     let router = drover_service::http::finish_router(
         api,
         "drover-scheduler",
+        move || health_store.health().map_err(|e| e.to_string()),
         move || {
             let mut m = Metrics::default();
             let view = metric_view.borrow().clone();
@@ -173,7 +183,8 @@ pub async fn run(
         tracing::info!("shutting down");
         let _ = stop_tx.send(true);
     };
-    let served = drover_service::http::serve(listener, router, graceful).await;
+    let served =
+        drover_service::http::serve(listener, router, config.connections.clone(), graceful).await;
     for l in loops {
         let _ = l.await;
     }

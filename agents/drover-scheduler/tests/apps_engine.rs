@@ -5,7 +5,7 @@
 
 mod apps_sim;
 
-use apps_sim::{Behaviour, Sim, app, label};
+use apps_sim::{Behaviour, Fault, Sim, app, label};
 use chrono::TimeDelta;
 use drover_api::ErrorCode;
 use drover_api::app::{
@@ -551,6 +551,120 @@ fn restart_of_the_scheduler_after_a_lost_plan_does_not_duplicate() {
     assert_eq!(sim.active("/web").len(), 3);
 }
 
+/// The ids of a plan's launches.
+fn launch_ids(p: &apps::AppsPlan) -> Vec<drover_api::task::TaskId> {
+    p.launches.iter().map(|l| l.id.clone().unwrap()).collect()
+}
+
+#[test]
+fn a_master_crash_after_a_durable_launch_sends_the_same_ids_again() {
+    let mut sim = Sim::new(2);
+    sim.change(AppChange::Create(app("/web", 5, "v1")), "/web", false)
+        .unwrap();
+    // Durable, unanswered; down for a tick; then the scheduler's read of it lags two
+    // ticks behind, so it plans twice more from a view without the launches.
+    sim.fault = Some(Fault::MasterCrashAfterCommit { down: 1, stale: 2 });
+    let first = sim.tick();
+    assert_eq!(first.launches.len(), 5);
+    let ids = launch_ids(&first);
+    assert_eq!(sim.app("/web").pending_launches.len(), 5, "persisted first");
+    // Sent again while the master is down, and once more when it is back (its answer,
+    // the tasks it has, confirms them even though the view is still old).
+    for _ in 0..2 {
+        let p = sim.tick();
+        assert_eq!(launch_ids(&p), ids, "the same launches, under the same ids");
+        assert!(p.kills.is_empty());
+        assert_eq!(
+            p.status[0].tasks.staged, 5,
+            "counted as starting: {:?}",
+            p.status[0]
+        );
+    }
+    assert!(sim.frozen_view.is_some(), "the view is still old");
+    let p = sim.tick();
+    assert!(p.launches.is_empty(), "{:?}", p.launches);
+    assert!(sim.app("/web").pending_launches.is_empty(), "confirmed");
+    assert!(sim.run_until(10, |s| s.settled("/web")));
+    assert_eq!(sim.created_for("/web"), 5);
+    assert!(sim.app("/web").pending_launches.is_empty(), "confirmed");
+    assert!(sim.kills.is_empty(), "{:?}", sim.kills);
+}
+
+#[test]
+fn a_scheduler_crash_before_sending_or_before_the_answer_sends_the_same_ids() {
+    for fault in [
+        Fault::SchedulerCrashBeforeSend,
+        Fault::SchedulerCrashBeforeAnswer,
+    ] {
+        let mut sim = Sim::new(2);
+        sim.change(AppChange::Create(app("/web", 3, "v1")), "/web", false)
+            .unwrap();
+        sim.fault = Some(fault);
+        let ids = launch_ids(&sim.tick());
+        assert_eq!(ids.len(), 3);
+        let again = launch_ids(&sim.tick());
+        if fault == Fault::SchedulerCrashBeforeSend {
+            assert_eq!(again, ids, "sent under the ids it persisted");
+        } else {
+            // The restarted scheduler reads the master, which has them.
+            assert!(again.is_empty(), "{again:?}");
+        }
+        assert!(sim.run_until(10, |s| s.settled("/web")), "{fault:?}");
+        assert_eq!(sim.created_for("/web"), 3, "{fault:?}");
+        assert!(sim.kills.is_empty(), "{fault:?}: {:?}", sim.kills);
+    }
+}
+
+#[test]
+fn a_refused_launch_is_decided_again_under_a_new_id() {
+    let mut sim = Sim::new(1);
+    sim.change(AppChange::Create(app("/web", 2, "v1")), "/web", false)
+        .unwrap();
+    sim.refuse_on.insert("node-0".into());
+    let refused = launch_ids(&sim.tick());
+    assert_eq!(refused.len(), 2);
+    assert_eq!(sim.refused, refused);
+    sim.refuse_on.clear();
+    let p = sim.tick();
+    let ids = launch_ids(&p);
+    assert_eq!(ids.len(), 2);
+    assert!(
+        ids.iter().all(|id| !refused.contains(id)),
+        "new ids: {ids:?}"
+    );
+    let pending: Vec<_> = sim
+        .app("/web")
+        .pending_launches
+        .iter()
+        .map(|p| p.task_id.clone())
+        .collect();
+    assert_eq!(pending, ids, "the refused ones are forgotten");
+    assert!(sim.run_until(10, |s| s.settled("/web")));
+    assert_eq!(sim.created_for("/web"), 2);
+}
+
+#[test]
+fn a_pending_launch_scaled_away_is_killed_and_forgotten() {
+    let mut sim = Sim::new(2);
+    sim.change(AppChange::Create(app("/web", 4, "v1")), "/web", false)
+        .unwrap();
+    sim.fault = Some(Fault::MasterCrashAfterCommit { down: 1, stale: 3 });
+    sim.tick();
+    // While the answers are lost, the app is scaled down to 1.
+    sim.change(AppChange::Scale { instances: 1 }, "/web", true)
+        .unwrap();
+    let p = sim.tick();
+    assert_eq!(p.kills.len(), 3, "{:?}", p.kills);
+    assert_eq!(p.launches.len(), 1, "only the kept one is sent again");
+    assert_eq!(sim.app("/web").pending_launches.len(), 1);
+    assert!(sim.run_until(20, |s| s.settled("/web") && s.active("/web").len() == 1));
+    assert_eq!(
+        sim.created_for("/web"),
+        4,
+        "nothing launched after the scale"
+    );
+}
+
 #[test]
 fn unique_hostname_with_more_instances_than_nodes_reports_why() {
     let mut sim = Sim::new(3);
@@ -873,6 +987,70 @@ proptest! {
         shuffled.cluster.nodes.reverse();
         shuffled.versions.reverse();
         prop_assert_eq!(&p1, &apps::plan(&shuffled));
+    }
+
+    /// A crash of the master (after the launches are durable, with its answers lost and
+    /// the scheduler's view of it late) or of the scheduler (before sending, before the
+    /// answers), at the launches of a create, a scale-up or a rolling update: no
+    /// instance is launched twice, nothing is killed as extra, and the app settles.
+    #[test]
+    fn no_instance_is_launched_twice_across_a_crash_at_any_step(
+        n in 1u32..6,
+        nodes in 1usize..4,
+        change in 0u8..3,
+        fault in 0u8..3,
+        down in 0u32..4,
+        stale in 0u32..4,
+        checks: bool,
+        extra_restart in proptest::option::of(0u32..6),
+    ) {
+        let mut sim = Sim::new(nodes);
+        let def = |cmd: &str, instances: u32| {
+            let mut d = app("/c", instances, cmd);
+            d.upgrade_strategy = strategy(0.5, 0.5);
+            if checks { with_checks(d) } else { d }
+        };
+        let fault = match fault {
+            0 => Fault::MasterCrashAfterCommit { down, stale },
+            1 => Fault::SchedulerCrashBeforeSend,
+            _ => Fault::SchedulerCrashBeforeAnswer,
+        };
+        // Tasks the change must create: a fresh app's, the added ones, a new version's.
+        let expected = match change {
+            0 => {
+                sim.fault = Some(fault);
+                sim.change(AppChange::Create(def("v1", n)), "/c", false).unwrap();
+                n
+            }
+            1 => {
+                create_settled(&mut sim, def("v1", n));
+                sim.fault = Some(fault);
+                sim.change(AppChange::Scale { instances: n + 2 }, "/c", false).unwrap();
+                n + 2
+            }
+            _ => {
+                create_settled(&mut sim, def("v1", n));
+                sim.fault = Some(fault);
+                sim.change(AppChange::Update(def("v2", n)), "/c", false).unwrap();
+                2 * n
+            }
+        };
+        for i in 0..10u32 {
+            if extra_restart == Some(i) {
+                sim.restart_scheduler();
+            }
+            sim.tick();
+        }
+        let settled = sim.run_until(200, |s| {
+            s.settled("/c") && s.active("/c").len() == s.app("/c").definition.instances as usize
+        });
+        prop_assert!(settled, "{:?}", sim.last_plan.status);
+        prop_assert_eq!(sim.created_for("/c"), expected as usize);
+        prop_assert!(
+            sim.kills.iter().all(|k| k.reason != KillReason::ScaleDown),
+            "{:?}", sim.kills
+        );
+        prop_assert!(sim.app("/c").pending_launches.is_empty());
     }
 
     /// Whatever changes and task events happen, once they stop the app converges to

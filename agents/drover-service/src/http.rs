@@ -134,20 +134,23 @@ fn body_text(s: &str) -> String {
 }
 
 /// Builds a router with the shared routes, the body limit, panic catching, JSON 404s,
-/// and (when `token` is set) the bearer-token check.
+/// and (when `token` is set) the bearer-token check. `health` says whether the server
+/// can do its work (`Err` with the cause, say a store that cannot write): `/health`
+/// answers 200 `ok`, or 503 `unavailable` with the cause, so supervisors and rollouts
+/// that wait on it see a server that is up but cannot serve.
 pub fn finish_router(
     api: Router,
     name: &'static str,
+    health: impl Fn() -> Result<(), String> + Clone + Send + Sync + 'static,
     metrics: impl Fn() -> String + Clone + Send + Sync + 'static,
     token: Option<String>,
 ) -> Router {
     let router = api
         .route(
             "/health",
-            get(|| async {
-                axum::Json(Health {
-                    status: "ok".into(),
-                })
+            get(move || {
+                let answer = health();
+                async move { health_response(answer) }
             }),
         )
         .route(
@@ -191,6 +194,23 @@ pub fn finish_router(
     crate::auth::require_token(router, token)
 }
 
+/// `/health`'s answer to what the server's health check said.
+fn health_response(health: Result<(), String>) -> Response {
+    match health {
+        Ok(()) => axum::Json(Health::ok()).into_response(),
+        Err(message) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(Health::unavailable(message)),
+        )
+            .into_response(),
+    }
+}
+
+/// A server that is always healthy once it serves (for [`finish_router`]).
+pub fn always_healthy() -> Result<(), String> {
+    Ok(())
+}
+
 /// A Prometheus text-format writer for the few gauges each binary exports.
 #[derive(Debug, Default)]
 pub struct Metrics(String);
@@ -226,15 +246,25 @@ impl Metrics {
     }
 }
 
-/// Serves `router` on `listener` until `shutdown` resolves.
+/// Serves `router` on `listener` under the connection `limits` until `shutdown`
+/// resolves; see [`crate::accept::serve`]. Under a systemd notify unit it says when it
+/// is ready and stopping, and keeps the unit's watchdog fed while `/health` answers
+/// (see [`crate::systemd`]).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: Router,
+    limits: crate::connections::ConnectionLimits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+    let watchdog = crate::systemd::watchdog_interval()
+        .map(|every| tokio::spawn(crate::systemd::watchdog(router.clone(), every)));
+    crate::systemd::notify("READY=1");
+    let served = crate::accept::serve(listener, router, limits, shutdown).await;
+    crate::systemd::notify("STOPPING=1");
+    if let Some(w) = watchdog {
+        w.abort();
+    }
+    served
 }
 
 #[cfg(test)]
@@ -268,6 +298,7 @@ mod tests {
         let app = finish_router(
             Router::new().route("/x", post(|ApiJson(_b): ApiJson<Body1>| async { "ok" })),
             "t",
+            always_healthy,
             String::new,
             None,
         );
@@ -285,6 +316,34 @@ mod tests {
         );
         let (s, e) = call(&app, big).await;
         assert_eq!((s, e.code), (413, ErrorCode::PayloadTooLarge));
+    }
+
+    #[tokio::test]
+    async fn health_answers_503_with_the_cause_when_the_server_cannot_work() {
+        async fn health(app: Router) -> (u16, Health) {
+            let req = Request::get("/health").body(Body::empty()).unwrap();
+            let resp = app.oneshot(req).await.unwrap();
+            let status = resp.status().as_u16();
+            let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+                .await
+                .unwrap();
+            (status, serde_json::from_slice(&bytes).unwrap())
+        }
+        let up = finish_router(Router::new(), "t", always_healthy, String::new, None);
+        assert_eq!(health(up).await, (200, Health::ok()));
+        let down = finish_router(
+            Router::new(),
+            "t",
+            || Err("the store cannot write (disk full)".to_string()),
+            String::new,
+            Some("secret".into()),
+        );
+        let (status, body) = health(down).await;
+        assert_eq!((status, body.status.as_str()), (503, "unavailable"));
+        assert_eq!(
+            body.message.as_deref(),
+            Some("the store cannot write (disk full)")
+        );
     }
 
     #[test]

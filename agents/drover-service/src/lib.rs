@@ -2,6 +2,10 @@
 //!
 //! # Layout
 //!
+//! - [`connections`]: the rules for connections (header and idle timeouts, the cap,
+//!   which connection to evict), as plain functions.
+//! - [`accept`]: the accept loop that serves HTTP/1.1 under those rules, with graceful
+//!   shutdown.
 //! - [`config`]: every flag also from an environment variable and a TOML `--config` file.
 //! - [`listen`]: bind, print the bound address on the first line, refuse wide binds
 //!   without a token.
@@ -12,13 +16,16 @@
 //! - [`server`]: the master's and the scheduler's subcommands and `main`.
 //! - [`shutdown`]: SIGINT/SIGTERM as a future.
 
+pub mod accept;
 pub mod auth;
 pub mod config;
+pub mod connections;
 pub mod http;
 pub mod install;
 pub mod listen;
 pub mod server;
 pub mod shutdown;
+pub mod systemd;
 
 /// Starts logging to stderr; `RUST_LOG` overrides the default level (`info`). Colours
 /// only on a terminal: a log file or journald would keep the escape codes as text.

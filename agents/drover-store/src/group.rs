@@ -11,10 +11,13 @@
 //!   they were submitted, and a batch's outcome is published only after the transaction
 //!   holding it is durable: when a writer learns its batch is durable, every batch
 //!   submitted before it is durable too.
-//! - A group whose transaction fails fails every batch in it, and the queue refuses all
-//!   later batches ([`StoreError::Poisoned`]): a batch submitted after a failed one may
-//!   have been planned on top of it, and a failed fsync cannot be retried safely, so the
-//!   store takes no more writes until it is reopened (the process restarts).
+//! - A group whose transaction fails fails every batch in it and every batch queued
+//!   behind it, and the queue is *down*: it refuses new batches at once
+//!   ([`StoreError::Unavailable`]) until the backend has reopened its file and
+//!   [`WriteQueue::resume`] is called. A batch submitted after a failed one may have been
+//!   planned on top of it, and a failed fsync cannot be retried safely, so nothing is
+//!   retried here: the writers learn of the failure and decide again once the store is
+//!   back (the master and the scheduler reload their state from it).
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -31,6 +34,11 @@ const MAX_GROUP: usize = 4096;
 pub(crate) trait GroupCommitter: Send + Sync {
     /// The queue the backend's writers share.
     fn queue(&self) -> &WriteQueue;
+
+    /// Called once each time the queue goes down after a failed group (`reason`), with
+    /// the queue's lock held: the backend starts reopening itself (elsewhere), and calls
+    /// [`WriteQueue::resume`] once it can write again.
+    fn went_down(&self, reason: &str);
 
     /// Applies `batches` in order in one durable transaction, each atomically: a batch
     /// whose condition fails (checked against the state the batches before it left) gets
@@ -74,8 +82,8 @@ struct QueueState {
     pending: VecDeque<(Vec<Op>, Arc<Slot>)>,
     /// A writer is committing a group (outside the lock).
     leader_busy: bool,
-    /// Why the queue takes no more batches, once a group has failed.
-    poisoned: Option<String>,
+    /// Why the queue takes no batches, from a failed group until the backend resumes it.
+    down: Option<String>,
 }
 
 impl WriteQueue {
@@ -89,8 +97,8 @@ impl WriteQueue {
     pub(crate) fn submit(&self, ops: Vec<Op>) -> Arc<Slot> {
         let slot = Arc::new(Slot::default());
         let mut q = self.lock();
-        match &q.poisoned {
-            Some(reason) => slot.set(Err(StoreError::Poisoned {
+        match &q.down {
+            Some(reason) => slot.set(Err(StoreError::Unavailable {
                 reason: reason.clone(),
             })),
             None => q.pending.push_back((ops, slot.clone())),
@@ -129,6 +137,7 @@ impl WriteQueue {
         drop(q);
         let mut guard = LeaderGuard {
             queue: self,
+            committer,
             slots,
             finished: false,
         };
@@ -151,17 +160,17 @@ impl WriteQueue {
                     outcomes.len()
                 );
                 for slot in &slots {
-                    slot.set(Err(StoreError::Poisoned {
+                    slot.set(Err(StoreError::Unavailable {
                         reason: reason.clone(),
                     }));
                 }
-                q.poisoned = Some(reason);
+                self.go_down(committer, &mut q, reason);
             }
             Err(e) => {
                 for slot in &slots {
                     slot.set(Err(e.replicate()));
                 }
-                q.poisoned = Some(e.to_string());
+                self.go_down(committer, &mut q, e.to_string());
             }
         }
         q.leader_busy = false;
@@ -169,17 +178,37 @@ impl WriteQueue {
         q
     }
 
-    /// After a group: fails the queue if it is poisoned, else wakes the next leader.
+    /// Marks the queue down (once per failure) and tells the backend to recover.
+    fn go_down(&self, committer: &dyn GroupCommitter, q: &mut QueueState, reason: String) {
+        if q.down.is_none() {
+            committer.went_down(&reason);
+            q.down = Some(reason);
+        }
+    }
+
+    /// After a group: fails everything queued if the queue is down, else wakes the next
+    /// leader.
     fn after_group(&self, q: &mut QueueState) {
-        if let Some(reason) = q.poisoned.clone() {
+        if let Some(reason) = q.down.clone() {
             for (_, slot) in q.pending.drain(..) {
-                slot.set(Err(StoreError::Poisoned {
+                slot.set(Err(StoreError::Unavailable {
                     reason: reason.clone(),
                 }));
             }
         } else if let Some((_, next)) = q.pending.front() {
             next.wake.notify_one();
         }
+    }
+
+    /// Why the queue refuses batches, while it is down.
+    pub(crate) fn down_reason(&self) -> Option<String> {
+        self.lock().down.clone()
+    }
+
+    /// Takes batches again: the backend has recovered from the failure that took the
+    /// queue down.
+    pub(crate) fn resume(&self) {
+        self.lock().down = None;
     }
 
     /// Commits whatever is still queued (batches whose writers stopped waiting), for a
@@ -193,9 +222,10 @@ impl WriteQueue {
 }
 
 /// Keeps a panicking commit from leaving the queue without a leader forever: its
-/// writers get an error and the queue is poisoned.
+/// writers get an error and the queue goes down until the backend recovers.
 struct LeaderGuard<'q> {
     queue: &'q WriteQueue,
+    committer: &'q dyn GroupCommitter,
     slots: Vec<Arc<Slot>>,
     finished: bool,
 }
@@ -208,11 +238,11 @@ impl Drop for LeaderGuard<'_> {
         let reason = "a commit panicked".to_string();
         let mut q = self.queue.lock();
         for slot in &self.slots {
-            slot.set(Err(StoreError::Poisoned {
+            slot.set(Err(StoreError::Unavailable {
                 reason: reason.clone(),
             }));
         }
-        q.poisoned = Some(reason);
+        self.queue.go_down(self.committer, &mut q, reason);
         q.leader_busy = false;
         self.queue.after_group(&mut q);
     }

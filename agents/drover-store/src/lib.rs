@@ -213,14 +213,13 @@ pub enum StoreError {
         #[source]
         source: Arc<redb::Error>,
     },
-    /// An earlier commit failed, and the store takes no more writes until it is reopened:
-    /// later batches may have been planned on top of the failed one, and a failed fsync
-    /// cannot safely be retried.
-    #[error(
-        "the store takes no more writes after a failed commit ({reason}); restart to reopen it"
-    )]
-    Poisoned {
-        /// Why the earlier commit failed.
+    /// A commit failed, and the store takes no writes until it has reopened its file and
+    /// can write again (it retries by itself: a full disk that gets room, say). Later
+    /// batches may have been planned on top of the failed one, and a failed fsync cannot
+    /// safely be retried, so the batches queued behind it fail too.
+    #[error("the store cannot write ({reason}); it retries by itself")]
+    Unavailable {
+        /// Why the commit failed.
         reason: String,
     },
     /// A stored record is not in the format this version writes.
@@ -257,18 +256,27 @@ impl StoreError {
         matches!(self, StoreError::Conflict { .. })
     }
 
+    /// Whether the store itself failed (I/O, a full disk, a file it cannot reopen)
+    /// rather than the request: the same write may succeed once the store recovers.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Backend { .. } | StoreError::Unavailable { .. }
+        )
+    }
+
     /// The same failure for another writer of a failed group (backend errors are shared;
-    /// anything else is reported as the reason the store is poisoned).
+    /// anything else is reported as the reason the store is unavailable).
     fn replicate(&self) -> StoreError {
         match self {
             StoreError::Backend { op, source } => StoreError::Backend {
                 op,
                 source: source.clone(),
             },
-            StoreError::Poisoned { reason } => StoreError::Poisoned {
+            StoreError::Unavailable { reason } => StoreError::Unavailable {
                 reason: reason.clone(),
             },
-            other => StoreError::Poisoned {
+            other => StoreError::Unavailable {
                 reason: other.to_string(),
             },
         }
@@ -359,6 +367,13 @@ pub trait Store: Send + Sync {
 
     /// The store's current revision (0 for a fresh store).
     fn revision(&self) -> Result<u64, StoreError>;
+
+    /// Whether the store takes writes now: [`StoreError::Unavailable`] with the cause
+    /// while it is recovering from a failed write. Cheap (no I/O), for `/health` and for
+    /// refusing a write before anything is changed for it.
+    fn health(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 
     /// Queues `ops` as one batch behind every batch submitted before it and returns
     /// without waiting for the disk; [`PendingWrite::wait`] then blocks until the batch

@@ -7,6 +7,12 @@
 //! is durable. [`CommitMode::Single`] turns the queue off (one transaction per batch), for
 //! comparison.
 //!
+//! A failed commit (a full disk, an I/O error) takes the write queue down: redb refuses
+//! every operation on a database after an I/O error, so a thread reopens the file, with
+//! a growing pause between tries, until a write transaction commits again, and then
+//! resumes the queue. Meanwhile [`Store::health`] names the cause and writes are refused
+//! at once with [`StoreError::Unavailable`].
+//!
 //! Layout: table `kv` maps each key to its record (8 bytes of big-endian mod revision,
 //! then the value); table `meta` holds the store revision under `revision`.
 //!
@@ -18,7 +24,9 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock, Weak};
+use std::time::Duration;
 
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 
@@ -48,10 +56,84 @@ pub struct RedbStore {
 /// What the store's writers share: the database and the queue in front of it. Pending
 /// writes hold it too, so a batch can be waited for after the store handle is gone.
 struct Shared {
-    db: Database,
+    /// `None` only while the file is being reopened after a failed commit.
+    db: RwLock<Option<Database>>,
     path: PathBuf,
     queue: WriteQueue,
+    /// Itself, for the thread that reopens the file after a failure.
+    me: Weak<Shared>,
+    /// A reopening thread is at work.
+    recovering: AtomicBool,
+    /// The revision of the last commit, kept beside the file.
     record: RevisionRecord,
+}
+
+/// First pause before reopening the file after a failed commit; doubled after each
+/// failed try, up to [`MAX_REOPEN_PAUSE`].
+const FIRST_REOPEN_PAUSE: Duration = Duration::from_millis(100);
+const MAX_REOPEN_PAUSE: Duration = Duration::from_secs(5);
+
+impl Shared {
+    /// Runs `f` on the open database, or fails with the reason the store is down.
+    fn with_db<T>(
+        &self,
+        f: impl FnOnce(&Database) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let db = self.db.read().unwrap_or_else(|p| p.into_inner());
+        match db.as_ref() {
+            Some(db) => f(db),
+            None => Err(StoreError::Unavailable {
+                reason: self
+                    .queue
+                    .down_reason()
+                    .unwrap_or_else(|| "the store file is being reopened".into()),
+            }),
+        }
+    }
+
+    /// Closes the database and opens it again, proving with a write transaction that
+    /// the file takes writes.
+    fn reopen(&self) -> Result<(), StoreError> {
+        let mut db = self.db.write().unwrap_or_else(|p| p.into_inner());
+        // The old handle holds the file's lock and refuses everything after the I/O
+        // error: it must be gone before the file is opened again.
+        *db = None;
+        let reopened = Database::create(&self.path).map_err(|e| StoreError::Open {
+            path: self.path.clone(),
+            source: Box::new(e),
+        })?;
+        create_tables(&reopened)?;
+        *db = Some(reopened);
+        Ok(())
+    }
+}
+
+/// Reopens the store after a failed commit until it takes writes again, then resumes
+/// its queue. Holds only a weak reference between tries, so a store dropped meanwhile
+/// ends it.
+fn recover(store: Weak<Shared>) {
+    let mut pause = FIRST_REOPEN_PAUSE;
+    loop {
+        std::thread::sleep(pause);
+        let Some(shared) = store.upgrade() else {
+            return;
+        };
+        match shared.reopen() {
+            Ok(()) => {
+                shared.recovering.store(false, Ordering::SeqCst);
+                shared.queue.resume();
+                tracing::info!(path = %shared.path.display(), "store recovered: it takes writes again");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(
+                    path = %shared.path.display(),
+                    "store still cannot write: {e}; trying again in {pause:?}"
+                );
+                pause = (pause * 2).min(MAX_REOPEN_PAUSE);
+            }
+        }
+    }
 }
 
 /// `<store file>.revision`: the store revision of the last commit, overwritten in place
@@ -256,60 +338,82 @@ impl GroupCommitter for Shared {
         &self.queue
     }
 
+    fn went_down(&self, reason: &str) {
+        tracing::error!(path = %self.path.display(), "store write failed: {reason}; refusing writes until the file can be reopened");
+        if self.recovering.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let me = self.me.clone();
+        let spawned = std::thread::Builder::new()
+            .name("store-recovery".into())
+            .spawn(move || recover(me));
+        if let Err(e) = spawned {
+            self.recovering.store(false, Ordering::SeqCst);
+            tracing::error!("cannot start the store's recovery thread: {e}");
+        }
+    }
+
     fn commit_group(&self, batches: &[Vec<Op>]) -> Result<Vec<Outcome>, StoreError> {
-        let mut txn = self
-            .db
-            .begin_write()
-            .map_err(|e| backend("begin write")(e.into()))?;
-        txn.set_durability(Durability::Immediate)
-            .map_err(|e| backend("set durability")(e.into()))?;
-        let (outcomes, changed) = {
-            let mut kv = txn
-                .open_table(KV)
-                .map_err(|e| backend("open table kv")(e.into()))?;
-            let mut meta = txn
-                .open_table(META)
-                .map_err(|e| backend("open table meta")(e.into()))?;
-            let current = meta
-                .get(REVISION_KEY)
-                .map_err(|e| backend("read revision")(e.into()))?
-                .map_or(0, |g| g.value());
-            let mut rev = current;
-            let mut outcomes = Vec::with_capacity(batches.len());
-            for ops in batches {
-                match check_batch(&kv, ops, rev + 1)? {
-                    Err(e) => outcomes.push(Err(e)),
-                    Ok(false) => outcomes.push(Ok((rev, false))),
-                    Ok(true) => {
-                        rev += 1;
-                        write_batch(&mut kv, ops, rev)?;
-                        outcomes.push(Ok((rev, true)));
-                    }
-                }
-            }
-            if rev != current {
-                meta.insert(REVISION_KEY, rev)
-                    .map_err(|e| backend("write revision")(e.into()))?;
-            }
-            (outcomes, rev != current)
-        };
-        if changed {
-            txn.commit().map_err(|e| backend("commit")(e.into()))?;
-            if let Some(rev) = outcomes
-                .iter()
-                .filter_map(|o| o.as_ref().ok())
-                .map(|(r, _)| *r)
-                .max()
-            {
-                self.record.write(rev);
-            }
-        } else {
-            // Nothing to make durable (conflicts and no-ops only): skip the fsync. What
-            // the checks saw was committed durably by earlier groups.
-            txn.abort().map_err(|e| backend("abort")(e.into()))?;
+        let outcomes = self.with_db(|db| commit_group_to(db, batches))?;
+        // Only after the commit is durable, so the record never leads the file.
+        if let Some(rev) = outcomes
+            .iter()
+            .filter_map(|o| o.as_ref().ok())
+            .filter(|(_, changed)| *changed)
+            .map(|(r, _)| *r)
+            .max()
+        {
+            self.record.write(rev);
         }
         Ok(outcomes)
     }
+}
+
+/// [`GroupCommitter::commit_group`] on an open database.
+fn commit_group_to(db: &Database, batches: &[Vec<Op>]) -> Result<Vec<Outcome>, StoreError> {
+    let mut txn = db
+        .begin_write()
+        .map_err(|e| backend("begin write")(e.into()))?;
+    txn.set_durability(Durability::Immediate)
+        .map_err(|e| backend("set durability")(e.into()))?;
+    let (outcomes, changed) = {
+        let mut kv = txn
+            .open_table(KV)
+            .map_err(|e| backend("open table kv")(e.into()))?;
+        let mut meta = txn
+            .open_table(META)
+            .map_err(|e| backend("open table meta")(e.into()))?;
+        let current = meta
+            .get(REVISION_KEY)
+            .map_err(|e| backend("read revision")(e.into()))?
+            .map_or(0, |g| g.value());
+        let mut rev = current;
+        let mut outcomes = Vec::with_capacity(batches.len());
+        for ops in batches {
+            match check_batch(&kv, ops, rev + 1)? {
+                Err(e) => outcomes.push(Err(e)),
+                Ok(false) => outcomes.push(Ok((rev, false))),
+                Ok(true) => {
+                    rev += 1;
+                    write_batch(&mut kv, ops, rev)?;
+                    outcomes.push(Ok((rev, true)));
+                }
+            }
+        }
+        if rev != current {
+            meta.insert(REVISION_KEY, rev)
+                .map_err(|e| backend("write revision")(e.into()))?;
+        }
+        (outcomes, rev != current)
+    };
+    if changed {
+        txn.commit().map_err(|e| backend("commit")(e.into()))?;
+    } else {
+        // Nothing to make durable (conflicts and no-ops only): skip the fsync. What
+        // the checks saw was committed durably by earlier groups.
+        txn.abort().map_err(|e| backend("abort")(e.into()))?;
+    }
+    Ok(outcomes)
 }
 
 impl Drop for Shared {
@@ -345,10 +449,12 @@ impl RedbStore {
         })?;
         create_tables(&db)?;
         let store = RedbStore {
-            shared: Arc::new(Shared {
-                db,
+            shared: Arc::new_cyclic(|me| Shared {
+                db: RwLock::new(Some(db)),
                 path,
                 queue: WriteQueue::default(),
+                me: me.clone(),
+                recovering: AtomicBool::new(false),
                 record,
             }),
             mode,
@@ -379,20 +485,17 @@ impl RedbStore {
             CommitMode::Single => {
                 let mut outcomes = self.shared.commit_group(std::slice::from_ref(&ops))?;
                 outcomes.pop().unwrap_or_else(|| {
-                    Err(StoreError::Poisoned {
+                    Err(StoreError::Unavailable {
                         reason: "a batch got no outcome".into(),
                     })
                 })
             }
         }
     }
+}
 
-    fn read_txn(&self) -> Result<redb::ReadTransaction, StoreError> {
-        self.shared
-            .db
-            .begin_read()
-            .map_err(|e| backend("begin read")(e.into()))
-    }
+fn read_txn(db: &Database) -> Result<redb::ReadTransaction, StoreError> {
+    db.begin_read().map_err(|e| backend("begin read")(e.into()))
 }
 
 /// Creates both tables up front so reads of a fresh file find them.
@@ -409,34 +512,38 @@ fn create_tables(db: &Database) -> Result<(), StoreError> {
 
 impl Store for RedbStore {
     fn get(&self, key: &str) -> Result<Option<Versioned>, StoreError> {
-        let txn = self.read_txn()?;
-        let kv = txn
-            .open_table(KV)
-            .map_err(|e| backend("open table kv")(e.into()))?;
-        match kv.get(key).map_err(|e| backend("read")(e.into()))? {
-            None => Ok(None),
-            Some(guard) => decode(key, guard.value()).map(Some),
-        }
+        self.shared.with_db(|db| {
+            let txn = read_txn(db)?;
+            let kv = txn
+                .open_table(KV)
+                .map_err(|e| backend("open table kv")(e.into()))?;
+            match kv.get(key).map_err(|e| backend("read")(e.into()))? {
+                None => Ok(None),
+                Some(guard) => decode(key, guard.value()).map(Some),
+            }
+        })
     }
 
     fn list(&self, prefix: &str) -> Result<Vec<(String, Versioned)>, StoreError> {
-        let txn = self.read_txn()?;
-        let kv = txn
-            .open_table(KV)
-            .map_err(|e| backend("open table kv")(e.into()))?;
-        let mut out = Vec::new();
-        for item in kv
-            .range::<&str>(prefix..)
-            .map_err(|e| backend("range")(e.into()))?
-        {
-            let (k, v) = item.map_err(|e| backend("range")(e.into()))?;
-            let key = k.value();
-            if !key.starts_with(prefix) {
-                break;
+        self.shared.with_db(|db| {
+            let txn = read_txn(db)?;
+            let kv = txn
+                .open_table(KV)
+                .map_err(|e| backend("open table kv")(e.into()))?;
+            let mut out = Vec::new();
+            for item in kv
+                .range::<&str>(prefix..)
+                .map_err(|e| backend("range")(e.into()))?
+            {
+                let (k, v) = item.map_err(|e| backend("range")(e.into()))?;
+                let key = k.value();
+                if !key.starts_with(prefix) {
+                    break;
+                }
+                out.push((key.to_string(), decode(key, v.value())?));
             }
-            out.push((key.to_string(), decode(key, v.value())?));
-        }
-        Ok(out)
+            Ok(out)
+        })
     }
 
     fn apply(&self, ops: &[Op]) -> Result<u64, StoreError> {
@@ -462,14 +569,23 @@ impl Store for RedbStore {
     }
 
     fn revision(&self) -> Result<u64, StoreError> {
-        let txn = self.read_txn()?;
-        let meta = txn
-            .open_table(META)
-            .map_err(|e| backend("open table meta")(e.into()))?;
-        Ok(meta
-            .get(REVISION_KEY)
-            .map_err(|e| backend("read revision")(e.into()))?
-            .map_or(0, |g| g.value()))
+        self.shared.with_db(|db| {
+            let txn = read_txn(db)?;
+            let meta = txn
+                .open_table(META)
+                .map_err(|e| backend("open table meta")(e.into()))?;
+            Ok(meta
+                .get(REVISION_KEY)
+                .map_err(|e| backend("read revision")(e.into()))?
+                .map_or(0, |g| g.value()))
+        })
+    }
+
+    fn health(&self) -> Result<(), StoreError> {
+        match self.shared.queue.down_reason() {
+            None => Ok(()),
+            Some(reason) => Err(StoreError::Unavailable { reason }),
+        }
     }
 }
 
@@ -719,24 +835,53 @@ mod tests {
         assert_eq!(store.revision().unwrap(), 3);
     }
 
+    /// A failed group fails its batches and takes the queue down: later batches are
+    /// refused at once, the backend is told once, and once it resumes the queue, writes
+    /// go through again.
     #[test]
-    fn a_poisoned_queue_refuses_later_batches() {
-        struct Failing(WriteQueue);
-        impl GroupCommitter for Failing {
+    fn a_failed_group_takes_the_queue_down_until_it_resumes() {
+        use std::sync::atomic::{AtomicBool, AtomicUsize};
+        #[derive(Default)]
+        struct Flaky {
+            queue: WriteQueue,
+            failing: AtomicBool,
+            downs: AtomicUsize,
+        }
+        impl GroupCommitter for Flaky {
             fn queue(&self) -> &WriteQueue {
-                &self.0
+                &self.queue
             }
-            fn commit_group(&self, _: &[Vec<Op>]) -> Result<Vec<Outcome>, StoreError> {
-                Err(backend("commit")(redb::Error::PreviousIo))
+            fn went_down(&self, _: &str) {
+                self.downs.fetch_add(1, Ordering::SeqCst);
+            }
+            fn commit_group(&self, batches: &[Vec<Op>]) -> Result<Vec<Outcome>, StoreError> {
+                if self.failing.load(Ordering::SeqCst) {
+                    return Err(backend("commit")(redb::Error::PreviousIo));
+                }
+                Ok(batches.iter().map(|_| Ok((1, true))).collect())
             }
         }
-        let failing = Arc::new(Failing(WriteQueue::default()));
-        let first = PendingWrite::queued(failing.clone(), failing.0.submit(vec![]));
-        let second = PendingWrite::queued(failing.clone(), failing.0.submit(vec![]));
+        let flaky = Arc::new(Flaky::default());
+        flaky.failing.store(true, Ordering::SeqCst);
+        let submit = || PendingWrite::queued(flaky.clone(), flaky.queue.submit(vec![]));
+        let first = submit();
+        let second = submit();
         assert!(matches!(first.wait(), Err(StoreError::Backend { .. })));
         assert!(matches!(second.wait(), Err(StoreError::Backend { .. })));
-        let later = PendingWrite::queued(failing.clone(), failing.0.submit(vec![]));
-        assert!(matches!(later.wait(), Err(StoreError::Poisoned { .. })));
+        let refused = submit().wait().unwrap_err();
+        assert!(
+            matches!(refused, StoreError::Unavailable { .. }),
+            "{refused}"
+        );
+        assert!(refused.is_unavailable());
+        assert!(refused.to_string().contains("Previous I/O"), "{refused}");
+        assert_eq!(flaky.downs.load(Ordering::SeqCst), 1);
+        assert!(flaky.queue.down_reason().is_some());
+
+        flaky.failing.store(false, Ordering::SeqCst);
+        flaky.queue.resume();
+        assert_eq!(submit().wait().unwrap(), 1);
+        assert_eq!(flaky.downs.load(Ordering::SeqCst), 1);
     }
 
     #[test]

@@ -50,6 +50,7 @@ impl Server {
             task_history: 1000,
             token: token.map(String::from),
             init: true,
+            connections: Default::default(),
         };
         let (tx, rx) = oneshot::channel::<()>();
         let handle = tokio::spawn(drover_master::run(listener, config, async move {
@@ -131,6 +132,7 @@ pub fn register_req(name: &str, tasks: Vec<TaskReport>) -> RegisterRequest {
             cpus: 2,
             ..Default::default()
         },
+        max_tasks: None,
         tasks,
         specs: vec![],
         cluster_id: None,

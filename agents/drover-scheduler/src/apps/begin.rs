@@ -157,6 +157,7 @@ pub(crate) fn begin_inner(
                 last_healthy_version: None,
                 deleting: false,
                 deployments_begun: 0,
+                pending_launches: Vec::new(),
                 created_at: now,
                 updated_at: now,
             };

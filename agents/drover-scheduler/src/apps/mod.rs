@@ -1,6 +1,7 @@
 //! The app engine (Marathon's part): keeps long-running apps at their wanted instances
 //! and carries out deployments. Pure: snapshot in, plan out; no I/O, no clock but the
-//! `now` it is given, no threads, no randomness (the master picks task ids).
+//! `now` it is given, no threads, no randomness (new task ids come from the snapshot's
+//! `id_seed`).
 //!
 //! ```text
 //!  API change ──▶ begin(change, app, running deployments, force, now)
@@ -11,6 +12,7 @@
 //!                   │ per app, in id order:
 //!                   │  dependencies: hold a deployment until the apps it needs are ready
 //!                   │  readiness: which new instances must still pass their checks
+//!                   │  pending:   launches decided before, not shown by the master yet
 //!                   │  reconcile: sort the app's tasks into buckets
 //!                   │  backoff:   count new failures, reset after a stable instance
 //!                   │  deployment: progress, success, deadline → failed (+ auto-revert)
@@ -25,6 +27,7 @@
 //! - [`state`]: [`AppState`], what the server keeps per app, and version stamps.
 //! - [`begin`](mod@begin): every change to an app ([`AppChange`]) becomes a [`Deployment`];
 //!   conflicts, `force`, [`cancel`].
+//! - [`pending`]: task ids, and launches decided but not confirmed ([`PendingLaunch`]).
 //! - [`reconcile`]: the buckets an app's tasks fall into ([`Buckets`]).
 //! - [`rollout`]: the upgrade-strategy arithmetic ([`Limits`], [`rollout::decide`]).
 //! - [`backoff`]: crash-loop delays and their reset.
@@ -53,14 +56,19 @@
 //! plan. The server persists `apps`, `deployments` and `removed` *before* it sends the
 //! launches and kills; after a restart the same store and the master's tasks give the
 //! same decisions, so a deployment carries on with no duplicate or orphan instance.
-//! The snapshot's tasks must include what the master accepted from earlier plans (the
-//! master's reply to a launch is a task the server adds to its view before the next
-//! tick), or the next plan would launch the same instance again.
+//! Every launch carries a task id the engine chose and recorded in its app's
+//! `pending_launches`, persisted with the plan: until the snapshot's tasks show that id
+//! (the master's, plus the tasks it answered with since its last read), the instance
+//! counts as starting and the launch is repeated with the same id, which the master
+//! answers with the task it has. So an answer lost to a crash of either side, or a
+//! read of the master older than the launch, never makes a second instance; a launch
+//! the master refused (handed back in `refused`) is decided again under a new id.
 //! Kills are idempotent; a task already asked to stop (goal `kill`) is not killed again.
 
 pub mod backoff;
 pub mod begin;
 pub mod dependencies;
+pub mod pending;
 pub mod plan;
 pub mod readiness;
 pub mod reconcile;
@@ -73,7 +81,7 @@ pub use plan::{AppsConfig, AppsPlan, Kill, KillReason, Snapshot, plan, versions_
 pub use readiness::ReadinessProbe;
 pub use reconcile::Buckets;
 pub use rollout::Limits;
-pub use state::AppState;
+pub use state::{AppState, PendingLaunch};
 
 pub use drover_api::deployment::{
     AppStatus, Backoff, Deployment, DeploymentId, DeploymentKind, DeploymentState,

@@ -15,10 +15,11 @@ use drover_api::task::{LaunchRequest, Task, TaskGoal, TaskId, TaskState};
 use super::backoff;
 use super::begin::{AppChange, begin_inner, deadline_seconds, finish};
 use super::dependencies::{self, DependencyState};
+use super::pending::{self, Outstanding, TaskIds};
 use super::readiness::{self, Assessment, ReadinessProbe};
 use super::reconcile::{Buckets, app_of, is_ready, kill_order, version_of};
 use super::rollout::{self, Counts, Limits};
-use super::state::{AppState, seconds};
+use super::state::{AppState, PendingLaunch, seconds};
 use crate::placement::{self, ClusterSnapshot, PlacementRequest, Rejection};
 
 /// The engine's settings.
@@ -66,6 +67,12 @@ pub struct Snapshot {
     pub readiness: Vec<ReadinessCheckResult>,
     /// Settings.
     pub config: AppsConfig,
+    /// Where this tick's new task ids come from: random per tick in the server (the
+    /// engine has no randomness of its own), fixed in tests.
+    pub id_seed: u128,
+    /// Ids of launches the master refused since the last tick (it will not run them):
+    /// their instances are decided again, under new ids.
+    pub refused: Vec<TaskId>,
 }
 
 /// Why a task is killed.
@@ -127,7 +134,9 @@ pub struct Kill {
 pub struct AppsPlan {
     /// The master revision the placements were computed at.
     pub revision: u64,
-    /// Tasks to launch (the master picks the ids).
+    /// Tasks to launch, each with the id the engine chose: new instances (recorded in
+    /// their app's `pending_launches`, in `apps`) and repeats of the pending launches
+    /// the master has not shown yet.
     pub launches: Vec<LaunchRequest>,
     /// Tasks to kill.
     pub kills: Vec<Kill>,
@@ -150,13 +159,25 @@ pub struct AppsPlan {
 }
 
 /// The stored versions a snapshot must carry in [`Snapshot::versions`]: the
-/// `revert_to` of every running deployment, as `(app, version)`.
-pub fn versions_needed(deployments: &[Deployment]) -> Vec<(AppId, String)> {
+/// `revert_to` of every running deployment, and the version of every pending launch of
+/// an earlier version than its app's, as `(app, version)`.
+pub fn versions_needed<'a>(
+    apps: impl IntoIterator<Item = &'a AppState>,
+    deployments: &[Deployment],
+) -> Vec<(AppId, String)> {
     let mut out: Vec<(AppId, String)> = deployments
         .iter()
         .filter(|d| d.is_running())
         .filter_map(|d| d.revert_to.clone().map(|v| (d.app_id.clone(), v)))
         .collect();
+    for a in apps {
+        out.extend(
+            a.pending_launches
+                .iter()
+                .filter(|p| p.version != a.version)
+                .map(|p| (a.id().clone(), p.version.clone())),
+        );
+    }
     out.sort();
     out.dedup();
     out
@@ -189,7 +210,19 @@ pub fn plan(snap: &Snapshot) -> AppsPlan {
     let ctx = Tick {
         dependencies: dependency_states(&apps, &tasks_by_app, &snap.deployments),
         readiness: readiness::index(&snap.readiness),
+        refused: snap.refused.iter().collect(),
     };
+    let taken = snap
+        .tasks
+        .iter()
+        .map(|t| t.spec.id.clone())
+        .chain(
+            snap.apps
+                .iter()
+                .flat_map(|a| a.pending_launches.iter().map(|p| p.task_id.clone())),
+        )
+        .collect();
+    let mut ids = TaskIds::new(snap.id_seed, taken);
 
     for app in apps {
         let mut running: Vec<&Deployment> = snap
@@ -214,7 +247,16 @@ pub fn plan(snap: &Snapshot) -> AppsPlan {
         let tasks = tasks_by_app
             .get(app.id().as_str())
             .map_or(&[][..], Vec::as_slice);
-        plan_app(app, deployment, tasks, snap, &ctx, &mut cluster, &mut out);
+        plan_app(
+            app,
+            deployment,
+            tasks,
+            snap,
+            &ctx,
+            &mut cluster,
+            &mut ids,
+            &mut out,
+        );
     }
 
     if snap.config.kill_orphans {
@@ -236,6 +278,8 @@ struct Tick<'s> {
     dependencies: BTreeMap<AppId, DependencyState>,
     /// The snapshot's readiness results.
     readiness: readiness::Results<'s>,
+    /// Launches the master refused.
+    refused: BTreeSet<&'s TaskId>,
 }
 
 /// Each app as its dependents see it: instances, ready ones of its version, whether a
@@ -360,6 +404,7 @@ fn done(b: &Buckets<'_>, n: u32, mode: Mode) -> bool {
 }
 
 /// One app's part of the tick: one straight pass, in the order of the module map.
+#[allow(clippy::too_many_arguments)] // one pass over one app; the arguments are its inputs
 fn plan_app(
     original: &AppState,
     deployment: Option<&Deployment>,
@@ -367,10 +412,19 @@ fn plan_app(
     snap: &Snapshot,
     ctx: &Tick<'_>,
     cluster: &mut ClusterSnapshot,
+    ids: &mut TaskIds,
     out: &mut AppsPlan,
 ) {
     let now = snap.now;
     let mut app = original.clone();
+    // Launches decided before and not shown by the master yet count as starting
+    // instances (and are sent again), so none is decided twice.
+    let Outstanding {
+        placeholders,
+        resends,
+    } = pending::outstanding(&mut app, tasks, &ctx.refused, &snap.versions);
+    let with_pending: Vec<&Task> = tasks.iter().copied().chain(&placeholders).collect();
+    let tasks = with_pending.as_slice();
     let mut dep: Option<Deployment> = deployment.cloned();
     // Dependencies first (a waiting deployment has no deadline), then readiness, which
     // decides what counts as ready.
@@ -637,9 +691,16 @@ fn plan_app(
         cluster.apply(&request, &placed);
         let task = app.definition.to_task_definition().task;
         for p in &placed.placements {
+            let id = ids.next(&task.name);
+            app.pending_launches.push(PendingLaunch {
+                task_id: id.clone(),
+                node: p.node.clone(),
+                version: app.version.clone(),
+                decided_at: now,
+            });
             out.launches.push(LaunchRequest {
                 node: p.node.clone(),
-                id: None,
+                id: Some(id),
                 task: task.clone(),
             });
         }
@@ -663,6 +724,7 @@ fn plan_app(
                 matches!(
                     r,
                     Rejection::Cpus { .. }
+                        | Rejection::TaskLimit
                         | Rejection::Mem { .. }
                         | Rejection::Disk { .. }
                         | Rejection::Ports { .. }
@@ -733,6 +795,16 @@ fn plan_app(
             .cmp(&(b.reason != KillReason::Unhealthy, &b.task))
     });
     kills.dedup_by(|a, b| a.task == b.task);
+    // A pending launch chosen to go is forgotten (its kill is sent in case the master
+    // has it); the others are sent again.
+    let killed: BTreeSet<&TaskId> = kills.iter().map(|k| &k.task).collect();
+    app.pending_launches
+        .retain(|p| !killed.contains(&p.task_id));
+    out.launches.extend(
+        resends
+            .into_iter()
+            .filter(|r| r.id.as_ref().is_none_or(|id| !killed.contains(id))),
+    );
     out.kills.extend(kills);
     if app != *original {
         out.apps.push(app);

@@ -3,6 +3,7 @@
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use drover_api::app::{AppDefinition, AppId};
 use drover_api::deployment::Backoff;
+use drover_api::task::TaskId;
 use serde::{Deserialize, Serialize};
 
 /// One app as the server persists it: the definition in force and the engine's memory.
@@ -31,6 +32,9 @@ pub struct AppState {
     /// Deployments begun for this app so far (numbers deployment ids).
     #[serde(default)]
     pub deployments_begun: u64,
+    /// Launches decided (and persisted) whose task the master has not shown yet.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending_launches: Vec<PendingLaunch>,
     /// When the app was created.
     pub created_at: DateTime<Utc>,
     /// When the app last changed by request (not by the engine's own bookkeeping).
@@ -42,6 +46,24 @@ impl AppState {
     pub fn id(&self) -> &AppId {
         &self.definition.id
     }
+}
+
+/// One instance launch the engine decided, kept with the app until the master's tasks
+/// show its id. The server persists it before it sends the launch, so whatever dies
+/// before the answer is read (the master, the scheduler, the connection), the launch is
+/// sent again under the same task id, which the master answers with the task it already
+/// has; meanwhile the instance counts as starting and no second one is decided.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingLaunch {
+    /// The task id the engine chose.
+    pub task_id: TaskId,
+    /// The node it was placed on (a repeat must go to the same node).
+    pub node: String,
+    /// The app version it runs (its definition is the stored one of that version).
+    pub version: String,
+    /// When it was decided.
+    pub decided_at: DateTime<Utc>,
 }
 
 /// The text form of a version stamp.

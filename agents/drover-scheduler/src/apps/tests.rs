@@ -382,6 +382,7 @@ mod readiness_and_dependencies {
                 },
                 ports_allocated: 0,
                 used_ports: BTreeSet::new(),
+                task_slots: None,
             }],
         }
     }
@@ -805,5 +806,169 @@ mod readiness_and_dependencies {
         assert!(e.message.ends_with("dependency cycle: /g/x -> /a -> /g/x"));
         // A cycle elsewhere that does not pass through the change is not this change's.
         check_cycles(&dep("/d", &[]), [&a, &b, &dep("/c", &["/a"])]).unwrap();
+    }
+
+    #[test]
+    fn task_ids_are_marathon_shaped_valid_and_distinct() {
+        let mut ids = crate::apps::pending::TaskIds::new(u128::MAX - 3, BTreeSet::new());
+        let all: Vec<TaskId> = (0..1000).map(|_| ids.next("/shop/web")).collect();
+        for id in &all {
+            id.validate().unwrap();
+            let (name, hex) = id.as_str().split_once('.').unwrap();
+            assert_eq!(name, "shop_web");
+            assert_eq!(hex.len(), 32);
+            assert!(hex.chars().all(|c| c.is_ascii_hexdigit()));
+            assert_eq!(&hex[12..13], "4", "a version 4 UUID: {hex}");
+        }
+        let distinct: BTreeSet<&TaskId> = all.iter().collect();
+        assert_eq!(distinct.len(), all.len());
+        // The same seed gives the same ids: the plan is a function of the snapshot.
+        let mut again = crate::apps::pending::TaskIds::new(u128::MAX - 3, BTreeSet::new());
+        assert_eq!(again.next("/shop/web"), all[0]);
+        // An id already taken is skipped.
+        let mut skip =
+            crate::apps::pending::TaskIds::new(u128::MAX - 3, BTreeSet::from([all[0].clone()]));
+        assert_eq!(skip.next("/shop/web"), all[1]);
+    }
+
+    #[test]
+    fn a_launch_is_repeated_under_its_id_until_the_master_shows_it() {
+        let now = t0();
+        let c = begin(AppChange::Create(app_def("/web", 2)), None, &[], false, now).unwrap();
+        let snap = |app: &AppState, tasks: Vec<Task>, refused: Vec<TaskId>, seed: u128| Snapshot {
+            id_seed: seed,
+            refused,
+            ..snapshot(
+                now,
+                vec![app.clone()],
+                vec![c.deployment.clone()],
+                tasks,
+                vec![],
+            )
+        };
+        let ids = |p: &AppsPlan| -> Vec<TaskId> {
+            p.launches.iter().map(|l| l.id.clone().unwrap()).collect()
+        };
+
+        // Decided: two launches, each recorded with its id, node and version.
+        let p1 = plan(&snap(&c.app, vec![], vec![], 1));
+        let first = ids(&p1);
+        assert_eq!(first.len(), 2);
+        let app = p1.apps[0].clone();
+        let pending: Vec<TaskId> = app
+            .pending_launches
+            .iter()
+            .map(|p| p.task_id.clone())
+            .collect();
+        assert_eq!(pending, first);
+        assert!(
+            app.pending_launches
+                .iter()
+                .all(|p| p.version == c.app.version && p.node == "n1")
+        );
+        assert_eq!(
+            p1.launches[0].task,
+            c.app.definition.to_task_definition().task
+        );
+
+        // No answer, and the master's tasks do not show them: the same two again, and
+        // nothing new, whatever the seed.
+        let p2 = plan(&snap(&app, vec![], vec![], 2));
+        assert_eq!(ids(&p2), first);
+        assert_eq!(p2.launches, p1.launches);
+        assert!(p2.apps.is_empty(), "nothing to persist");
+        assert_eq!(p2.status[0].tasks.staged, 2);
+        assert!(p2.kills.is_empty());
+
+        // The master shows one: it is confirmed; the other is repeated.
+        let mut shown = task(&app, &app.version, 1, TaskState::Staging, now);
+        shown.spec.id = first[0].clone();
+        let p3 = plan(&snap(&app, vec![shown.clone()], vec![], 3));
+        assert_eq!(ids(&p3), vec![first[1].clone()]);
+        let app3 = p3.apps[0].clone();
+        assert_eq!(app3.pending_launches.len(), 1);
+
+        // The master refused the other: decided again, under a new id.
+        let p4 = plan(&snap(&app3, vec![shown], vec![first[1].clone()], 4));
+        let fresh = ids(&p4);
+        assert_eq!(fresh.len(), 1);
+        assert_ne!(fresh[0], first[1]);
+        assert_eq!(p4.apps[0].pending_launches[0].task_id, fresh[0]);
+    }
+
+    #[test]
+    fn a_pending_launch_of_an_earlier_version_is_repeated_with_that_definition() {
+        let now = t0();
+        let c = begin(AppChange::Create(app_def("/web", 1)), None, &[], false, now).unwrap();
+        let p1 = plan(&snapshot(
+            now,
+            vec![c.app.clone()],
+            vec![c.deployment.clone()],
+            vec![],
+            vec![],
+        ));
+        let app = p1.apps[0].clone();
+        let old_id = app.pending_launches[0].task_id.clone();
+        // Updated before the launch was confirmed.
+        let mut def = app.definition.clone();
+        def.cmd = Some("serve --v2".into());
+        let later = now + TimeDelta::seconds(1);
+        let u = begin(AppChange::Update(def), Some(&app), &[], true, later).unwrap();
+        assert_eq!(u.app.pending_launches, app.pending_launches);
+        let needed = crate::apps::versions_needed([&u.app], std::slice::from_ref(&u.deployment));
+        assert_eq!(needed, vec![(u.app.id().clone(), app.version.clone())]);
+
+        // The update replaces it: killed (in case the master has it) and forgotten; the
+        // new instance gets another id although the seed is the first plan's.
+        let p2 = plan(&Snapshot {
+            versions: vec![c.app.definition.clone()],
+            ..snapshot(
+                later,
+                vec![u.app.clone()],
+                vec![u.deployment.clone()],
+                vec![],
+                vec![],
+            )
+        });
+        assert_eq!(p2.kills.len(), 1);
+        assert_eq!(
+            (&p2.kills[0].task, p2.kills[0].reason),
+            (&old_id, KillReason::NotReadyOld)
+        );
+        assert_eq!(p2.launches.len(), 1);
+        assert_ne!(p2.launches[0].id.as_ref(), Some(&old_id));
+        assert_eq!(
+            p2.launches[0].task,
+            u.app.definition.to_task_definition().task
+        );
+        assert!(
+            p2.apps[0]
+                .pending_launches
+                .iter()
+                .all(|p| p.task_id != old_id)
+        );
+
+        // Without a deployment (count mode) it stays, and is repeated as it was decided.
+        let p3 = plan(&Snapshot {
+            versions: vec![c.app.definition.clone()],
+            ..snapshot(later, vec![u.app.clone()], vec![], vec![], vec![])
+        });
+        assert!(p3.kills.is_empty());
+        assert_eq!(p3.launches.len(), 1);
+        assert_eq!(p3.launches[0].id.as_ref(), Some(&old_id));
+        assert_eq!(
+            p3.launches[0].task,
+            c.app.definition.to_task_definition().task
+        );
+        // Its definition not given: still counted, not sent until it is.
+        let p4 = plan(&snapshot(
+            later,
+            vec![u.app.clone()],
+            vec![],
+            vec![],
+            vec![],
+        ));
+        assert!(p4.launches.is_empty() && p4.kills.is_empty(), "{p4:?}");
+        assert_eq!(p4.status[0].tasks.staged, 1);
     }
 }

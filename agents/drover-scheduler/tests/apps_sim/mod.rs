@@ -1,8 +1,11 @@
 //! An in-memory harness for the app engine: a store (what the server persists), a
-//! master (tasks that stage, start, turn healthy or not, fail, stop when killed) and a
+//! master (tasks that stage, start, turn healthy or not, fail, stop when killed; task
+//! ids are the caller's, and a repeated id is answered with the task it names) and a
 //! synthetic clock. Each [`Sim::tick`] advances the master one step, builds the
 //! snapshot, plans, persists the plan and applies its launches and kills, like the
-//! server shell will. No sockets, no sleeping. Reusable: `mod apps_sim;` in a test file.
+//! server shell does. [`Fault`]s crash the master or the scheduler at the steps of a
+//! launch where an answer is lost. No sockets, no sleeping. Reusable: `mod apps_sim;`
+//! in a test file.
 #![allow(dead_code, clippy::unwrap_used)] // shared by several test files; tests may unwrap
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -13,7 +16,9 @@ use drover_api::deployment::{Deployment, DeploymentId, DeploymentState};
 use drover_api::node::NodeState;
 use drover_api::task::{Task, TaskGoal, TaskId, TaskSpec, TaskState, labels};
 use drover_api::{ApiError, PortRange, Resources};
-use drover_scheduler::apps::{self, AppChange, AppState, AppsConfig, AppsPlan, Began, Snapshot};
+use drover_scheduler::apps::{
+    self, AppChange, AppState, AppsConfig, AppsPlan, Began, Kill, Snapshot,
+};
 use drover_scheduler::placement::{ClusterSnapshot, NodeSnapshot};
 
 /// The synthetic epoch of every simulation.
@@ -111,6 +116,26 @@ pub struct Sample {
     pub active_by_version: BTreeMap<String, usize>,
 }
 
+/// A crash at one step of the next plan that launches something.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// The master makes the launches durable and dies before answering. It is down for
+    /// `down` ticks (launches and kills sent meanwhile are lost); the scheduler's view
+    /// of it keeps showing what it read before the crash for `stale` more ticks after it
+    /// is back (a read not made yet), while the scheduler plans on.
+    MasterCrashAfterCommit {
+        /// Ticks the master is down.
+        down: u32,
+        /// Ticks the view stays old after the master is back.
+        stale: u32,
+    },
+    /// The scheduler persists the plan and dies before sending anything.
+    SchedulerCrashBeforeSend,
+    /// The scheduler sends the launches (the master makes them durable) and dies before
+    /// it reads the answers.
+    SchedulerCrashBeforeAnswer,
+}
+
 /// The simulator.
 pub struct Sim {
     /// Current time.
@@ -135,7 +160,26 @@ pub struct Sim {
     pub last_plan: AppsPlan,
     /// Samples of every app after every tick, by app id.
     pub samples: BTreeMap<String, Vec<Sample>>,
-    next_id: u64,
+    /// Every kill the scheduler decided.
+    pub kills: Vec<Kill>,
+    /// Nodes the master refuses launches on (as if full).
+    pub refuse_on: BTreeSet<String>,
+    /// The fault armed for the next plan that launches something.
+    pub fault: Option<Fault>,
+    /// The scheduler's view of the master's tasks while it is not current (`None`: the
+    /// snapshot reads the master as it is).
+    pub frozen_view: Option<Vec<Task>>,
+    /// Tasks the master answered with since the view froze (the server's `accepted`).
+    pub accepted: Vec<Task>,
+    /// Launch ids the master refused, for the next snapshot.
+    pub refused: Vec<TaskId>,
+    /// Whether the master is down, and for how many more ticks.
+    pub master_down: Option<u32>,
+    /// Ticks the view stays old once the master is back.
+    pub stale_for: u32,
+    /// A scheduler restarted while the master is down has no view at all: it plans
+    /// nothing until the master answers.
+    pub blind: bool,
 }
 
 impl Sim {
@@ -160,7 +204,15 @@ impl Sim {
             config: AppsConfig::default(),
             last_plan: AppsPlan::default(),
             samples: BTreeMap::new(),
-            next_id: 0,
+            kills: Vec::new(),
+            refuse_on: BTreeSet::new(),
+            fault: None,
+            frozen_view: None,
+            accepted: Vec::new(),
+            refused: Vec::new(),
+            master_down: None,
+            stale_for: 0,
+            blind: false,
         }
     }
 
@@ -221,8 +273,23 @@ impl Sim {
                 },
                 ports_allocated: ports,
                 used_ports: BTreeSet::new(),
+                task_slots: None,
             });
         }
+        let tasks = match &self.frozen_view {
+            None => self.tasks.clone(),
+            Some(view) => {
+                let mut tasks = view.clone();
+                let known: BTreeSet<&TaskId> = view.iter().map(|t| &t.spec.id).collect();
+                tasks.extend(
+                    self.accepted
+                        .iter()
+                        .filter(|t| !known.contains(&t.spec.id))
+                        .cloned(),
+                );
+                tasks
+            }
+        };
         Snapshot {
             now: self.now,
             apps: self.store.apps.values().cloned().collect(),
@@ -233,7 +300,7 @@ impl Sim {
                 .filter(|d| d.is_running())
                 .cloned()
                 .collect(),
-            tasks: self.tasks.clone(),
+            tasks,
             cluster: ClusterSnapshot {
                 revision: self.ticks,
                 nodes,
@@ -241,6 +308,9 @@ impl Sim {
             versions: self.store.versions.values().cloned().collect(),
             readiness: Vec::new(),
             config: self.config,
+            // Fixed per tick, so two runs of the same history choose the same ids.
+            id_seed: u128::from(self.ticks + 1) << 64,
+            refused: self.refused.clone(),
         }
     }
 
@@ -312,9 +382,14 @@ impl Sim {
     }
 
     /// Plans on the current snapshot and applies the plan like the server: persist,
-    /// then launch and kill.
+    /// then launch and kill, then keep the answers for the next snapshot. An armed
+    /// [`Fault`] strikes at the first plan that launches something.
     pub fn plan_and_apply(&mut self) -> AppsPlan {
+        if self.blind {
+            return AppsPlan::default();
+        }
         let plan = apps::plan(&self.snapshot());
+        self.refused.clear();
         for a in &plan.apps {
             self.store.apps.insert(a.id().clone(), a.clone());
             self.store
@@ -327,13 +402,35 @@ impl Sim {
         for id in &plan.removed {
             self.store.apps.remove(id);
         }
+        self.last_plan = plan.clone();
+        let fault = self.fault.take_if(|_| !plan.launches.is_empty());
+        if fault == Some(Fault::SchedulerCrashBeforeSend) {
+            self.restart_scheduler();
+            return plan;
+        }
+        let view_before = self.tasks.clone();
+        let mut answers = Vec::new();
         for l in &plan.launches {
-            self.next_id += 1;
-            let name = l.task.name.trim_start_matches('/').replace('/', ".");
-            let id = TaskId(format!("{name}.{:05}", self.next_id));
-            self.tasks.push(Task {
+            if self.master_down.is_some() {
+                continue;
+            }
+            let id = l.id.clone().expect("the engine chooses every task id");
+            if let Some(t) = self.tasks.iter().find(|t| t.spec.id == id) {
+                assert_eq!(
+                    (&t.spec.node, &t.spec.definition),
+                    (&l.node, &l.task),
+                    "a repeat of {id} must be the same launch"
+                );
+                answers.push(Ok(t.clone()));
+                continue;
+            }
+            if self.refuse_on.contains(&l.node) {
+                answers.push(Err(id));
+                continue;
+            }
+            let task = Task {
                 spec: TaskSpec {
-                    id,
+                    id: id.clone(),
                     node: l.node.clone(),
                     definition: l.task.clone(),
                     host_ports: Vec::new(),
@@ -348,26 +445,87 @@ impl Sim {
                 started_at: None,
                 finished_at: None,
                 updated_at: self.now,
-            });
+            };
+            self.tasks.push(task.clone());
+            answers.push(Ok(task));
         }
-        for k in &plan.kills {
-            if let Some(t) = self
-                .tasks
-                .iter_mut()
-                .find(|t| t.spec.id == k.task && t.state.is_active())
-            {
-                t.goal = TaskGoal::Kill;
-                t.updated_at = self.now;
+        self.kills.extend(plan.kills.iter().cloned());
+        if self.master_down.is_none() {
+            for k in &plan.kills {
+                if let Some(t) = self
+                    .tasks
+                    .iter_mut()
+                    .find(|t| t.spec.id == k.task && t.state.is_active())
+                {
+                    t.goal = TaskGoal::Kill;
+                    t.updated_at = self.now;
+                }
             }
         }
-        self.last_plan = plan.clone();
+        match fault {
+            Some(Fault::MasterCrashAfterCommit { down, stale }) => {
+                // Durable, not answered; the scheduler's last read predates the launches.
+                self.master_down = Some(down);
+                self.stale_for = stale;
+                self.frozen_view = Some(view_before);
+                self.accepted.clear();
+            }
+            Some(Fault::SchedulerCrashBeforeAnswer) => self.restart_scheduler(),
+            _ => {
+                for a in answers {
+                    match a {
+                        Ok(t) => self.accepted.push(t),
+                        Err(id) => self.refused.push(id),
+                    }
+                }
+            }
+        }
         plan
+    }
+
+    /// The scheduler is killed and started again: its store is read back, and what it
+    /// kept in memory (answers, refusals, its view of the master) is gone.
+    pub fn restart_scheduler(&mut self) {
+        self.store = self.store.round_trip();
+        self.accepted.clear();
+        self.refused.clear();
+        self.frozen_view = None;
+        self.blind = self.master_down.is_some();
+    }
+
+    /// The master's downtime and the scheduler's view of it move one tick on.
+    fn update_view(&mut self) {
+        if let Some(left) = self.master_down {
+            if left == 0 {
+                self.master_down = None;
+                self.blind = false;
+            } else {
+                self.master_down = Some(left - 1);
+            }
+        }
+        if self.master_down.is_none() && self.frozen_view.is_some() {
+            if self.stale_for == 0 {
+                self.frozen_view = None;
+                self.accepted.clear();
+            } else {
+                self.stale_for -= 1;
+            }
+        }
+    }
+
+    /// How many tasks the master ever created for `app` (it forgets none).
+    pub fn created_for(&self, app: &str) -> usize {
+        self.tasks
+            .iter()
+            .filter(|t| label(t, labels::APP_ID) == app)
+            .count()
     }
 
     /// One tick: advance the master, then plan and apply; records a sample per app.
     pub fn tick(&mut self) -> AppsPlan {
         self.advance();
         self.ticks += 1;
+        self.update_view();
         let plan = self.plan_and_apply();
         let ids: Vec<String> = self.store.apps.keys().map(|a| a.to_string()).collect();
         for id in ids {

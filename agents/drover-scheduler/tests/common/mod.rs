@@ -30,6 +30,7 @@ pub async fn start_scheduler(data_dir: &Path) -> TestScheduler {
         job_retry_delay: Duration::from_secs(1),
         job_history: 100,
         min_job_period: Duration::from_secs(1),
+        connections: Default::default(),
     };
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(drover_scheduler::run(listener, config, async move {
