@@ -50,7 +50,7 @@ impl Setup {
                 "--token-file".into(),
                 token_file.display().to_string(),
             ],
-            &[],
+            &[("DROVER_MASTER_INIT".into(), "true".into())],
             &dir.path().join("master.log"),
         );
         let client = MasterClient::new(&master.url, Some(TOKEN.into())).unwrap();
