@@ -179,6 +179,12 @@ impl DockerDaemon {
         for d in ["bin", "tmp", "etc", "proc", "sys", "dev"] {
             std::fs::create_dir_all(root.join(d)).unwrap();
         }
+        // Containers run as the agent's task user: /tmp is everyone's, as in real images.
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(root.join("tmp"), std::fs::Permissions::from_mode(0o1777))
+                .unwrap();
+        }
         std::fs::copy(busybox, root.join("bin/busybox")).unwrap();
         let list = run(Command::new(busybox).arg("--list"));
         for applet in String::from_utf8_lossy(&list.stdout).lines() {

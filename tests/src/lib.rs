@@ -305,6 +305,12 @@ impl Cluster {
             .prefix("drover-test-")
             .tempdir()
             .unwrap();
+        // Tasks of a root agent run as its task user: they must reach their sandboxes
+        // and the files tests leave for them here (mode 0711: through, not list).
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+        }
         let mut master_args = vec![
             "--listen".to_string(),
             "127.0.0.1:0".to_string(),
@@ -329,7 +335,14 @@ impl Cluster {
             master_args = wrapped;
             program = PathBuf::from("/bin/sh");
         }
-        let master = Server::start(&program, &master_args, &[], &dir.path().join("master.log"));
+        // A new cluster in a new data dir (the variable, unlike the flag, is harmless to
+        // a master that predates it, and a restart with it keeps the store's id).
+        let master = Server::start(
+            &program,
+            &master_args,
+            &[("DROVER_MASTER_INIT".to_string(), "true".to_string())],
+            &dir.path().join("master.log"),
+        );
         let client = MasterClient::new(&master.url, None).unwrap();
         let mut cluster = Cluster {
             master,

@@ -290,7 +290,7 @@ async fn wide_binds_need_a_token_and_requests_need_it_too() {
     let master = Server::start(
         &bin_path("drover-master"),
         &args,
-        &[],
+        &[("DROVER_MASTER_INIT".into(), "true".into())],
         &dir.path().join("m.log"),
     );
     let port = master.url.rsplit(':').next().unwrap();
@@ -476,4 +476,80 @@ async fn requests_over_the_limits_are_refused() {
     )
     .await;
     assert_eq!(body, (200, String::new()));
+}
+
+/// An agent's task limit: the node says it, the master refuses a launch past it with a
+/// message naming the flag, and the scheduler places no more than fit, saying why.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_refuses_tasks_past_its_agents_limit() {
+    let mut cluster = Cluster::start(ClusterOptions {
+        agents: 1,
+        agent_args: vec!["--max-tasks".into(), "3".into()],
+        ..Default::default()
+    })
+    .await;
+    let node = cluster.client.node("agent-0").await.unwrap();
+    assert_eq!(node.max_tasks, Some(3));
+    cluster.start_scheduler(&[]);
+    let sched = cluster.scheduler_client();
+    sched
+        .create_app(
+            &serde_json::json!({"id": "/capped", "cmd": "sleep 600", "instances": 5,
+                                "cpus": 0.01, "mem": 8, "taskKillGracePeriodSeconds": 1}),
+            false,
+        )
+        .await
+        .unwrap();
+    let long = std::time::Duration::from_secs(60);
+    let why = drover_cluster_tests::wait_for(
+        "3 instances running and the app's status saying why not 5",
+        long,
+        || async {
+            let active = cluster
+                .client
+                .tasks(&TaskFilter {
+                    active: Some(true),
+                    ..Default::default()
+                })
+                .await
+                .ok()?;
+            let status = sched.app("/capped").await.ok()?.status?;
+            let message = status.unplaceable?.message;
+            (active.len() == 3 && message.contains("--max-tasks")).then_some(message)
+        },
+    )
+    .await;
+    assert!(why.contains("most tasks at once"), "{why}");
+
+    let (status, bytes) = post_raw(
+        &format!("{}/v1/tasks", cluster.master.url),
+        valid_launch("agent-0").into_bytes(),
+    )
+    .await;
+    let err: ApiError = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(
+        err.code,
+        ErrorCode::InsufficientResources,
+        "{status} {err:?}"
+    );
+    assert!(err.message.contains("--max-tasks"), "{err:?}");
+    assert_eq!(
+        cluster.client.node("agent-0").await.unwrap().active_tasks,
+        3,
+        "nothing past the limit"
+    );
+
+    let _ = sched.delete_app("/capped", true).await;
+    drover_cluster_tests::wait_for("the app's tasks gone", long, || async {
+        let active = cluster
+            .client
+            .tasks(&TaskFilter {
+                active: Some(true),
+                ..Default::default()
+            })
+            .await
+            .ok()?;
+        active.is_empty().then_some(())
+    })
+    .await;
 }

@@ -295,7 +295,8 @@ async fn dist_binaries_run_in_an_empty_chroot() {
             "--data-dir".into(),
             "/data".into(),
         ],
-        &[],
+        // A first start on an empty data dir: a new cluster.
+        &[("DROVER_MASTER_INIT".into(), "true".into())],
         &logs.path().join("master.log"),
     );
     let agent_jail = Jail::new(&dist.join("drover-agent"), true);
@@ -581,7 +582,8 @@ async fn installed_config_files_run_the_daemons() {
     let mut master = Server::start(
         &bin_path("drover-master"),
         &["--config".into(), master_config],
-        &[],
+        // A first start on an empty data dir: a new cluster (never in the config file).
+        &[("DROVER_MASTER_INIT".into(), "true".into())],
         &dir.path().join("master.log"),
     );
 
@@ -694,7 +696,7 @@ async fn installed_config_files_run_the_daemons() {
             "--data-dir".into(),
             other.display().to_string(),
         ],
-        &[],
+        &[("DROVER_MASTER_INIT".into(), "true".into())],
         &dir.path().join("master-again.log"),
     );
     assert!(again.url.starts_with("http://127.0.0.1:"), "{}", again.url);

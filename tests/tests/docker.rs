@@ -517,13 +517,13 @@ fn command_health_checks_run_inside_the_container() {
         };
         let mut inside = container_task(
             "inside",
-            "touch /only-in-the-container && exec sleep 1000",
+            "touch /tmp/only-in-the-container && exec sleep 1000",
             32.0,
             1.0,
         );
-        inside.health_checks = vec![check("test -f /only-in-the-container")];
+        inside.health_checks = vec![check("test -f /tmp/only-in-the-container")];
         assert!(
-            !std::path::Path::new("/only-in-the-container").exists(),
+            !std::path::Path::new("/tmp/only-in-the-container").exists(),
             "the host must not have the file"
         );
         let mut failing = container_task("failing", "exec sleep 1000", 32.0, 1.0);
@@ -563,7 +563,7 @@ fn docker_parameters_are_applied_or_fail_the_task_by_name() {
             &c,
             with(
                 "applied",
-                "echo host=$(hostname) mode=$MODE",
+                "echo host=$(hostname) mode=$MODE uid=$(id -u)",
                 json!([{"key": "hostname", "value": "a.corp.org"},
                        {"key": "env", "value": "MODE=fast"}]),
             ),
@@ -578,18 +578,39 @@ fn docker_parameters_are_applied_or_fail_the_task_by_name() {
             ),
         )
         .await;
+        // A user parameter cannot make the container root where the task's user could not.
+        let as_root = launch(
+            &c,
+            with(
+                "as-root",
+                "id -u",
+                json!([{"key": "user", "value": "root"}]),
+            ),
+        )
+        .await;
         wait_task(&c, &applied, "the applied task finishes", |t| {
             t.state == TaskState::Finished
         })
         .await;
         let out = sandbox_file(&c, &applied, "stdout");
-        assert_eq!(out.trim(), "host=a.corp.org mode=fast");
+        let uid = out
+            .trim()
+            .strip_prefix("host=a.corp.org mode=fast uid=")
+            .unwrap_or_else(|| panic!("{out:?}"));
+        // The container runs as the agent's task user, not as the image's root.
+        assert_ne!(uid, "0", "{out:?}");
         let t = wait_task(&c, &refused, "the refused task fails", |t| {
             t.state == TaskState::Failed
         })
         .await;
         let why = t.message.unwrap_or_default();
         assert!(why.contains("--lxc-conf is not applied"), "{why}");
+        let t = wait_task(&c, &as_root, "the root container is refused", |t| {
+            t.state == TaskState::Failed
+        })
+        .await;
+        let why = t.message.unwrap_or_default();
+        assert!(why.contains("--allow-root-tasks"), "{why}");
     });
 }
 

@@ -83,12 +83,18 @@ async fn logs(
         .sandbox(&id)
         .ok_or_else(|| HttpError(ApiError::not_found("task", id.as_str())))?;
     let path = sandbox.log_path(q.stream);
-    let mut file = tokio::fs::File::open(&path).await.map_err(|e| {
-        HttpError(ApiError::new(
-            ErrorCode::Internal,
-            format!("cannot open {}: {e}", path.display()),
-        ))
-    })?;
+    // Never through a link: the sandbox is shared with the task's user.
+    let mut file = tokio::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(&path)
+        .await
+        .map_err(|e| {
+            HttpError(ApiError::new(
+                ErrorCode::Internal,
+                format!("cannot open {}: {e}", path.display()),
+            ))
+        })?;
     let len = file.metadata().await.map(|m| m.len()).unwrap_or(0);
     let pos = start_offset(q.offset, len);
     file.seek(SeekFrom::Start(pos)).await.map_err(|e| {

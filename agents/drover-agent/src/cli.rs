@@ -15,6 +15,7 @@ use drover_service::install::Service;
 
 use crate::host::Reservation;
 use crate::install::AgentService;
+use crate::task_user::{self, TaskUserFlags, TaskUsers};
 
 /// `drover-agent`: runs tasks on this host for a Drover master.
 #[derive(Debug, Parser)]
@@ -97,6 +98,26 @@ pub struct RunArgs {
     /// tasks. An empty value turns Docker off.
     #[arg(long, env = "DROVER_AGENT_DOCKER_SOCKET", default_value = crate::docker::DEFAULT_SOCKET, value_parser = parse_socket_path)]
     pub docker_socket: PathBuf,
+    /// The Unix user tasks run as [default: drover-task if the host has it, else nobody;
+    /// an agent that is not root runs tasks as itself and accepts only its own user].
+    #[arg(long, env = "DROVER_AGENT_TASK_USER")]
+    pub task_user: Option<String>,
+    /// Other users a task may name in its `user` (comma-separated; root needs
+    /// --allow-root-tasks instead) [default: none].
+    #[arg(long, env = "DROVER_AGENT_ALLOWED_TASK_USERS", value_delimiter = ',')]
+    pub allowed_task_users: Vec<String>,
+    /// Let tasks run as root (uid 0) when they ask for it.
+    #[arg(long, env = "DROVER_AGENT_ALLOW_ROOT_TASKS")]
+    pub allow_root_tasks: bool,
+    /// Accept the cluster of the master this agent next registers with, instead of
+    /// refusing a master whose cluster id differs from the one remembered in the work
+    /// dir (`cluster-id`). For moving a node to a new cluster, once: remove it afterwards.
+    #[arg(long, env = "DROVER_AGENT_JOIN_NEW_CLUSTER")]
+    pub join_new_cluster: bool,
+    /// Most tasks the node runs at once; the master refuses launches past it [default:
+    /// what the process limit allows, one task per 16 processes, at most 2000].
+    #[arg(long, env = "DROVER_AGENT_MAX_TASKS", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_tasks: Option<u32>,
     /// Most connections the agent's API serves at once; past it, the connection slowest
     /// to send its headers (or idle longest) is closed for a new one [default: three
     /// quarters of the open-file limit].
@@ -148,6 +169,9 @@ pub enum CliError {
         /// What is wrong.
         message: String,
     },
+    /// The task-user flags do not fit this host or the agent's own user.
+    #[error(transparent)]
+    TaskUser(#[from] task_user::TaskUserError),
 }
 
 /// The agent's settings, resolved from the flags and the bound address.
@@ -175,18 +199,86 @@ pub struct AgentOptions {
     pub shim_exe: PathBuf,
     /// The Docker Engine's socket, unless Docker is turned off.
     pub docker_socket: Option<PathBuf>,
+    /// Who tasks run as, and who they may ask to run as.
+    pub task_users: TaskUsers,
     /// How the API treats its connections.
     pub connections: ConnectionLimits,
+    /// Most tasks the node runs at once.
+    pub max_tasks: u32,
+    /// Accept the next master's cluster even if it differs from the remembered one.
+    pub join_new_cluster: bool,
 }
 
 impl RunArgs {
-    /// Resolves defaults that depend on the host and the bound address.
+    /// The task-user flags as given.
+    pub fn task_user_flags(&self) -> TaskUserFlags {
+        TaskUserFlags {
+            task_user: self.task_user.clone(),
+            allowed: self.allowed_task_users.clone(),
+            allow_root: self.allow_root_tasks,
+        }
+    }
+
+    /// Resolves defaults that depend on the host and the bound address, and the task
+    /// users (from the host's user database, as the agent's own user sees it).
     pub fn resolve(
         &self,
         bound: SocketAddr,
         token: Option<String>,
         shim_exe: PathBuf,
     ) -> Result<AgentOptions, CliError> {
+        self.check()?;
+        let task_users = task_user::check_flags(
+            &self.task_user_flags(),
+            &task_user::current(),
+            task_user::lookup,
+        )?;
+        let advertise = match &self.advertise {
+            Some(a) => a.trim_end_matches('/').to_string(),
+            None => default_advertise(bound, &crate::host::hostname()),
+        };
+        let name = self
+            .name
+            .clone()
+            .filter(|n| !n.trim().is_empty())
+            .unwrap_or_else(crate::host::hostname);
+        Ok(AgentOptions {
+            master: self.master.clone(),
+            advertise,
+            work_dir: self.work_dir.clone().unwrap_or_else(|| {
+                default_work_dir(
+                    std::env::var_os("XDG_DATA_HOME").map(PathBuf::from),
+                    std::env::var_os("HOME").map(PathBuf::from),
+                )
+            }),
+            name,
+            attributes: self.attributes.clone().unwrap_or_default().0,
+            ports: self.ports,
+            reserved: Reservation {
+                cpus: self.reserved_cpus,
+                mem: self.reserved_mem,
+                disk: self.reserved_disk,
+            },
+            token,
+            resource_interval: Duration::from_secs_f64(self.resource_interval),
+            shim_exe,
+            docker_socket: Some(self.docker_socket.clone()).filter(|p| !p.as_os_str().is_empty()),
+            task_users,
+            connections: ConnectionLimits::new(
+                self.max_connections,
+                self.header_timeout,
+                self.idle_timeout,
+            ),
+            max_tasks: self
+                .max_tasks
+                .unwrap_or_else(|| crate::host::default_max_tasks(crate::host::process_limit())),
+            join_new_cluster: self.join_new_cluster,
+        })
+    }
+
+    /// The checks that need nothing from the host (`install` makes them too; the task
+    /// users are looked up only where the agent runs).
+    pub fn check(&self) -> Result<(), CliError> {
         let invalid = |flag, message: String| CliError::Invalid { flag, message };
         if !(self.master.starts_with("http://") || self.master.starts_with("https://")) {
             return Err(invalid(
@@ -218,45 +310,25 @@ impl RunArgs {
                 ),
             ));
         }
-        let advertise = match &self.advertise {
-            Some(a) if !(a.starts_with("http://") || a.starts_with("https://")) => {
-                return Err(invalid("advertise", format!("{a:?} is not an http(s) URL")));
-            }
-            Some(a) => a.trim_end_matches('/').to_string(),
-            None => default_advertise(bound, &crate::host::hostname()),
-        };
-        let name = self
-            .name
-            .clone()
-            .filter(|n| !n.trim().is_empty())
-            .unwrap_or_else(crate::host::hostname);
-        Ok(AgentOptions {
-            master: self.master.clone(),
-            advertise,
-            work_dir: self.work_dir.clone().unwrap_or_else(|| {
-                default_work_dir(
-                    std::env::var_os("XDG_DATA_HOME").map(PathBuf::from),
-                    std::env::var_os("HOME").map(PathBuf::from),
-                )
-            }),
-            name,
-            attributes: self.attributes.clone().unwrap_or_default().0,
-            ports: self.ports,
-            reserved: Reservation {
-                cpus: self.reserved_cpus,
-                mem: self.reserved_mem,
-                disk: self.reserved_disk,
-            },
-            token,
-            resource_interval: Duration::from_secs_f64(self.resource_interval),
-            shim_exe,
-            docker_socket: Some(self.docker_socket.clone()).filter(|p| !p.as_os_str().is_empty()),
-            connections: ConnectionLimits::new(
-                self.max_connections,
-                self.header_timeout,
-                self.idle_timeout,
-            ),
-        })
+        if let Some(a) = &self.advertise
+            && !(a.starts_with("http://") || a.starts_with("https://"))
+        {
+            return Err(invalid("advertise", format!("{a:?} is not an http(s) URL")));
+        }
+        if self
+            .task_user
+            .as_deref()
+            .is_some_and(|u| u.trim().is_empty())
+        {
+            return Err(invalid("task-user", "must not be empty".to_string()));
+        }
+        if self.allowed_task_users.iter().any(|u| u.trim().is_empty()) {
+            return Err(invalid(
+                "allowed-task-users",
+                "has an empty user name".to_string(),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -357,6 +429,32 @@ mod tests {
         assert_eq!(o.advertise, "http://127.0.0.1:5051");
         assert_eq!(o.resource_interval, Duration::from_secs(5));
         assert!(o.docker_socket.is_some());
+    }
+
+    #[test]
+    fn task_user_flags_from_the_command_line_and_the_environment() {
+        let cli = Cli::try_parse_from([
+            "drover-agent",
+            "--task-user",
+            "app",
+            "--allowed-task-users",
+            "a,b",
+            "--allow-root-tasks",
+        ])
+        .unwrap();
+        assert_eq!(
+            cli.run.task_user_flags(),
+            TaskUserFlags {
+                task_user: Some("app".into()),
+                allowed: vec!["a".into(), "b".into()],
+                allow_root: true,
+            }
+        );
+        let cli = Cli::try_parse_from(["drover-agent"]).unwrap();
+        assert_eq!(cli.run.task_user_flags(), TaskUserFlags::default());
+        let cli = Cli::try_parse_from(["drover-agent", "--task-user", " "]).unwrap();
+        let err = cli.run.check().unwrap_err();
+        assert!(err.to_string().contains("--task-user"), "{err}");
     }
 
     #[test]

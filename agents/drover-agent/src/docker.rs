@@ -389,9 +389,12 @@ impl Engine {
         let mut files = Vec::new();
         for stream in [LogStream::Stdout, LogStream::Stderr] {
             let path = sb.log_path(stream);
+            use std::os::unix::fs::OpenOptionsExt;
+            // Never through a link: the sandbox is shared with the container's user.
             let f = std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
+                .custom_flags(nix::libc::O_NOFOLLOW)
                 .open(&path)
                 .map_err(io_err(&path))?;
             // Drop whatever was written after the cursor was last saved: it comes again.

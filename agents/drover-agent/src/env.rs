@@ -1,5 +1,6 @@
-//! What a task is started with: its argv, its environment, and the user it runs as.
-//! Pure functions over the spec; the runner supplies the host facts.
+//! What a task is started with: its argv and its environment (who it runs as is
+//! [`crate::task_user`]'s decision). Pure functions over the spec; the runner supplies
+//! the host facts.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -111,30 +112,21 @@ pub fn host_of(url: &str) -> String {
     authority.split(':').next().unwrap_or(authority).to_string()
 }
 
-/// Decides the uid/gid a task runs as. `None` means "as the agent". A root agent runs a
-/// named user's task as that user (`lookup` resolves it); any other agent can only run
-/// tasks of its own user, and refuses the rest with the reason.
-pub fn decide_user(
-    requested: Option<&str>,
-    agent_uid: u32,
-    agent_user: Option<&str>,
-    lookup: impl Fn(&str) -> Option<(u32, u32)>,
-) -> Result<Option<(u32, u32)>, String> {
-    let Some(user) = requested.filter(|u| !u.is_empty()) else {
-        return Ok(None);
-    };
-    if agent_uid == 0 {
-        return lookup(user)
-            .map(Some)
-            .ok_or_else(|| format!("cannot run as user {user:?}: no such user on this host"));
-    }
-    if agent_user == Some(user) {
-        return Ok(None);
-    }
-    Err(format!(
-        "cannot run as user {user:?}: the agent runs as {} and is not root",
-        agent_user.map_or_else(|| format!("uid {agent_uid}"), |u| format!("{u:?}"))
-    ))
+/// `base` plus the variables naming the user a task runs as: `USER`, `LOGNAME` and
+/// `HOME` (the user's home when it exists, else the sandbox: `nobody`'s is
+/// `/nonexistent`). The task's own `env` may still override them.
+pub fn with_user(
+    base: &BTreeMap<String, String>,
+    user: &str,
+    home: Option<&Path>,
+    sandbox: &Path,
+) -> BTreeMap<String, String> {
+    let mut env = base.clone();
+    env.insert("USER".to_string(), user.to_string());
+    env.insert("LOGNAME".to_string(), user.to_string());
+    let home = home.unwrap_or(sandbox).to_string_lossy().into_owned();
+    env.insert("HOME".to_string(), home);
+    env
 }
 
 #[cfg(test)]
@@ -219,23 +211,24 @@ mod tests {
     }
 
     #[test]
-    fn user_decisions() {
-        let lookup = |u: &str| (u == "nobody").then_some((65534, 65534));
-        assert_eq!(decide_user(None, 1000, Some("me"), lookup), Ok(None));
-        assert_eq!(
-            decide_user(Some("nobody"), 0, Some("root"), lookup),
-            Ok(Some((65534, 65534)))
-        );
-        assert!(
-            decide_user(Some("ghost"), 0, Some("root"), lookup)
-                .unwrap_err()
-                .contains("no such user")
-        );
-        assert_eq!(decide_user(Some("me"), 1000, Some("me"), lookup), Ok(None));
-        assert!(
-            decide_user(Some("nobody"), 1000, Some("me"), lookup)
-                .unwrap_err()
-                .contains("not root")
-        );
+    fn user_variables_come_first_and_the_task_may_override_them() {
+        let base = base_env(None, None);
+        let sb = Path::new("/w/tasks/web.1");
+        let env = with_user(&base, "drover-task", None, sb);
+        assert_eq!(env["USER"], "drover-task");
+        assert_eq!(env["LOGNAME"], "drover-task");
+        assert_eq!(env["HOME"], "/w/tasks/web.1");
+        let env = with_user(&base, "app", Some(Path::new("/home/app")), sb);
+        assert_eq!(env["HOME"], "/home/app");
+        let mut s = spec();
+        s.definition.env.insert("HOME".into(), "/data".into());
+        assert_eq!(task_env(&s, &env, "h", sb)["HOME"], "/data");
+    }
+
+    #[test]
+    fn nothing_of_the_agents_environment_but_path_and_lang_reaches_tasks() {
+        // What the agent's own environment may hold (its token above all) is not read.
+        let env = base_env(Some("/bin".into()), Some("C".into()));
+        assert_eq!(env.keys().collect::<Vec<_>>(), ["LANG", "PATH"]);
     }
 }

@@ -106,8 +106,8 @@ pub struct ProbeTarget {
     pub env: BTreeMap<String, String>,
     /// The task's sandbox, the working directory of COMMAND checks.
     pub sandbox: PathBuf,
-    /// The task's uid/gid, so COMMAND checks run as the task does.
-    pub user: Option<(u32, u32)>,
+    /// The task's uid, gid and groups, so COMMAND checks run as the task does.
+    pub user: Option<crate::task_user::Identity>,
     /// For a container task, its engine and container: COMMAND checks run inside it.
     pub container: Option<(Engine, String)>,
 }
@@ -193,8 +193,8 @@ async fn run_command(command: &str, target: &ProbeTarget, timeout: Duration) -> 
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .kill_on_drop(true);
-    if let Some((uid, gid)) = target.user {
-        cmd.gid(gid).uid(uid);
+    if let Some(who) = &target.user {
+        crate::task_user::drop_privileges_tokio(&mut cmd, who);
     }
     let mut child = cmd
         .spawn()

@@ -55,6 +55,86 @@ pub fn offered(host: &HostInfo, reserved: &Resources) -> Resources {
     .minus(*reserved)
 }
 
+/// Processes a task is counted for when the task limit comes from the process limit:
+/// its shim, the task and what it starts.
+const PROCESSES_PER_TASK: u64 = 16;
+/// The default task limit never exceeds this, however high the process limit.
+pub const DEFAULT_MAX_TASKS_CEILING: u32 = 2000;
+
+/// The task limit when the operator sets none: one task per [`PROCESSES_PER_TASK`] of
+/// the process limit, at least 1 and at most [`DEFAULT_MAX_TASKS_CEILING`], so a node
+/// refuses tasks before it can no longer fork (or the agent spawn a thread).
+pub fn default_max_tasks(process_limit: Option<u64>) -> u32 {
+    process_limit.map_or(DEFAULT_MAX_TASKS_CEILING, |p| {
+        let by_processes = (p / PROCESSES_PER_TASK).clamp(1, u64::from(DEFAULT_MAX_TASKS_CEILING));
+        u32::try_from(by_processes).unwrap_or(DEFAULT_MAX_TASKS_CEILING)
+    })
+}
+
+/// The fewest processes the agent and its tasks may have: the kernel's thread and pid
+/// limits, `pids.max` of the agent's cgroup and every cgroup above it, and (unless the
+/// agent is root, whom it does not bind) `RLIMIT_NPROC`. `None` when none can be read.
+pub fn process_limit() -> Option<u64> {
+    let read = |p: &str| std::fs::read_to_string(p).ok();
+    let mut limits: Vec<u64> = ["/proc/sys/kernel/threads-max", "/proc/sys/kernel/pid_max"]
+        .into_iter()
+        .filter_map(|p| read(p)?.trim().parse().ok())
+        .collect();
+    if let Some(path) = read("/proc/self/cgroup")
+        .as_deref()
+        .and_then(cgroup_v2_path)
+    {
+        let root = Path::new("/sys/fs/cgroup");
+        let mut dir = root.join(path.trim_start_matches('/'));
+        while dir.starts_with(root) {
+            if let Some(max) = read(&dir.join("pids.max").to_string_lossy())
+                .as_deref()
+                .and_then(parse_pids_max)
+            {
+                limits.push(max);
+            }
+            if !dir.pop() {
+                break;
+            }
+        }
+    }
+    let status = read("/proc/self/status").unwrap_or_default();
+    if effective_uid(&status) != Some(0) {
+        limits.extend(
+            read("/proc/self/limits")
+                .as_deref()
+                .and_then(parse_max_processes),
+        );
+    }
+    limits.into_iter().min()
+}
+
+/// The unified (v2) hierarchy's path in `/proc/self/cgroup` (`0::/path`).
+fn cgroup_v2_path(text: &str) -> Option<&str> {
+    text.lines().find_map(|l| l.strip_prefix("0::"))
+}
+
+/// A cgroup's `pids.max`: a number, or `max` for none.
+fn parse_pids_max(text: &str) -> Option<u64> {
+    text.trim().parse().ok()
+}
+
+/// The soft "Max processes" of `/proc/self/limits` (`unlimited`: none).
+fn parse_max_processes(text: &str) -> Option<u64> {
+    let line = text.lines().find(|l| l.starts_with("Max processes"))?;
+    line.trim_start_matches("Max processes")
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// The effective uid of `/proc/self/status` (`Uid:\treal\teffective\t...`).
+fn effective_uid(status: &str) -> Option<u32> {
+    let line = status.lines().find(|l| l.starts_with("Uid:"))?;
+    line.split_whitespace().nth(2)?.parse().ok()
+}
+
 /// Reads host facts; keep one and call [`HostProbe::refresh`] periodically.
 #[derive(Debug)]
 pub struct HostProbe {
@@ -129,6 +209,39 @@ pub fn disk_space(path: &Path) -> Option<(f64, f64)> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn the_default_task_limit_follows_the_process_limit_within_bounds() {
+        assert_eq!(default_max_tasks(None), DEFAULT_MAX_TASKS_CEILING);
+        assert_eq!(default_max_tasks(Some(4915)), 307);
+        assert_eq!(default_max_tasks(Some(4)), 1);
+        assert_eq!(
+            default_max_tasks(Some(4_194_304)),
+            DEFAULT_MAX_TASKS_CEILING
+        );
+    }
+
+    #[test]
+    fn process_limits_are_read_from_proc_and_cgroup_files() {
+        assert_eq!(
+            cgroup_v2_path("1:cpu:/\n0::/system.slice/drover-agent.service\n"),
+            Some("/system.slice/drover-agent.service")
+        );
+        assert_eq!(cgroup_v2_path("1:cpu:/\n"), None);
+        assert_eq!(parse_pids_max("max\n"), None);
+        assert_eq!(parse_pids_max("4915\n"), Some(4915));
+        let limits = "Limit                     Soft Limit           Hard Limit           Units\nMax processes             63346                63346                processes\n";
+        assert_eq!(parse_max_processes(limits), Some(63346));
+        assert_eq!(
+            parse_max_processes(
+                "Max processes             unlimited            unlimited            processes\n"
+            ),
+            None
+        );
+        assert_eq!(effective_uid("Name:\tx\nUid:\t1000\t0\t0\t0\n"), Some(0));
+        assert_eq!(effective_uid("Uid:\t1000\t1000\t1000\t1000\n"), Some(1000));
+    }
+
     use super::*;
 
     fn host(cpus: u32, mem: f64, disk: f64) -> HostInfo {

@@ -62,12 +62,22 @@ impl DaemonFlags for RunArgs {
             message,
         };
         refuse_token(self.token.as_deref())?;
-        let addr = listen_addr("agent", &self.listen, self.token_file.as_deref())?;
-        // The same checks the agent makes at start (URLs, reservations, interval).
-        self.resolve(addr, None, bin.to_path_buf())
-            .map_err(|e| match e {
-                crate::cli::CliError::Invalid { flag, message } => bad(flag, message),
-            })?;
+        if self.join_new_cluster {
+            // Kept in the service's config it would follow any master to any cluster.
+            return Err(bad(
+                "join-new-cluster",
+                "is not written into the service's config: start the agent once with it \
+                 (e.g. DROVER_AGENT_JOIN_NEW_CLUSTER=true in a one-off drop-in) instead"
+                    .into(),
+            ));
+        }
+        listen_addr("agent", &self.listen, self.token_file.as_deref())?;
+        // The checks the agent makes at start that need nothing from this host (URLs,
+        // reservations, interval); whether the task user exists is checked at start.
+        self.check().map_err(|e| match e {
+            crate::cli::CliError::Invalid { flag, message } => bad(flag, message),
+            other => bad("task-user", other.to_string()),
+        })?;
         let work_dir = self
             .work_dir
             .as_deref()
@@ -107,6 +117,11 @@ impl DaemonFlags for RunArgs {
         let token_file = self.token_file.as_deref();
         values["token_file"] = json!(token_file.map(|p| text("token-file", p)).transpose()?);
         values["resource_interval"] = json!(self.resource_interval);
+        values["task_user"] = json!(self.task_user.as_deref().map(str::trim));
+        let allowed: Vec<&str> = self.allowed_task_users.iter().map(|u| u.trim()).collect();
+        values["allowed_task_users"] = json!((!allowed.is_empty()).then_some(allowed));
+        values["allow_root_tasks"] = json!(self.allow_root_tasks);
+        values["max_tasks"] = json!(self.max_tasks);
         values["max_connections"] = json!(self.max_connections);
         values["header_timeout"] = json!(self.header_timeout.as_secs_f64());
         values["idle_timeout"] = json!(self.idle_timeout.as_secs_f64());
@@ -212,10 +227,12 @@ mod tests {
         refused(&["--master", "ftp://m"], "master");
         refused(&["--listen", "0.0.0.0:5051"], "listen");
         refused(&["--token", "s3cret"], "token");
+        refused(&["--join-new-cluster"], "join-new-cluster");
         refused(&["--reserved-mem=-1"], "reserved-mem");
         refused(&["--advertise", "agent:5051"], "advertise");
         refused(&["--work-dir", "w"], "work-dir");
         refused(&["--bin", "drover-agent"], "bin");
+        refused(&["--task-user", ""], "task-user");
     }
 
     #[test]
@@ -245,6 +262,11 @@ mod tests {
             "2.5",
             "--work-dir",
             "/srv/agent",
+            "--task-user",
+            "drover-task",
+            "--allowed-task-users",
+            "app,batch",
+            "--allow-root-tasks",
             "--header-timeout",
             "3",
         ]);
@@ -271,6 +293,8 @@ mod tests {
         assert_eq!(a.reserved_disk, b.reserved_disk);
         assert_eq!(a.token_file, b.token_file);
         assert_eq!(a.resource_interval, b.resource_interval);
+        assert_eq!(a.task_user.as_deref(), Some("drover-task"));
+        assert_eq!(a.task_user_flags(), b.task_user_flags(), "{config}");
         assert_eq!(b.max_connections, None);
         assert_eq!(b.header_timeout, std::time::Duration::from_secs(3));
         assert_eq!(a.idle_timeout, b.idle_timeout);

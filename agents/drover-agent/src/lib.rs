@@ -9,12 +9,14 @@
 //! - [`install`]: `install` / `uninstall`: the config file and systemd unit from templates.
 //! - [`host`]: host facts with sysinfo and statvfs; reserved and offered resources.
 //! - [`master`]: register, heartbeat and the assignments long poll.
+//! - [`cluster`]: the cluster the agent joined, and whether a master's answer is from it.
 //! - [`reconcile`]: pure: local tasks and assignments in, actions out.
 //! - [`runner`]: launches, watches, kills and re-adopts tasks; runs their health checks.
 //! - [`shim`]: the per-task supervisor process (`drover-agent shim SANDBOX`).
 //! - [`docker`]: the Docker executor: containers through the Docker Engine API, no shim.
 //! - [`sandbox`]: a task's directory and its checkpoint files.
-//! - [`env`](mod@env): a task's argv, environment and user.
+//! - [`env`](mod@env): a task's argv and environment.
+//! - [`task_user`]: which Unix user a task runs as (the task user, the allow-list, root).
 //! - [`health`]: Marathon-style health checks: pure counting, and the probes.
 //! - [`outcome`]: pure: how an ended task is classified.
 //! - [`procfs`]: `/proc` reading and the PID-reuse check.
@@ -26,6 +28,7 @@
 pub mod api;
 pub mod cgroup;
 pub mod cli;
+pub mod cluster;
 pub mod docker;
 pub mod env;
 pub mod health;
@@ -38,6 +41,7 @@ pub mod reconcile;
 pub mod runner;
 pub mod sandbox;
 pub mod shim;
+pub mod task_user;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -71,6 +75,9 @@ pub enum AgentError {
     /// The task runner could not start.
     #[error(transparent)]
     Runner(#[from] runner::RunnerError),
+    /// The remembered cluster id cannot be read.
+    #[error(transparent)]
+    Membership(#[from] cluster::MembershipError),
     /// The master client could not be built (bad URL).
     #[error("cannot talk to the master: {0}")]
     Master(#[from] ClientError),
@@ -90,6 +97,8 @@ pub async fn run(
         path: opts.work_dir.clone(),
         source,
     })?;
+    prepare_work_dir(&opts)?;
+    let membership = cluster::Membership::load(&opts.work_dir, opts.join_new_cluster)?;
     let mut probe = host::HostProbe::new(&opts.work_dir)?;
     let facts = probe.refresh();
     let reserved = host::reserved(&facts, opts.reserved);
@@ -132,6 +141,7 @@ pub async fn run(
         cgroups,
         poll_interval: runner::DEFAULT_POLL,
         docker,
+        task_users: opts.task_users.clone(),
     })?;
     let client = MasterClient::new(&opts.master, opts.token.clone())?;
     let (host_tx, host_rx) = watch::channel(facts);
@@ -143,9 +153,11 @@ pub async fn run(
         total,
         reserved,
         ports: opts.ports,
+        max_tasks: opts.max_tasks,
         host: host_rx,
         runner: runner.clone(),
         registered: watch::channel(false).0,
+        membership: std::sync::Arc::new(membership),
     };
     let interval = opts.resource_interval;
     let mut jobs = vec![
@@ -170,6 +182,43 @@ pub async fn run(
     }
     runner.detach();
     served.map_err(AgentError::Serve)
+}
+
+/// Closes the work dir to tasks that run as another user: they may pass through it and
+/// `tasks/` to their own sandbox, but list and read nothing else (mode 0711). Says who
+/// tasks run as, and warns when a directory above keeps them from reaching their
+/// sandboxes by path.
+fn prepare_work_dir(opts: &AgentOptions) -> Result<(), AgentError> {
+    use std::os::unix::fs::PermissionsExt;
+    let users = &opts.task_users;
+    let user = &users.default;
+    tracing::info!(
+        user = %user.name, uid = user.uid, gid = user.gid,
+        allowed = ?users.allowed, allow_root = users.allow_root,
+        "tasks run as {}{}",
+        user.name,
+        if users.switching { "" } else { " (the agent's own user: it is not root)" }
+    );
+    if !users.switching {
+        return Ok(());
+    }
+    let tasks = sandbox::tasks_dir(&opts.work_dir);
+    for dir in [&opts.work_dir, &tasks] {
+        std::fs::create_dir_all(dir)
+            .and_then(|()| std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o711)))
+            .map_err(|source| AgentError::WorkDir {
+                path: dir.clone(),
+                source,
+            })?;
+    }
+    if let Some(blocked) = task_user::blocked_on_the_way(user, &tasks) {
+        tracing::warn!(
+            "user {} cannot pass through {}: its tasks start in their sandboxes but cannot reach them by path ($MESOS_SANDBOX); make it traversable (chmod o+x) or use another --work-dir",
+            user.name,
+            blocked.display()
+        );
+    }
+    Ok(())
 }
 
 /// How long the sandbox of a task the master has forgotten is kept for its logs (Mesos's

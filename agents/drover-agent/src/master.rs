@@ -2,8 +2,14 @@
 //! (retrying with backoff until the master answers), heartbeat every interval and at once
 //! on any task change, and long-poll the assignments, reconciling the runner against
 //! each answer. When the master is away the tasks keep running and the loops keep trying.
+//!
+//! Every answer is checked against the cluster the agent joined (see [`crate::cluster`]):
+//! a master of another cluster, or of none, is refused (the registration is retried every
+//! [`REFUSED_RETRY`] with an ERROR naming both ids), and no assignment of it is applied,
+//! so no task is killed or started on its word.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use drover_api::agent::{AssignmentsQuery, HeartbeatRequest, RegisterRequest};
@@ -12,7 +18,12 @@ use drover_api::node::HostInfo;
 use drover_api::{PortRange, Resources};
 use tokio::sync::watch;
 
+use crate::cluster::{Membership, Verdict};
 use crate::runner::TaskRunner;
+
+/// How often an agent retries a master it refused (another cluster's, or one without
+/// an id), logging the refusal at ERROR each time.
+pub const REFUSED_RETRY: Duration = Duration::from_secs(10);
 
 /// Longest wait the agent asks of an assignments long poll, in seconds.
 pub const LONG_POLL_SECS: u64 = 30;
@@ -67,6 +78,8 @@ pub struct Session {
     pub reserved: Resources,
     /// Host ports for tasks.
     pub ports: PortRange,
+    /// Most tasks the node runs at once.
+    pub max_tasks: u32,
     /// Latest host facts, refreshed by the resource loop.
     pub host: watch::Receiver<HostInfo>,
     /// The tasks.
@@ -74,6 +87,8 @@ pub struct Session {
     /// True while the master knows this node. The heartbeat loop sends; the assignments
     /// loop waits on it before polling.
     pub registered: watch::Sender<bool>,
+    /// The cluster this agent joined; checked against every answer of the master.
+    pub membership: Arc<Membership>,
 }
 
 /// The wait before retry number `attempt` (1-based): 250 ms doubling to at most 5 s.
@@ -107,8 +122,11 @@ impl Session {
             total: self.total,
             reserved: self.reserved,
             ports: self.ports,
+            max_tasks: Some(self.max_tasks),
             host: self.host.borrow().clone(),
             tasks: self.runner.reports(),
+            specs: self.runner.active_specs(),
+            cluster_id: self.membership.claim(),
         }
     }
 
@@ -118,9 +136,38 @@ impl Session {
         let mut attempt = 0u32;
         loop {
             match bounded(self.client.register(&self.register_request())).await {
-                Ok(resp) => {
-                    tracing::info!(master = self.client.http().base(), node = %self.name, "registered with the master");
-                    return heartbeat_interval(resp.heartbeat_interval_ms);
+                Ok(resp) => match self.membership.admit(resp.cluster_id.as_ref()) {
+                    Ok(Verdict::Accept) => {
+                        tracing::info!(master = self.client.http().base(), node = %self.name, "registered with the master");
+                        return heartbeat_interval(resp.heartbeat_interval_ms);
+                    }
+                    Ok(Verdict::Join(id)) => {
+                        tracing::info!(master = self.client.http().base(), node = %self.name, cluster = %id, "registered with the master and joined its cluster");
+                        return heartbeat_interval(resp.heartbeat_interval_ms);
+                    }
+                    Ok(Verdict::Refuse(why)) => {
+                        tracing::error!(
+                            master = self.client.http().base(),
+                            "refusing this master: {why}"
+                        );
+                        tokio::time::sleep(REFUSED_RETRY).await;
+                    }
+                    Err(e) => {
+                        tracing::error!(
+                            "cannot remember the cluster joined, so not acting on the master (retrying): {e}"
+                        );
+                        tokio::time::sleep(REFUSED_RETRY).await;
+                    }
+                },
+                Err(e) if e.status() == Some(409) => {
+                    // The master refused this agent as one of another cluster; its message
+                    // names both ids and what to do.
+                    tracing::error!(
+                        master = self.client.http().base(),
+                        "the master refuses this agent (its tasks keep running; retrying every {}s): {e}",
+                        REFUSED_RETRY.as_secs()
+                    );
+                    tokio::time::sleep(REFUSED_RETRY).await;
                 }
                 Err(e) => {
                     attempt += 1;
@@ -161,7 +208,9 @@ impl Session {
                         failing = false;
                     }
                     Ok(_) => {
-                        tracing::info!("the master does not know this node; registering again");
+                        tracing::info!(
+                            "the master asks this node to register (again); registering"
+                        );
                         break;
                     }
                     Err(e) if e.status() == Some(404) => {
@@ -208,6 +257,17 @@ impl Session {
             match self.client.assignments(&self.name, &query).await {
                 Ok(answer) => {
                     failures = 0;
+                    if let Err(why) = self.membership.is_mine(answer.cluster_id.as_ref()) {
+                        // A master that changed under the agent (restarted on another store)
+                        // and still knows the node: act on nothing it says.
+                        tracing::error!(
+                            master = self.client.http().base(),
+                            "not applying the master's assignments: {why}"
+                        );
+                        after = None;
+                        tokio::time::sleep(REFUSED_RETRY).await;
+                        continue;
+                    }
                     let unchanged = after.as_deref() == Some(answer.revision.as_str());
                     // Reconciling makes a sandbox, writes a checkpoint and forks a shim per
                     // new task: seconds for a burst of hundreds. Off the runtime's one

@@ -1,6 +1,13 @@
 //! The agent's reconcile step, pure: the tasks it has and the master's assignments in,
 //! the actions that bring the first in line with the second out. Idempotent: applying
 //! the actions and reconciling again against the same assignments yields none.
+//!
+//! Only an explicit `Kill` stops a task. An active task the master does not list is left
+//! running: a master that does not list it lost its record (an empty or rolled-back
+//! store) and adopts it from the agent's registration, while a task the master knows
+//! must go (lost while this node was away and replaced, or placed elsewhere) is listed
+//! with goal Kill. Killing what is unlisted turned a master's lost store into every task
+//! of the fleet killed.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -39,8 +46,6 @@ pub enum Action {
     Forget(TaskId),
 }
 
-/// Why a task the master does not list is killed.
-pub const UNKNOWN_TO_MASTER: &str = "killed: the master does not list this task on this node";
 /// Why a task is killed when the master asks.
 pub const KILL_ASKED: &str = "killed at the master's request";
 
@@ -63,17 +68,11 @@ pub fn reconcile(local: &[LocalTask], wanted: &[TaskAssignment]) -> Vec<Action> 
             (TaskGoal::Kill, Some(_)) => {}
         }
     }
-    for t in local.iter().filter(|t| !listed.contains(&t.id)) {
-        if t.state.is_active() {
-            if !t.kill_requested {
-                actions.push(Action::Kill {
-                    id: t.id.clone(),
-                    reason: UNKNOWN_TO_MASTER.to_string(),
-                });
-            }
-        } else {
-            actions.push(Action::Forget(t.id.clone()));
-        }
+    for t in local
+        .iter()
+        .filter(|t| !listed.contains(&t.id) && !t.state.is_active())
+    {
+        actions.push(Action::Forget(t.id.clone()));
     }
     actions
 }
@@ -146,18 +145,27 @@ mod tests {
     }
 
     #[test]
-    fn unlisted_active_tasks_are_killed_and_terminal_ones_forgotten() {
+    fn unlisted_active_tasks_keep_running_and_terminal_ones_are_forgotten() {
         let local = [
             have("orphan", TaskState::Running, false),
+            have("sick", TaskState::Unhealthy, false),
+            have("starting", TaskState::Staging, false),
             have("done", TaskState::Failed, false),
         ];
-        let acts = reconcile(&local, &[]);
+        // An empty answer (a master with an empty store) kills nothing.
+        assert_eq!(reconcile(&local, &[]), vec![Action::Forget("done".into())]);
+        // A master that lists some tasks leaves the others alone too, and its explicit
+        // kill (a task it replaced elsewhere) is still carried out.
+        let acts = reconcile(
+            &local,
+            &[want("orphan", TaskGoal::Run), want("sick", TaskGoal::Kill)],
+        );
         assert_eq!(
             acts,
             vec![
                 Action::Kill {
-                    id: "orphan".into(),
-                    reason: UNKNOWN_TO_MASTER.into()
+                    id: "sick".into(),
+                    reason: KILL_ASKED.into()
                 },
                 Action::Forget("done".into())
             ]

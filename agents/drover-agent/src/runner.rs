@@ -30,6 +30,7 @@ use crate::outcome::{self, VANISHED};
 use crate::procfs::{self, Liveness};
 use crate::reconcile::{self, Action};
 use crate::sandbox::{self, Checkpoint, ExitRecord, LaunchPlan, PidRecord, ProcessRecord, Sandbox};
+use crate::task_user::{self, TaskUser, TaskUsers};
 
 mod container;
 
@@ -53,10 +54,13 @@ pub struct RunnerConfig {
     pub poll_interval: Duration,
     /// The Docker Engine that runs container tasks, when the agent found one.
     pub docker: Option<crate::docker::Engine>,
+    /// Who tasks run as, and who they may ask to run as.
+    pub task_users: TaskUsers,
 }
 
 impl RunnerConfig {
-    /// A config with no cgroups and the default poll interval.
+    /// A config with no cgroups, the default poll interval, and tasks running as the
+    /// agent's own user.
     pub fn new(
         work_dir: impl Into<PathBuf>,
         shim_exe: impl Into<PathBuf>,
@@ -69,6 +73,7 @@ impl RunnerConfig {
             cgroups: Arc::new(crate::cgroup::NoCgroups),
             poll_interval: DEFAULT_POLL,
             docker: None,
+            task_users: TaskUsers::as_agent(crate::task_user::current()),
         }
     }
 }
@@ -309,6 +314,17 @@ impl TaskRunner {
         self.inner.lock().values().map(Entry::report).collect()
     }
 
+    /// The specs of the active tasks: a registration sends them, so that a master that
+    /// lost its record of one adopts it rather than having it killed.
+    pub fn active_specs(&self) -> Vec<TaskSpec> {
+        self.inner
+            .lock()
+            .values()
+            .filter(|e| e.state.is_active())
+            .map(|e| e.spec.clone())
+            .collect()
+    }
+
     /// The report of one task.
     pub fn report(&self, id: &TaskId) -> Option<TaskReport> {
         self.inner.lock().get(id).map(Entry::report)
@@ -538,7 +554,7 @@ impl TaskRunner {
         }
         let is_container = spec.definition.container.is_some();
         let prepared = match goal {
-            TaskGoal::Run if is_container => self.prepare_container(&spec),
+            TaskGoal::Run if is_container => self.prepare_container(&spec, &sb),
             TaskGoal::Run => self.prepare(&spec, &sb),
             TaskGoal::Kill => Err("killed before it started".to_string()),
         };
@@ -647,39 +663,10 @@ impl TaskRunner {
     /// Resolves what the shim will run; `Err` is the reason the task fails instead.
     fn prepare(&self, spec: &TaskSpec, sb: &Sandbox) -> Result<LaunchPlan, String> {
         let argv = env::argv(&spec.definition)?;
-        let uid = nix::unistd::geteuid();
-        let me = nix::unistd::User::from_uid(uid)
-            .ok()
-            .flatten()
-            .map(|u| u.name);
-        let user = env::decide_user(
-            spec.definition.user.as_deref(),
-            uid.as_raw(),
-            me.as_deref(),
-            |name| {
-                nix::unistd::User::from_name(name)
-                    .ok()
-                    .flatten()
-                    .map(|u| (u.uid.as_raw(), u.gid.as_raw()))
-            },
-        )?;
-        if let Some((uid, gid)) = user {
-            // The task writes its sandbox (its working directory) as its own user.
-            for path in [
-                sb.dir().to_path_buf(),
-                sb.log_path(drover_api::task::LogStream::Stdout),
-                sb.log_path(drover_api::task::LogStream::Stderr),
-            ] {
-                std::os::unix::fs::chown(&path, Some(uid), Some(gid))
-                    .map_err(|e| format!("cannot hand {} to uid {uid}: {e}", path.display()))?;
-            }
-        }
-        let env = env::task_env(
-            spec,
-            &self.inner.base_env,
-            &self.inner.config.host,
-            sb.dir(),
-        );
+        let user = self.task_user(spec, spec.definition.user.as_deref(), sb)?;
+        let home = Some(user.home.as_path()).filter(|h| h.is_dir());
+        let base = env::with_user(&self.inner.base_env, &user.name, home, sb.dir());
+        let env = env::task_env(spec, &base, &self.inner.config.host, sb.dir());
         let cgroup = match self
             .inner
             .config
@@ -692,13 +679,35 @@ impl TaskRunner {
                 None
             }
         };
+        let switching = self.inner.config.task_users.switching;
         Ok(LaunchPlan {
             argv,
             env,
-            uid: user.map(|u| u.0),
-            gid: user.map(|u| u.1),
+            uid: switching.then_some(user.uid),
+            gid: switching.then_some(user.gid),
+            groups: switching.then(|| user.groups.clone()),
+            user: Some(user.name),
             cgroup,
         })
+    }
+
+    /// Who task `spec` runs as (`requested`: the user it names, if any); when the agent
+    /// switches users, the sandbox is shared with that user's group. `Err` is why the
+    /// task fails instead.
+    fn task_user(
+        &self,
+        spec: &TaskSpec,
+        requested: Option<&str>,
+        sb: &Sandbox,
+    ) -> Result<TaskUser, String> {
+        let users = &self.inner.config.task_users;
+        let user = users.decide(requested, task_user::lookup)?;
+        if users.switching {
+            sb.share_with_group(user.gid)
+                .map_err(|e| format!("cannot share the sandbox with user {:?}: {e}", user.name))?;
+        }
+        tracing::debug!(task = %spec.id, user = %user.name, uid = user.uid, "task user");
+        Ok(user)
     }
 
     /// Records a container task and starts its monitor, which follows it in the engine.
@@ -868,7 +877,7 @@ impl Inner {
             host_ports: e.spec.host_ports.clone(),
             env: plan.map(|p| p.env.clone()).unwrap_or_default(),
             sandbox: sb.dir().to_path_buf(),
-            user: plan.and_then(|p| p.uid.zip(p.gid)),
+            user: plan.and_then(LaunchPlan::identity),
             container: self
                 .docker()
                 .filter(|_| e.spec.definition.container.is_some())

@@ -16,6 +16,12 @@
 //!
 //! Every JSON file is written whole to a temporary name and renamed into place, so a
 //! reader (or an agent restarted at any instant) sees either nothing or the full record.
+//!
+//! When the task runs as another user than the agent, it shares the directory through
+//! its group ([`Sandbox::share_with_group`]: mode 1770, the agent's own), so the task
+//! writes its working directory but cannot replace the agent's records; the agent
+//! writes its records only as new files (never through a link the task left) and reads
+//! only plain files it owns.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -44,6 +50,16 @@ pub enum SandboxError {
         #[source]
         source: std::io::Error,
     },
+    /// A record is not the agent's own (a task wrote it, or it is a link): ignored.
+    #[error(
+        "{path} is not the agent's own file (owned by uid {owner}, or not a plain file): ignored"
+    )]
+    Foreign {
+        /// The file.
+        path: PathBuf,
+        /// Its owner.
+        owner: u32,
+    },
     /// A checkpoint file holds something that does not decode.
     #[error("corrupt checkpoint {path}: {message}")]
     Corrupt {
@@ -61,15 +77,34 @@ pub struct LaunchPlan {
     pub argv: Vec<String>,
     /// The complete environment; nothing else is inherited.
     pub env: BTreeMap<String, String>,
-    /// Run as this uid (only when the agent is root and the task names a user).
+    /// Run as this uid (set when the agent is root and switches to the task's user;
+    /// absent, the task runs as the agent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uid: Option<u32>,
     /// Run with this gid, alongside `uid`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gid: Option<u32>,
+    /// Run with these supplementary groups, alongside `uid` (none when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub groups: Option<Vec<u32>>,
+    /// The user's name, for people reading the checkpoint and for `USER`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
     /// The cgroup v2 directory the shim joins before spawning, when limits are on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cgroup: Option<PathBuf>,
+}
+
+impl LaunchPlan {
+    /// Who the task runs as when the agent switches users; `None`: as the agent.
+    pub fn identity(&self) -> Option<crate::task_user::Identity> {
+        let (uid, gid) = self.uid.zip(self.gid)?;
+        Some(crate::task_user::Identity {
+            uid,
+            gid,
+            groups: self.groups.clone().unwrap_or_default(),
+        })
+    }
 }
 
 /// `task.json`: what the agent knows about a task that must survive its own restart.
@@ -307,7 +342,37 @@ impl Sandbox {
     /// Marks the task as forgotten by the master.
     pub fn ack(&self) -> Result<(), SandboxError> {
         let path = self.ack_path();
-        std::fs::write(&path, b"").map_err(|source| io("write", &path, source))
+        // Whatever the task may have put under that name goes first, and the marker is
+        // made new, never through a link.
+        let _ = std::fs::remove_file(&path);
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map(drop)
+            .map_err(|source| io("write", &path, source))
+    }
+
+    /// Lets a task running as another user (group `gid`) work in this sandbox without
+    /// touching the agent's records: the directory stays the agent's, with group `gid`
+    /// and mode 1770 (the task creates and removes its own files; the sticky bit keeps
+    /// it from renaming or removing the agent's), and `stdout`/`stderr` are the agent's,
+    /// group-writable (the task may reopen them as `/dev/stdout`, never swap them for a
+    /// link the agent would then read or write through).
+    pub fn share_with_group(&self, gid: u32) -> Result<(), SandboxError> {
+        use std::os::unix::fs::PermissionsExt;
+        let give = |path: &Path, mode: u32| {
+            std::os::unix::fs::chown(path, None, Some(gid))
+                .and_then(|()| {
+                    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+                })
+                .map_err(|source| io("share", path, source))
+        };
+        give(&self.dir, 0o1770)?;
+        for stream in [LogStream::Stdout, LogStream::Stderr] {
+            give(&self.log_path(stream), 0o660)?;
+        }
+        Ok(())
     }
 
     /// Clears the forgotten marker (the master listed the task again).
@@ -362,10 +427,17 @@ fn stage_json<T: Serialize>(path: &Path, value: &T) -> Result<StagedFile, Sandbo
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let tmp = path.with_file_name(format!(".{name}.tmp"));
+    // A task may share the directory: whatever it left under the temporary name (a link
+    // to a file of the agent's choosing) is removed, and the file is made new.
+    match std::fs::remove_file(&tmp) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(io("write", &tmp, e));
+        }
+        _ => {}
+    }
     let mut f = std::fs::OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .mode(0o600)
         .open(&tmp)
         .map_err(|source| io("write", &tmp, source))?;
@@ -451,18 +523,43 @@ pub fn commit_staged(files: Vec<StagedFile>) -> Vec<Result<(), SandboxError>> {
         .collect()
 }
 
-/// Reads JSON from `path`; `Ok(None)` when the file does not exist.
+/// Reads JSON from `path`; `Ok(None)` when the file does not exist. Only a plain file
+/// owned by the agent's own user counts: a task sharing the sandbox could otherwise
+/// forge its exit or point `pid.json` at another process for the agent to signal.
 pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>, SandboxError> {
-    match std::fs::read(path) {
-        Ok(bytes) => serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| SandboxError::Corrupt {
+    use std::io::Read;
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let mut file = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.raw_os_error() == Some(nix::libc::ELOOP) => {
+            return Err(SandboxError::Foreign {
                 path: path.to_path_buf(),
-                message: e.to_string(),
-            }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(io("read", path, source)),
+                owner: u32::MAX,
+            });
+        }
+        Err(source) => return Err(io("read", path, source)),
+    };
+    let meta = file.metadata().map_err(|source| io("read", path, source))?;
+    if !meta.is_file() || meta.uid() != nix::unistd::geteuid().as_raw() {
+        return Err(SandboxError::Foreign {
+            path: path.to_path_buf(),
+            owner: meta.uid(),
+        });
     }
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)
+        .map_err(|source| io("read", path, source))?;
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|e| SandboxError::Corrupt {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })
 }
 
 #[cfg(test)]
@@ -531,6 +628,26 @@ mod tests {
             !is_garbage(now + day, now, 7 * day),
             "a clock step back keeps it"
         );
+    }
+
+    #[test]
+    fn links_are_neither_read_nor_written_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let sb = Sandbox::at(dir.path());
+        let target = dir.path().join("precious");
+        std::fs::write(&target, b"keep me").unwrap();
+        // A link left under the temporary name is replaced, not written through.
+        std::os::unix::fs::symlink(&target, dir.path().join(".exit.json.tmp")).unwrap();
+        sb.write_exit(&ExitRecord::error("x")).unwrap();
+        assert_eq!(std::fs::read(&target).unwrap(), b"keep me");
+        // A record that is a link is not the agent's.
+        std::os::unix::fs::symlink(sb.exit_path(), sb.pid_path()).unwrap();
+        assert!(matches!(sb.read_pid(), Err(SandboxError::Foreign { .. })));
+        // Nor is the ack marker written through a link.
+        std::os::unix::fs::symlink(&target, sb.ack_path()).unwrap();
+        sb.ack().unwrap();
+        assert_eq!(std::fs::read(&target).unwrap(), b"keep me");
+        assert!(sb.is_acked());
     }
 
     #[test]

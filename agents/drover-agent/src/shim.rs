@@ -81,9 +81,11 @@ fn supervise(sandbox: &Sandbox, cp: &Checkpoint) -> ExitRecord {
         }
     }
     let open = |stream: LogStream| {
+        use std::os::unix::fs::OpenOptionsExt;
         OpenOptions::new()
             .create(true)
             .append(true)
+            .custom_flags(nix::libc::O_NOFOLLOW)
             .open(sandbox.log_path(stream))
     };
     let (stdout, stderr) = match (open(LogStream::Stdout), open(LogStream::Stderr)) {
@@ -102,11 +104,10 @@ fn supervise(sandbox: &Sandbox, cp: &Checkpoint) -> ExitRecord {
         .stdin(Stdio::null())
         .stdout(stdout)
         .stderr(stderr);
-    if let Some(gid) = plan.gid {
-        cmd.gid(gid);
-    }
-    if let Some(uid) = plan.uid {
-        cmd.uid(uid);
+    // After the cgroup is joined (above, as the agent's user): the task itself drops to
+    // its user, groups first, between fork and exec.
+    if let Some(who) = plan.identity() {
+        crate::task_user::drop_privileges(&mut cmd, &who);
     }
     let mut child = match cmd.spawn() {
         Ok(c) => c,

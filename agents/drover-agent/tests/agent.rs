@@ -174,6 +174,7 @@ fn start_master(
             max_age: drover_service::retention::DEFAULT_MAX_AGE,
         },
         token: None,
+        init: true,
         connections: Default::default(),
     };
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -258,7 +259,10 @@ async fn agent_follows_the_master_and_survives_its_absence() {
         resource_interval: Duration::from_millis(200),
         shim_exe: env!("CARGO_BIN_EXE_drover-agent").into(),
         docker_socket: None,
+        join_new_cluster: false,
+        task_users: drover_agent::task_user::TaskUsers::as_agent(drover_agent::task_user::current()),
         connections: Default::default(),
+        max_tasks: 100,
     };
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let agent = tokio::spawn(drover_agent::run(agent_listener, opts, async move {
@@ -300,9 +304,8 @@ async fn agent_follows_the_master_and_survives_its_absence() {
         "serving\n"
     );
 
-    // A master that lost its state (a fresh data dir on the same address) does not know
-    // the node: the agent registers again, and the task the new master never placed is
-    // killed.
+    // A master that lost its state (a fresh data dir on the same address, initialised as
+    // a new cluster) is refused: the task it never placed keeps running.
     let other = m
         .launch(&launch_request("node-a", "exec sleep 60"))
         .await
@@ -314,16 +317,34 @@ async fn agent_follows_the_master_and_survives_its_absence() {
         tokio::net::TcpListener::bind(master_addr).await.unwrap(),
         &dir.path().join("master-b"),
     );
-    eventually_async("re-registration", || async { m2.node("node-a").await.ok() }).await;
     let pid = other.pid.unwrap();
-    eventually_async("the unknown task is killed", || async {
-        let gone = !std::path::Path::new(&format!("/proc/{pid}")).exists()
-            || std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .map(|s| s.contains(") Z "))
-                .unwrap_or(true);
-        gone.then_some(())
+    let alive =
+        || std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "));
+    // The new master sees the agent try and refuses it (409), so it never knows the node.
+    let log_dir = dir.path().join("agent");
+    assert!(log_dir.join("cluster-id").exists());
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(
+            m2.node("node-a").await.is_err(),
+            "a foreign master must not take the node"
+        );
+        assert!(alive(), "the task must keep running");
+    }
+    let _ = stop_master2.send(());
+    master2.await.unwrap();
+
+    // Its own master back: the node registers again and the task is still there.
+    let (m3, stop_master3, master3) = start_master(
+        tokio::net::TcpListener::bind(master_addr).await.unwrap(),
+        &dir.path().join("master-a"),
+    );
+    eventually_async("re-registration with the cluster's own master", || async {
+        let t = m3.task(other.id()).await.ok()?;
+        (t.state == TaskState::Running && t.pid == Some(pid)).then_some(())
     })
     .await;
+    assert!(alive());
 
     let _ = stop_tx.send(());
     tokio::time::timeout(WAIT, agent)
@@ -331,8 +352,8 @@ async fn agent_follows_the_master_and_survives_its_absence() {
         .unwrap()
         .unwrap()
         .unwrap();
-    let _ = stop_master2.send(());
-    master2.await.unwrap();
+    let _ = stop_master3.send(());
+    master3.await.unwrap();
 }
 
 /// Starts the real binary against `master`; returns the child and its API base URL.
@@ -448,7 +469,10 @@ async fn shutdown_ends_followed_logs() {
         resource_interval: Duration::from_secs(5),
         shim_exe: env!("CARGO_BIN_EXE_drover-agent").into(),
         docker_socket: None,
+        join_new_cluster: false,
+        task_users: drover_agent::task_user::TaskUsers::as_agent(drover_agent::task_user::current()),
         connections: Default::default(),
+        max_tasks: 100,
     };
     // A task from an earlier run, still going: the agent re-adopts it at start.
     let r = runner(dir.path());

@@ -189,30 +189,80 @@ async fn containers_are_refused_with_a_reason_without_a_docker_engine() {
 
 #[tokio::test]
 async fn user_is_honoured_or_refused() {
+    use drover_agent::task_user::{self, TaskUserFlags};
     let dir = tempfile::tempdir().unwrap();
-    let r = runner(dir.path());
-    let mut s = spec("who.1", "id -u");
+    // As the agent proper decides: `nobody` allowed, root not.
+    let users = task_user::check_flags(
+        &TaskUserFlags {
+            task_user: None,
+            allowed: vec!["nobody".into()],
+            allow_root: false,
+        },
+        &task_user::current(),
+        task_user::lookup,
+    );
+    let root = nix::unistd::geteuid().is_root();
+    let (true, Ok(users)) = (root, &users) else {
+        assert!(!root, "a root agent may allow nobody: {users:?}");
+        // Not root: naming another user is refused at start (unless it is the agent's
+        // own); per task, too.
+        let r = runner(dir.path());
+        let mut s = spec("who.1", "id -u");
+        s.definition.user = Some("root".into());
+        r.launch(s);
+        let rep = wait_terminal(&r, "who.1").await;
+        assert_eq!(rep.state, TaskState::Failed);
+        assert!(rep.message.unwrap().contains("is not root"));
+        return;
+    };
+    let users = users.clone();
+    let mut cfg = drover_agent::RunnerConfig::new(
+        dir.path(),
+        env!("CARGO_BIN_EXE_drover-agent"),
+        "127.0.0.1",
+    );
+    cfg.poll_interval = Duration::from_millis(50);
+    cfg.task_users = users.clone();
+    let r = drover_agent::TaskRunner::start(cfg).unwrap();
+    let mut s = spec("who.1", "id -u; id -G; touch mine");
     s.definition.user = Some("nobody".into());
     r.launch(s);
+    let mut s = spec("root.1", "id -u");
+    s.definition.user = Some("root".into());
+    r.launch(s);
+    r.launch(spec("default.1", "id -u"));
     let rep = wait_terminal(&r, "who.1").await;
-    let nobody = nix::unistd::User::from_name("nobody").ok().flatten();
-    if let (true, Some(nobody)) = (nix::unistd::geteuid().is_root(), nobody) {
-        assert_eq!(rep.state, TaskState::Finished, "{rep:?}");
-        let uid = nobody.uid.as_raw();
-        assert_eq!(
-            std::fs::read_to_string(stdout_of(dir.path(), "who.1"))
-                .unwrap()
-                .trim(),
-            uid.to_string()
-        );
-    } else {
-        assert_eq!(rep.state, TaskState::Failed);
-        assert!(rep.message.unwrap().contains("cannot run as user"));
-    }
+    assert_eq!(rep.state, TaskState::Finished, "{rep:?}");
+    let nobody = task_user::lookup("nobody").unwrap();
+    let out = std::fs::read_to_string(stdout_of(dir.path(), "who.1")).unwrap();
+    let mut lines = out.lines();
+    assert_eq!(lines.next(), Some(nobody.uid.to_string().as_str()));
+    // Exactly the user's groups: none of the agent's (root's) are left over.
+    let mut groups: Vec<u32> = lines
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .map(|g| g.parse().unwrap())
+        .collect();
+    let mut want = nobody.groups.clone();
+    groups.sort_unstable();
+    want.sort_unstable();
+    want.dedup();
+    assert_eq!(groups, want);
+    let rep = wait_terminal(&r, "root.1").await;
+    assert_eq!(rep.state, TaskState::Failed);
+    assert!(
+        rep.message.unwrap().contains("--allow-root-tasks"),
+        "the refusal names the flag"
+    );
+    let rep = wait_terminal(&r, "default.1").await;
+    assert_eq!(rep.state, TaskState::Finished, "{rep:?}");
+    let out = std::fs::read_to_string(stdout_of(dir.path(), "default.1")).unwrap();
+    assert_eq!(out.trim(), users.default.uid.to_string());
 }
 
 #[tokio::test]
-async fn reconcile_launches_kills_unlisted_and_forgets_acknowledged() {
+async fn reconcile_launches_keeps_unlisted_kills_on_request_and_forgets_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
     let r = runner(dir.path());
     let wanted = vec![TaskAssignment {
@@ -228,15 +278,18 @@ async fn reconcile_launches_kills_unlisted_and_forgets_acknowledged() {
         "reconcile must be idempotent"
     );
     wait_state(&r, "svc.1", TaskState::Running).await;
-    // The master stops listing it: it is killed.
-    r.reconcile(&[]);
+    // The master stops listing it (it lost its record): it keeps running.
+    assert!(r.reconcile(&[]).is_empty());
+    assert!(r.is_active(&TaskId::from("svc.1")));
+    // The master says kill: it is killed.
+    let kill = vec![TaskAssignment {
+        spec: spec("svc.1", "sleep 60"),
+        goal: TaskGoal::Kill,
+    }];
+    r.reconcile(&kill);
     let rep = wait_terminal(&r, "svc.1").await;
     assert_eq!(rep.state, TaskState::Killed);
-    assert!(
-        rep.message
-            .unwrap()
-            .starts_with(reconcile::UNKNOWN_TO_MASTER)
-    );
+    assert!(rep.message.unwrap().starts_with(reconcile::KILL_ASKED));
     // Still unlisted once terminal: forgotten, and not reported after a restart either.
     assert_eq!(
         r.reconcile(&[]),

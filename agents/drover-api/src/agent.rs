@@ -7,6 +7,12 @@
 //!    as soon as the node's assignments differ from revision `REV`, so launches and kills
 //!    reach the agent without waiting for a heartbeat. The answer is the whole list of
 //!    tasks the master wants on the node; the agent reconciles against it.
+//!
+//! Every master belongs to one cluster, named by a [`ClusterId`] created when its store
+//! was initialised. An agent remembers the cluster it first joined and refuses a master
+//! of another (or of none): it keeps its tasks running and applies none of that master's
+//! assignments. A master in turn refuses the registration of an agent that says it
+//! belongs to another cluster.
 
 use std::collections::BTreeMap;
 
@@ -15,6 +21,51 @@ use serde::{Deserialize, Serialize};
 use crate::node::HostInfo;
 use crate::task::{TaskGoal, TaskReport, TaskSpec};
 use crate::{PortRange, Resources};
+
+/// A cluster's identity: a UUID made once, when the master's store was initialised, and
+/// remembered by every agent that joined the cluster.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ClusterId(pub String);
+
+impl ClusterId {
+    /// A new random id.
+    pub fn generate() -> ClusterId {
+        ClusterId(uuid::Uuid::new_v4().to_string())
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Parses an id as written in a file or sent by a peer: a UUID, surrounding
+    /// whitespace ignored.
+    pub fn parse(text: &str) -> Result<ClusterId, String> {
+        let text = text.trim();
+        uuid::Uuid::parse_str(text)
+            .map(|u| ClusterId(u.to_string()))
+            .map_err(|e| format!("{text:?} is not a cluster id (a UUID): {e}"))
+    }
+}
+
+impl std::fmt::Display for ClusterId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// `GET /v1/cluster`: the cluster this master serves.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterInfo {
+    /// The cluster's id.
+    pub id: ClusterId,
+    /// When the cluster was created (its store initialised); `None` for a cluster whose
+    /// store was made by a version of Drover from before cluster ids.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<chrono::DateTime<chrono::Utc>>,
+}
 
 /// What an agent sends when it (re-)registers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -40,9 +91,22 @@ pub struct RegisterRequest {
     pub ports: PortRange,
     /// Host facts.
     pub host: HostInfo,
+    /// Most tasks the node runs at once (its agent's `--max-tasks`, by default what its
+    /// process limit allows); `None` from agents that set no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tasks: Option<u32>,
     /// Every task the agent runs or has finished and not yet reported.
     #[serde(default)]
     pub tasks: Vec<TaskReport>,
+    /// The spec of every active task in `tasks`, so that a master that does not know one
+    /// (its store was rolled back or lost) adopts it instead of having it killed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub specs: Vec<TaskSpec>,
+    /// The cluster the agent joined before, if any: a master of another cluster refuses
+    /// the registration. `None` for an agent that has joined no cluster yet (or was told
+    /// to join a new one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_id: Option<ClusterId>,
 }
 
 /// The master's answer to a registration.
@@ -51,6 +115,9 @@ pub struct RegisterRequest {
 pub struct RegisterResponse {
     /// How often to heartbeat, in milliseconds.
     pub heartbeat_interval_ms: u64,
+    /// The master's cluster (`None` from a master older than cluster ids).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_id: Option<ClusterId>,
 }
 
 /// A periodic heartbeat, also sent at once on any task change.
@@ -87,8 +154,12 @@ pub struct TaskAssignment {
 pub struct NodeAssignments {
     /// Opaque token; pass it back as `after` to wait for the next change.
     pub revision: String,
-    /// Tasks to run or kill. A task the agent runs that is in neither list is unknown to
-    /// the master and is killed.
+    /// The master's cluster (`None` from a master older than cluster ids): an agent
+    /// applies the answer only when it is the cluster it joined.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_id: Option<ClusterId>,
+    /// Tasks to run or kill. A task the agent runs that is in neither list is left
+    /// running: the master adopts it from the agent's registration, or lists it to kill.
     pub tasks: Vec<TaskAssignment>,
 }
 

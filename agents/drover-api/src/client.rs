@@ -180,6 +180,21 @@ impl HttpClient {
         })
     }
 
+    /// `GET /health`: the server's own word on whether it can do its work, whether it
+    /// answers 200 (`ok`) or 503 (`unavailable`, with why).
+    pub async fn health(&self) -> Result<crate::meta::Health, ClientError> {
+        let url = self.url("/health");
+        let resp = self
+            .request(reqwest::Method::GET, "/health")
+            .send()
+            .await
+            .map_err(|source| ClientError::Transport {
+                url: url.clone(),
+                source,
+            })?;
+        Self::decode(resp, &url).await
+    }
+
     /// `GET path` (with an optional query), decoded as `T`.
     pub async fn get<T: DeserializeOwned, Q: Serialize + ?Sized>(
         &self,
@@ -290,6 +305,11 @@ impl MasterClient {
     /// `GET /v1/version`.
     pub async fn version(&self) -> Result<VersionInfo, ClientError> {
         self.http.get::<_, ()>("/v1/version", None).await
+    }
+
+    /// `GET /v1/cluster`: the cluster this master serves.
+    pub async fn cluster(&self) -> Result<crate::agent::ClusterInfo, ClientError> {
+        self.http.get::<_, ()>("/v1/cluster", None).await
     }
 
     /// `GET /v1/nodes`.

@@ -98,6 +98,9 @@ pub struct Node {
     pub host: HostInfo,
     /// Active tasks on the node.
     pub active_tasks: usize,
+    /// Most tasks the node runs at once; `None`: no limit set by its agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tasks: Option<u32>,
     /// When the agent first registered.
     pub registered_at: DateTime<Utc>,
     /// When the master last heard from it.

@@ -285,7 +285,13 @@ pub fn node_details(n: &Node, tasks: &[Task], now: DateTime<Utc>) -> String {
                 n.ports.len()
             ),
         ),
-        ("Active tasks", n.active_tasks.to_string()),
+        (
+            "Active tasks",
+            match n.max_tasks {
+                Some(max) => format!("{} (at most {max})", n.active_tasks),
+                None => n.active_tasks.to_string(),
+            },
+        ),
         ("Registered", when(n.registered_at, now)),
         ("Last heartbeat", when(n.last_heartbeat_at, now)),
     ]);

@@ -312,6 +312,20 @@ fn host_from(v: &HostVars, roles: Vec<Role>, master_url: &str) -> Result<FleetHo
                         a.extend([flag.into(), x]);
                     }
                 }
+                // The role's default (drover-task) is not assumed: the role creates that
+                // user and `drover fleet` does not, and an agent given a user the host
+                // lacks refuses to start. Unset, the agent picks drover-task where it
+                // exists, else nobody.
+                if let Some(user) = v.string("drover_agent_task_user")? {
+                    a.extend(["--task-user".into(), user]);
+                }
+                let allowed = v.list("drover_agent_allowed_task_users")?;
+                if !allowed.is_empty() {
+                    a.extend(["--allowed-task-users".into(), allowed.join(",")]);
+                }
+                if v.boolean("drover_agent_allow_root_tasks")? == Some(true) {
+                    a.push("--allow-root-tasks".into());
+                }
                 a.extend(v.list("drover_agent_extra_args")?);
                 a
             }

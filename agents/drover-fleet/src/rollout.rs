@@ -576,7 +576,15 @@ async fn run_step(ctx: &Arc<Ctx>, h: &FleetHost, s: &Step, previous: Option<&str
             ctx.sem.clone(),
         );
         let _permit = sem.acquire_owned().await;
-        tokio::task::spawn_blocking(move || swap_and_restart(&h2, s2.role, &path, &sha, &ssh)).await
+        let first = if s2.from.is_none() {
+            Start::First
+        } else {
+            Start::Again
+        };
+        tokio::task::spawn_blocking(move || {
+            swap_and_restart(&h2, s2.role, first, &path, &sha, &ssh)
+        })
+        .await
     };
     let swapped = match swap {
         Ok(Ok(())) => Ok(()),
@@ -675,14 +683,20 @@ async fn wait_gate(
                     Err(e) => Gate::Waiting(format!("cannot list tasks: {e}")),
                 }
             }
-            Role::Master => {
-                let answered = ctx.master.version().await.ok().map(|v| v.version);
-                let nodes = ctx.master.nodes().await.unwrap_or_default();
-                gate::master_gate(answered.as_deref(), version, agents_before, &nodes)
-            }
+            Role::Master => match unhealthy(ctx.master.http()).await {
+                Some(why) => Gate::Waiting(format!("the master is not healthy: {why}")),
+                None => {
+                    let answered = ctx.master.version().await.ok().map(|v| v.version);
+                    let nodes = ctx.master.nodes().await.unwrap_or_default();
+                    gate::master_gate(answered.as_deref(), version, agents_before, &nodes)
+                }
+            },
             Role::Scheduler => match SchedulerClient::new(&h.scheduler_url, ctx.token.clone()) {
                 Ok(c) => match c.version().await {
-                    Ok(v) if v.version == version => Gate::Passed,
+                    Ok(v) if v.version == version => match unhealthy(c.http()).await {
+                        Some(why) => Gate::Waiting(format!("the scheduler is not healthy: {why}")),
+                        None => Gate::Passed,
+                    },
                     Ok(v) => {
                         Gate::Waiting(format!("the scheduler answers with version {}", v.version))
                     }
@@ -706,12 +720,20 @@ async fn wait_gate(
     }
 }
 
+/// Why a server that answers says it cannot do its work (its `/health` is not `ok`);
+/// `None` when it is healthy or does not answer (the version check reports that).
+async fn unhealthy(http: &drover_api::client::HttpClient) -> Option<String> {
+    let health = http.health().await.ok()?;
+    (health.status != "ok").then(|| health.message.unwrap_or(health.status))
+}
+
 /// Uploads the binary to a temporary path, verifies it there, keeps the running one as
 /// `.previous`, swaps atomically (a rename in the same folder), runs `install` with the
 /// host's arguments and restarts the unit.
 fn swap_and_restart(
     h: &FleetHost,
     role: Role,
+    start: Start,
     local: &Path,
     sha: &str,
     ssh: &SshOptions,
@@ -741,15 +763,47 @@ fn swap_and_restart(
          mv -f {qb}.fleet-new {qb}"
     );
     s.run_as(&format!("swap {bin}"), &swap)?;
-    install_and_restart(&s, h, role)
+    install_and_restart(&s, h, role, start)
 }
 
-fn install_and_restart(s: &SshHost, h: &FleetHost, role: Role) -> Result<(), SshError> {
+/// Whether a binary is started on its host for the first time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Start {
+    /// A first install: a master then makes its cluster (`--init`).
+    First,
+    /// An upgrade or a roll-back.
+    Again,
+}
+
+/// The restart command for a master's very first start: the same command with a systemd
+/// drop-in under /run that sets `DROVER_MASTER_INIT=true`, removed as soon as the unit
+/// has started. The master refuses an empty store without it, and it must never stay:
+/// a later restart on a lost store has to refuse, not start an empty cluster. (The
+/// playbooks' master role does the same.)
+fn first_master_start(restart: &str) -> String {
+    let dir = "/run/systemd/system/drover-master.service.d";
+    format!(
+        "mkdir -p {dir} && printf '[Service]\\nEnvironment=DROVER_MASTER_INIT=true\\n' > {dir}/init.conf \
+         && systemctl daemon-reload && {{ {restart}; }}; rc=$?; rm -f {dir}/init.conf; \
+         systemctl daemon-reload; exit $rc"
+    )
+}
+
+fn install_and_restart(
+    s: &SshHost,
+    h: &FleetHost,
+    role: Role,
+    start: Start,
+) -> Result<(), SshError> {
     let bin = h.bin_path(role);
     let mut install = vec![quote(&bin), "install".to_string()];
     install.extend(h.install(role).iter().map(|a| quote(a)));
     s.run_as(&format!("{bin} install"), &install.join(" "))?;
-    s.run_as(&format!("restart {}", role.binary()), &h.restart(role))?;
+    let restart = match (role, start) {
+        (Role::Master, Start::First) => first_master_start(&h.restart(role)),
+        _ => h.restart(role),
+    };
+    s.run_as(&format!("restart {}", role.binary()), &restart)?;
     Ok(())
 }
 
@@ -764,7 +818,34 @@ fn roll_back(h: &FleetHost, role: Role, ssh: &SshOptions) -> Result<(), SshError
          cp -p {qb}.previous {qb}.fleet-rb; mv -f {qb}.fleet-rb {qb}"
         ),
     )?;
-    install_and_restart(&s, h, role)
+    install_and_restart(&s, h, role, Start::Again)
+}
+
+#[cfg(test)]
+mod first_start_tests {
+    use super::*;
+
+    #[test]
+    fn a_first_master_start_sets_init_for_that_start_only() {
+        let cmd = first_master_start("systemctl restart drover-master");
+        assert!(cmd.contains("Environment=DROVER_MASTER_INIT=true"), "{cmd}");
+        let (before, after) = cmd.split_once("systemctl restart drover-master").unwrap();
+        assert!(before.contains("init.conf"), "{cmd}");
+        assert!(
+            after.contains("rm -f") && after.contains("exit $rc"),
+            "{cmd}"
+        );
+        // The drop-in is a valid unit file once printf has run.
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg("printf '[Service]\\nEnvironment=DROVER_MASTER_INIT=true\\n'")
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "[Service]\nEnvironment=DROVER_MASTER_INIT=true\n"
+        );
+    }
 }
 
 #[cfg(test)]

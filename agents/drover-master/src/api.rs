@@ -28,8 +28,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use chrono::Utc;
 use drover_api::agent::{
-    AssignmentsQuery, HeartbeatRequest, HeartbeatResponse, NodeAssignments, RegisterRequest,
-    RegisterResponse,
+    AssignmentsQuery, ClusterInfo, HeartbeatRequest, HeartbeatResponse, NodeAssignments,
+    RegisterRequest, RegisterResponse,
 };
 use drover_api::client::{AgentClient, ClientError};
 use drover_api::node::Node;
@@ -88,6 +88,7 @@ pub fn router(state: AppState) -> Router {
         );
     }
     Router::new()
+        .route("/v1/cluster", get(cluster))
         .route("/v1/nodes", get(list_nodes))
         .route("/v1/nodes/{name}", get(get_node))
         .route("/v1/nodes/{name}/drain", post(drain_node))
@@ -132,6 +133,10 @@ async fn blocking<T: Send + 'static>(
             format!("the operation did not complete: {e}"),
         ))),
     }
+}
+
+async fn cluster(State(app): State<AppState>) -> Json<ClusterInfo> {
+    Json(app.master.cluster().clone())
 }
 
 async fn list_nodes(State(app): State<AppState>) -> Json<Vec<Node>> {

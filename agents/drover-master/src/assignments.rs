@@ -13,12 +13,18 @@ use drover_api::{TaskId, TaskState};
 /// - `Kill` for each of its tasks with goal Kill that is active here or that the agent
 ///   still reports active (a kill requested, not yet done);
 /// - `Kill` for each task the agent reports active that the master has as terminal
-///   (lost while the node was away, then replaced), or does not know, or has on another
-///   node.
+///   (lost while the node was away, then replaced), or has on another node
+///   (`elsewhere`).
+///
+/// A task the agent reports that the master does not know at all is not listed: the
+/// agent keeps it running and the master adopts it from the agent's registration (see
+/// [`crate::reports::adopt`]); an empty or rolled-back store must never make agents kill
+/// what they run.
 pub fn compute<'a>(
     node: &str,
     tasks: impl IntoIterator<Item = &'a Task>,
     reported: &BTreeMap<TaskId, TaskState>,
+    elsewhere: impl Fn(&TaskId) -> bool,
 ) -> Vec<TaskAssignment> {
     let mut out: BTreeMap<TaskId, TaskAssignment> = BTreeMap::new();
     for t in tasks.into_iter().filter(|t| t.spec.node == node) {
@@ -40,8 +46,9 @@ pub fn compute<'a>(
         }
     }
     for (id, state) in reported {
-        if state.is_active() && !out.contains_key(id) {
-            // A task the master never placed here: the agent gets a bare spec to kill by id.
+        if state.is_active() && !out.contains_key(id) && elsewhere(id) {
+            // A task the master placed on another node: the agent gets a bare spec to kill
+            // by id.
             out.insert(
                 id.clone(),
                 TaskAssignment {
@@ -79,7 +86,7 @@ mod tests {
     }
 
     #[test]
-    fn run_active_kill_requested_and_stragglers() {
+    fn run_active_kill_requested_and_stragglers_but_never_unknown_tasks() {
         let r = Resources::default();
         let run = task("a.run", "n1", r, TaskState::Running, &[]);
         let staging = task("b.staging", "n1", r, TaskState::Staging, &[]);
@@ -102,7 +109,8 @@ mod tests {
         .map(|(k, v)| (TaskId::from(k), v))
         .collect();
         let all = [run, staging, killing, lost, finished, other];
-        let got = goals(&compute("n1", &all, &reported));
+        let elsewhere = |id: &TaskId| id.as_str() == "f.other";
+        let got = goals(&compute("n1", &all, &reported, elsewhere));
         assert_eq!(
             got,
             vec![
@@ -111,7 +119,6 @@ mod tests {
                 ("c.kill".into(), TaskGoal::Kill),
                 ("d.lost".into(), TaskGoal::Kill),
                 ("f.other".into(), TaskGoal::Kill),
-                ("g.unknown".into(), TaskGoal::Kill),
             ]
         );
     }
@@ -120,6 +127,6 @@ mod tests {
     fn a_lost_task_the_agent_no_longer_runs_is_not_listed() {
         let mut lost = task("d.lost", "n1", Resources::default(), TaskState::Lost, &[]);
         lost.goal = TaskGoal::Kill;
-        assert!(compute("n1", &[lost], &BTreeMap::new()).is_empty());
+        assert!(compute("n1", &[lost], &BTreeMap::new(), |_| false).is_empty());
     }
 }

@@ -47,6 +47,16 @@ impl DaemonFlags for Opts {
 
     fn values(&self, config: &Path, bin: &Path) -> Result<serde_json::Value, InstallError> {
         refuse_token(self.token.as_deref())?;
+        if self.init {
+            // In the service's config, --init would turn a lost or emptied data dir into a
+            // new, empty cluster at the next restart, which is what it exists to prevent.
+            return Err(InstallError::Value {
+                flag: "init".into(),
+                message: "is not written into the service's config: start the master once with \
+                          --init (or DROVER_MASTER_INIT=true) on a first install instead"
+                    .into(),
+            });
+        }
         let addr = listen_addr("master", &self.listen, self.token_file.as_deref())?;
         crate::server::Config::from_opts(self, None).map_err(|e| InstallError::Value {
             flag: "heartbeat-timeout".into(),
@@ -180,6 +190,7 @@ mod tests {
         );
         refused(&["--data-dir", "relative/dir"], "data-dir");
         refused(&["--bin", "/opt/my drover/drover-master"], "bin");
+        refused(&["--init"], "init");
     }
 
     #[test]

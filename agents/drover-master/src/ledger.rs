@@ -29,7 +29,7 @@ pub fn ports_in_use<'a>(tasks: impl IntoIterator<Item = &'a Task>) -> BTreeSet<u
 
 /// Checks that `def` can go on `node` next to `tasks` (the node's tasks, any state) and
 /// returns the host ports it gets. Refusals say why: the node's state, a missing
-/// capability, the resource shortfall, or the port problem.
+/// capability, the node's task limit, the resource shortfall, or the port problem.
 pub fn place<'a>(
     node: &NodeRecord,
     tasks: impl IntoIterator<Item = &'a Task> + Clone,
@@ -56,6 +56,23 @@ pub fn place<'a>(
             ),
             field: Some("task.container".into()),
         });
+    }
+    if let Some(max) = node.max_tasks {
+        let active = tasks
+            .clone()
+            .into_iter()
+            .filter(|t| t.state.is_active())
+            .count();
+        if active >= max as usize {
+            return Err(ApiError {
+                code: ErrorCode::InsufficientResources,
+                message: format!(
+                    "node {:?} already runs {active} tasks, its most at once ({max}, from its agent's --max-tasks or process limit; raise it there)",
+                    node.name
+                ),
+                field: Some("node".into()),
+            });
+        }
     }
     let free = node.total.minus(allocated(tasks.clone()));
     let short = def.resources.shortfall(&free);
@@ -190,6 +207,40 @@ pub(crate) mod tests {
         );
         let e = place(&n, &tasks, &def(0.5, 5000.0, &[])).unwrap_err();
         assert!(e.message.contains("mem"), "{}", e.message);
+    }
+
+    #[test]
+    fn a_node_takes_no_more_active_tasks_than_its_agent_allows() {
+        let mut n = node("n1");
+        n.max_tasks = Some(2);
+        let running = |id| {
+            task(
+                id,
+                "n1",
+                Resources::new(0.1, 1.0, 0.0),
+                TaskState::Running,
+                &[],
+            )
+        };
+        let ended = task(
+            "c",
+            "n1",
+            Resources::new(0.1, 1.0, 0.0),
+            TaskState::Failed,
+            &[],
+        );
+        assert!(place(&n, &[running("a"), ended.clone()], &def(0.1, 1.0, &[])).is_ok());
+        let e = place(
+            &n,
+            &[running("a"), running("b"), ended],
+            &def(0.1, 1.0, &[]),
+        )
+        .unwrap_err();
+        assert_eq!(e.code, ErrorCode::InsufficientResources);
+        assert!(e.message.contains("most at once (2"), "{}", e.message);
+        assert!(e.message.contains("--max-tasks"), "{}", e.message);
+        n.max_tasks = None;
+        assert!(place(&n, &[running("a"), running("b")], &def(0.1, 1.0, &[])).is_ok());
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //! - [`opts`]: the command line.
 //! - [`install`]: `install` / `uninstall`: the config file and systemd unit from templates.
 //! - [`server`]: `run` — store, core, HTTP server and failure detector, with shutdown.
+//! - [`cluster`]: the cluster id in the store, and whether to use, make or refuse it.
 //! - [`api`]: the HTTP handlers, thin shells over [`master`].
 //! - [`extract`]: path and query extractors with JSON errors.
 //! - [`master`]: the core — state behind one lock, write-through to the store, events,
@@ -29,6 +30,7 @@
 
 pub mod api;
 pub mod assignments;
+pub mod cluster;
 pub mod events;
 pub mod extract;
 pub mod failure;

@@ -38,7 +38,8 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use drover_api::agent::{
-    HeartbeatRequest, HeartbeatResponse, NodeAssignments, RegisterRequest, RegisterResponse,
+    ClusterInfo, HeartbeatRequest, HeartbeatResponse, NodeAssignments, RegisterRequest,
+    RegisterResponse,
 };
 use drover_api::event::{Event, EventKind};
 use drover_api::node::{Node, NodeState};
@@ -61,6 +62,8 @@ pub struct CoreConfig {
     pub heartbeat_timeout: Duration,
     /// Which terminal tasks to keep as history.
     pub task_history: Retention,
+    /// The cluster this master serves (see [`crate::cluster`]).
+    pub cluster: ClusterInfo,
 }
 
 /// Why the core could not start.
@@ -188,6 +191,11 @@ impl Master {
     /// The settings.
     pub fn config(&self) -> &CoreConfig {
         &self.config
+    }
+
+    /// The cluster this master serves.
+    pub fn cluster(&self) -> &ClusterInfo {
+        &self.config.cluster
     }
 
     fn lock(&self) -> MutexGuard<'_, Core> {
@@ -581,16 +589,46 @@ impl Master {
         req: &RegisterRequest,
         now: DateTime<Utc>,
     ) -> Result<RegisterResponse, ApiError> {
+        if let Some(theirs) = &req.cluster_id
+            && *theirs != self.config.cluster.id
+        {
+            tracing::error!(node = %req.name, agent_cluster = %theirs, cluster = %self.config.cluster.id,
+                "refused the registration of an agent of another cluster");
+            return Err(ApiError {
+                code: ErrorCode::Conflict,
+                message: format!(
+                    "node {:?} belongs to cluster {theirs}, and this master serves cluster {}: \
+                     point the agent at its own cluster's master (or restore this master's \
+                     store), or, to move the node and its tasks to this cluster, restart the \
+                     agent once with --join-new-cluster",
+                    req.name, self.config.cluster.id
+                ),
+                field: Some("clusterId".into()),
+            });
+        }
         let ticket = {
             let mut core = self.lock();
             let changes = core.plan_register(req, now)?;
+            let adopted = changes
+                .tasks
+                .keys()
+                .filter(|id| !core.tasks.contains_key(*id))
+                .count();
+            if adopted > 0 {
+                tracing::warn!(node = %req.name, adopted,
+                    "adopted running tasks this master had no record of (its store is new or older than the node's tasks)");
+            }
             let ticket = self.commit(&mut core, changes, now)?;
+            if let Some(entry) = core.nodes.get_mut(&req.name) {
+                entry.registered_here = true;
+            }
             self.heard_from(&mut core, &req.name, &req.host, &req.tasks, now);
             ticket
         };
         self.settle(ticket)?;
         Ok(RegisterResponse {
             heartbeat_interval_ms: self.config.heartbeat_interval.as_millis() as u64,
+            cluster_id: Some(self.config.cluster.id.clone()),
         })
     }
 
@@ -687,6 +725,7 @@ impl Master {
         Ok((
             NodeAssignments {
                 revision,
+                cluster_id: Some(self.config.cluster.id.clone()),
                 tasks: entry.assignments.clone(),
             },
             entry.wake.subscribe(),
@@ -783,7 +822,8 @@ fn refresh(core: &mut Core, name: &str) {
     let settled = st
         .node_tasks(name)
         .filter(|t| !inflight.unsettled.contains(t.id()));
-    let next = assignments::compute(name, settled, &entry.reported);
+    let elsewhere = |id: &TaskId| st.tasks.get(id).is_some_and(|t| t.spec.node != name);
+    let next = assignments::compute(name, settled, &entry.reported, elsewhere);
     if let Some(entry) = st.nodes.get_mut(name)
         && (next != entry.assignments || entry.revision == 0)
     {
@@ -809,6 +849,10 @@ mod tests {
                 count: 3,
                 max_age: drover_service::retention::MaxAge(None),
             },
+            cluster: ClusterInfo {
+                id: drover_api::agent::ClusterId("test-cluster".into()),
+                created_at: None,
+            },
         }
     }
 
@@ -826,7 +870,10 @@ mod tests {
                 end: 31010,
             },
             host: HostInfo::default(),
+            max_tasks: None,
             tasks,
+            specs: vec![],
+            cluster_id: None,
         }
     }
 
@@ -1007,6 +1054,93 @@ mod tests {
             TaskState::Lost,
             "terminal states never change"
         );
+    }
+
+    /// A master that lost its record of running tasks (an older store): the agent's
+    /// first heartbeat to it is answered "register", and the registration's specs make
+    /// the master adopt the tasks; they are listed to run, never to kill.
+    #[test]
+    fn tasks_a_restarted_master_does_not_know_are_adopted_not_killed() {
+        let m = Master::open(Box::new(MemoryStore::new()), config()).unwrap();
+        let now = crate::testutil::t0();
+        m.register(&register("n1", vec![]), now).unwrap();
+        let (t, _) = m.launch(launch_req("n1"), now).unwrap();
+        let running = report(t.id(), TaskState::Running);
+        // The same store reopened (a restart) lacks a task the agent still runs.
+        let store = MemoryStore::new();
+        for (k, v) in m.store.list("").unwrap() {
+            store.put(&k, &v.value, drover_store::Expect::Any).unwrap();
+        }
+        let orphan_id = TaskId::from("orphan.1");
+        let mut orphan = launch_req("n1");
+        orphan.id = Some(orphan_id.clone());
+        let orphan_spec = drover_api::task::TaskSpec {
+            id: orphan_id.clone(),
+            node: "n1".into(),
+            definition: orphan.task.clone(),
+            host_ports: vec![],
+        };
+        let m = Master::open(Box::new(store), config()).unwrap();
+        let reports = vec![running.clone(), report(&orphan_id, TaskState::Running)];
+        let hb = HeartbeatRequest {
+            host: HostInfo::default(),
+            tasks: reports.clone(),
+        };
+        assert!(
+            !m.heartbeat("n1", &hb, now).unwrap().registered,
+            "asked to register so that the registration can bring the spec"
+        );
+        let (before, _) = m.assignments("n1").unwrap();
+        assert!(
+            before.tasks.iter().all(|a| a.goal == TaskGoal::Run),
+            "an unknown task is never listed to kill: {before:?}"
+        );
+        let mut req = register("n1", reports);
+        req.specs = vec![t.spec.clone(), orphan_spec];
+        m.register(&req, now).unwrap();
+        let adopted = m.task(&orphan_id).unwrap();
+        assert_eq!(adopted.state, TaskState::Running);
+        assert_eq!(adopted.goal, TaskGoal::Run);
+        let (after, _) = m.assignments("n1").unwrap();
+        let goals: Vec<(String, TaskGoal)> = after
+            .tasks
+            .iter()
+            .map(|a| (a.spec.id.to_string(), a.goal))
+            .collect();
+        assert_eq!(
+            goals,
+            vec![
+                ("orphan.1".to_string(), TaskGoal::Run),
+                (t.id().to_string(), TaskGoal::Run)
+            ]
+        );
+        // Registered with this master now: heartbeats are answered as usual.
+        assert!(m.heartbeat("n1", &hb, now).unwrap().registered);
+    }
+
+    #[test]
+    fn an_agent_of_another_cluster_is_refused_and_ours_get_the_id() {
+        let m = Master::open(Box::new(MemoryStore::new()), config()).unwrap();
+        let now = crate::testutil::t0();
+        let ours = m.cluster().id.clone();
+        let resp = m.register(&register("n1", vec![]), now).unwrap();
+        assert_eq!(resp.cluster_id.as_ref(), Some(&ours));
+        assert_eq!(
+            m.assignments("n1").unwrap().0.cluster_id,
+            Some(ours.clone())
+        );
+        let mut req = register("n2", vec![]);
+        req.cluster_id = Some(drover_api::agent::ClusterId("another".into()));
+        let err = m.register(&req, now).unwrap_err();
+        assert_eq!(err.code, ErrorCode::Conflict);
+        assert!(
+            err.message.contains("another") && err.message.contains(ours.as_str()),
+            "{}",
+            err.message
+        );
+        assert!(m.node("n2").is_err(), "a refused agent is not recorded");
+        req.cluster_id = Some(ours);
+        m.register(&req, now).unwrap();
     }
 
     /// Launches from many threads at once (their fsyncs shared by group commit): every

@@ -45,6 +45,9 @@ pub struct NodeRecord {
     pub reserved: Resources,
     /// Host ports for tasks.
     pub ports: PortRange,
+    /// Most tasks the node runs at once, as its agent last said; `None`: no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tasks: Option<u32>,
     /// Host facts: as of the registration in the store, as of the latest heartbeat in memory.
     pub host: HostInfo,
     /// Set by an operator's drain, cleared by activate.
@@ -109,6 +112,7 @@ impl NodeRecord {
             ports_allocated,
             host: self.host.clone(),
             active_tasks,
+            max_tasks: self.max_tasks,
             registered_at: self.registered_at,
             last_heartbeat_at: self.last_heartbeat_at,
         }

@@ -22,6 +22,12 @@ pub struct Opts {
         default_value_os_t = drover_service::server::default_data_dir("drover/master")
     )]
     pub data_dir: PathBuf,
+    /// Start a new cluster when the store is empty: make its cluster id. Without it a
+    /// master refuses an empty store (a lost file or a wrong --data-dir must not look like
+    /// a new cluster); on a store that has an id it does nothing. For a first start only:
+    /// `install` does not write it into the service's config.
+    #[arg(long, env = "DROVER_MASTER_INIT")]
+    pub init: bool,
     /// Seconds between agent heartbeats (told to agents when they register).
     #[arg(long, env = "DROVER_MASTER_HEARTBEAT_INTERVAL", default_value = "1", value_parser = parse_seconds)]
     pub heartbeat_interval: Duration,
@@ -95,6 +101,13 @@ mod tests {
         assert_eq!(o.idle_timeout, Duration::from_secs(60));
         assert!(cli.command.is_none());
         assert!(o.data_dir.ends_with("drover/master"));
+        assert!(!o.init);
+        assert!(
+            Cli::try_parse_from(["drover-master", "--init"])
+                .unwrap()
+                .opts
+                .init
+        );
         let cli = Cli::try_parse_from(["drover-master", "--heartbeat-interval", "0.3"]).unwrap();
         assert_eq!(cli.opts.heartbeat_interval, Duration::from_millis(300));
         assert!(matches!(

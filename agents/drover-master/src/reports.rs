@@ -1,11 +1,23 @@
 //! Merging an agent's task reports into the master's tasks: the task state machine as
-//! the master applies it. Pure functions; the caller persists what they return.
+//! the master applies it, and the adoption of tasks an agent runs that the master does
+//! not know. Pure functions; the caller persists what they return.
+//!
+//! Adopt, not hold, not kill: a task an agent runs that the master has never heard of can
+//! only come from a master that lost state (an empty or rolled-back store; task ids are
+//! made by the master and agents start nothing else). Killing it, as agents used to,
+//! turned a lost store into a fleet-wide outage. Holding it (neither listed nor killed)
+//! would keep it alive but invisible: its resources and ports double-booked, the
+//! scheduler launching a replacement next to it forever. Adopting it from the spec the
+//! agent sends with its registration makes it an ordinary task again: counted against
+//! the node, visible to the scheduler, which scales down what is surplus by its usual
+//! kills. Tasks the master does know keep their rules: one it has as terminal (lost while
+//! its node was away, then replaced) is still killed when the node reports it.
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use drover_api::event::EventKind;
-use drover_api::task::{Task, TaskGoal, TaskReport};
+use drover_api::task::{Task, TaskGoal, TaskReport, TaskSpec};
 use drover_api::{TaskId, TaskState};
 
 /// A task as it should be stored after a change, with the event to publish if its
@@ -55,6 +67,65 @@ pub fn apply<'a>(
             None => None,
         };
         out.extend(change);
+    }
+    out
+}
+
+/// The tasks node `node` reports active that `known` (every id the master has, on any
+/// node and in any state) lacks, built from the specs the agent sent: each becomes a task
+/// of `node` in the reported state with goal Run. A report without a spec is left out
+/// (the task keeps running unlisted until a registration brings its spec), and so is one
+/// whose spec this version would not accept (an id or definition that fails validation,
+/// e.g. under a newer resource floor): it is not adopted, but the registration is not
+/// refused either, because refusing it would cut the whole node off.
+pub fn adopt(
+    node: &str,
+    known: impl Fn(&TaskId) -> bool,
+    reports: &[TaskReport],
+    specs: &[TaskSpec],
+    now: DateTime<Utc>,
+) -> Vec<TaskChange> {
+    let specs: BTreeMap<&TaskId, &TaskSpec> = specs.iter().map(|s| (&s.id, s)).collect();
+    let mut out = Vec::new();
+    for r in reports
+        .iter()
+        .filter(|r| r.state.is_active() && !known(&r.id))
+    {
+        let Some(spec) = specs.get(&r.id) else {
+            continue;
+        };
+        if spec.id.validate().is_err() || spec.definition.validate("").is_err() {
+            continue;
+        }
+        let message = format!(
+            "adopted from node {node:?}, which runs it: the master had no record of it (its store was new or older than the node's tasks)"
+        );
+        let task = Task {
+            spec: TaskSpec {
+                node: node.to_string(),
+                ..(*spec).clone()
+            },
+            state: r.state,
+            goal: TaskGoal::Run,
+            pid: r.pid,
+            exit: None,
+            message: Some(message.clone()),
+            health: r.health.clone(),
+            staged_at: r.started_at.unwrap_or(now),
+            started_at: r.started_at.or((r.state.is_started()).then_some(now)),
+            finished_at: None,
+            updated_at: now,
+        };
+        out.push(TaskChange {
+            event: Some(EventKind::TaskState {
+                task: r.id.clone(),
+                node: node.to_string(),
+                from: None,
+                to: r.state,
+                message: Some(message),
+            }),
+            task,
+        });
     }
     out
 }
@@ -229,6 +300,88 @@ mod tests {
                 .unwrap_or("")
                 .contains("lost this task")
         );
+    }
+
+    fn spec_of(id: &str, node: &str) -> TaskSpec {
+        task(
+            id,
+            node,
+            Resources::new(0.5, 32.0, 0.0),
+            TaskState::Staging,
+            &[31005],
+        )
+        .spec
+    }
+
+    #[test]
+    fn unknown_active_tasks_are_adopted_known_and_ended_ones_are_not() {
+        let known = [TaskId::from("known")];
+        let mut unhealthy = report("sick", TaskState::Unhealthy);
+        unhealthy.started_at = Some(t0() - chrono::Duration::hours(1));
+        let reports = [
+            report("orphan", TaskState::Running),
+            unhealthy,
+            report("known", TaskState::Running),
+            report("ended", TaskState::Finished),
+            report("no-spec", TaskState::Running),
+            report("bad-spec", TaskState::Running),
+        ];
+        let mut bad = spec_of("bad-spec", "n1");
+        bad.definition.resources.cpus = -1.0;
+        // A spec naming another node is adopted on the node that runs it.
+        let specs = [
+            spec_of("orphan", "n1"),
+            spec_of("sick", "elsewhere"),
+            spec_of("known", "n1"),
+            spec_of("ended", "n1"),
+            bad,
+        ];
+        let got = adopt("n1", |id| known.contains(id), &reports, &specs, t0());
+        let summary: Vec<(String, String, TaskState, TaskGoal)> = got
+            .iter()
+            .map(|c| {
+                (
+                    c.task.id().to_string(),
+                    c.task.spec.node.clone(),
+                    c.task.state,
+                    c.task.goal,
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                (
+                    "orphan".into(),
+                    "n1".into(),
+                    TaskState::Running,
+                    TaskGoal::Run
+                ),
+                (
+                    "sick".into(),
+                    "n1".into(),
+                    TaskState::Unhealthy,
+                    TaskGoal::Run
+                ),
+            ]
+        );
+        let orphan = &got[0].task;
+        assert_eq!(orphan.pid, Some(42));
+        assert_eq!(orphan.spec.host_ports, vec![31005]);
+        assert_eq!(orphan.spec.definition.resources.cpus, 0.5);
+        assert!(orphan.message.as_deref().unwrap_or("").contains("adopted"));
+        assert_eq!(
+            got[1].task.started_at,
+            Some(t0() - chrono::Duration::hours(1))
+        );
+        assert!(matches!(
+            got[0].event,
+            Some(EventKind::TaskState {
+                from: None,
+                to: TaskState::Running,
+                ..
+            })
+        ));
     }
 
     #[test]

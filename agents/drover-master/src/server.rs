@@ -38,6 +38,9 @@ pub struct Config {
     pub task_history: Retention,
     /// The bearer token, if any.
     pub token: Option<String>,
+    /// Make a cluster id when the store is empty (`--init`); without it an empty store
+    /// is refused.
+    pub init: bool,
     /// How the API treats its connections (slots are reserved for the agent protocol).
     pub connections: ConnectionLimits,
 }
@@ -61,6 +64,7 @@ impl Config {
                 max_age: opts.task_history_max_age,
             },
             token,
+            init: opts.init,
             connections: ConnectionLimits::new(
                 opts.max_connections,
                 opts.header_timeout,
@@ -80,6 +84,9 @@ pub enum RunError {
     /// The state file could not be opened.
     #[error("failed to open the master's store")]
     Store(#[source] drover_store::StoreError),
+    /// The store has no cluster id and may not get one, or it could not be read.
+    #[error(transparent)]
+    Identity(#[from] crate::cluster::IdentityError),
     /// The state could not be loaded.
     #[error(transparent)]
     Core(#[from] CoreError),
@@ -96,10 +103,13 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RunError> {
     let store = RedbStore::open(config.data_dir.join(STORE_FILE)).map_err(RunError::Store)?;
+    let cluster = crate::cluster::establish(&store, config.init, &config.data_dir)?;
+    tracing::info!(cluster = %cluster.id, "serving cluster");
     let core = CoreConfig {
         heartbeat_interval: config.heartbeat_interval,
         heartbeat_timeout: config.heartbeat_timeout,
         task_history: config.task_history,
+        cluster,
     };
     let master = Arc::new(Master::open(Box::new(store), core)?);
     // The sender is dropped when `run` returns; receivers treat that as stop too.

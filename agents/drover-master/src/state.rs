@@ -33,6 +33,10 @@ pub struct NodeEntry {
     /// Wakes the node's long polls; the master sends the new revision on every bump,
     /// long polls hold receivers, and the sender lives as long as the node entry.
     pub wake: tokio::sync::watch::Sender<u64>,
+    /// Whether the agent registered with this master process (not just loaded from the
+    /// store): until it has, a heartbeat reporting tasks the master does not know asks
+    /// it to register, so that the registration's specs let the master adopt them.
+    pub registered_here: bool,
 }
 
 impl NodeEntry {
@@ -45,6 +49,7 @@ impl NodeEntry {
             revision: 0,
             assignments: Vec::new(),
             wake: tokio::sync::watch::Sender::new(0),
+            registered_here: false,
         }
     }
 }
@@ -287,7 +292,8 @@ impl State {
     }
 
     /// A (re-)registration: the node record (keeping its first registration time and
-    /// drain flag), back from unreachable if it was, and its reports applied.
+    /// drain flag), back from unreachable if it was, its reports applied, and the active
+    /// tasks it reports that the master does not know adopted (see [`reports::adopt`]).
     pub fn plan_register(
         &self,
         req: &RegisterRequest,
@@ -305,6 +311,7 @@ impl State {
             total: req.total,
             reserved: req.reserved,
             ports: req.ports,
+            max_tasks: req.max_tasks,
             host: req.host.clone(),
             draining: old.is_some_and(|o| o.draining),
             unreachable: false,
@@ -328,11 +335,17 @@ impl State {
         for c in reports::apply(&req.name, self.node_tasks(&req.name), &req.tasks, now) {
             changes.task(c);
         }
+        let known = |id: &TaskId| self.tasks.contains_key(id);
+        for c in reports::adopt(&req.name, known, &req.tasks, &req.specs, now) {
+            changes.task(c);
+        }
         Ok(changes)
     }
 
     /// A heartbeat: back from unreachable if it was, and its reports applied. `None`
-    /// when the node is unknown (it must register).
+    /// when the node must register: it is unknown, or it has not registered with this
+    /// master process and reports active tasks the master does not know (its
+    /// registration carries their specs, so they can be adopted).
     pub fn plan_heartbeat(
         &self,
         name: &str,
@@ -343,6 +356,14 @@ impl State {
         let Some(node) = self.nodes.get(name) else {
             return Ok(None);
         };
+        if !node.registered_here
+            && req
+                .tasks
+                .iter()
+                .any(|r| r.state.is_active() && !self.tasks.contains_key(&r.id))
+        {
+            return Ok(None);
+        }
         let mut changes = Changes::default();
         if let Some((up, event)) = failure::mark_reachable(&node.record) {
             changes.events.push(event);

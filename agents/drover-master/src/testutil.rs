@@ -28,6 +28,7 @@ pub fn node(name: &str) -> NodeRecord {
             begin: 31000,
             end: 31004,
         },
+        max_tasks: None,
         host: HostInfo::default(),
         draining: false,
         unreachable: false,

@@ -49,6 +49,7 @@ fn cluster() -> ClusterSnapshot {
                 },
                 ports_allocated: (next() % 500) as usize,
                 used_ports: BTreeSet::new(),
+                task_slots: None,
             }
         })
         .collect();

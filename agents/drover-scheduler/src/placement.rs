@@ -77,6 +77,9 @@ pub struct NodeSnapshot {
     /// Host ports known to be held (for fixed port requests); may be empty when the
     /// source only knows the count.
     pub used_ports: BTreeSet<u16>,
+    /// How many more tasks the node takes (its agent's task limit less its active
+    /// tasks); `None`: no limit.
+    pub task_slots: Option<usize>,
 }
 
 impl From<&Node> for NodeSnapshot {
@@ -91,6 +94,9 @@ impl From<&Node> for NodeSnapshot {
             ports: n.ports,
             ports_allocated: n.ports_allocated,
             used_ports: BTreeSet::new(),
+            task_slots: n
+                .max_tasks
+                .map(|max| (max as usize).saturating_sub(n.active_tasks)),
         }
     }
 }
@@ -132,6 +138,9 @@ impl ClusterSnapshot {
             n.free = n.free.minus(request.resources);
             n.ports_allocated += request.port_count();
             n.used_ports.extend(request.fixed_ports.iter().copied());
+            if let Some(slots) = &mut n.task_slots {
+                *slots = slots.saturating_sub(1);
+            }
         }
     }
 }
@@ -256,6 +265,7 @@ enum DynKind {
 struct Work {
     free: Resources,
     ports_free: usize,
+    task_slots: Option<usize>,
     /// Whether this call already placed an instance here, which holds the fixed ports.
     fixed_taken: bool,
     app_count: u32,
@@ -291,6 +301,7 @@ fn place_in<'s>(request: &PlacementRequest<'s>, snapshot: &'s ClusterSnapshot) -
         work.push(Work {
             free: n.free,
             ports_free: n.ports.len().saturating_sub(n.ports_allocated),
+            task_slots: n.task_slots,
             fixed_taken: false,
             app_count,
             blocked: feasible::node_rejection(request, n).is_some() || !statics.passes(request, n),
@@ -489,6 +500,9 @@ fn place_in<'s>(request: &PlacementRequest<'s>, snapshot: &'s ClusterSnapshot) -
         let w = &mut work[best];
         w.free = w.free.minus(request.resources);
         w.ports_free = w.ports_free.saturating_sub(request.port_count());
+        if let Some(slots) = &mut w.task_slots {
+            *slots = slots.saturating_sub(1);
+        }
         w.fixed_taken |= !request.fixed_ports.is_empty();
         w.app_count = w.app_count.saturating_add(1);
         for (d, v) in dynamics.iter_mut().zip(&vals) {

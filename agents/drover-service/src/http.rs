@@ -247,14 +247,24 @@ impl Metrics {
 }
 
 /// Serves `router` on `listener` under the connection `limits` until `shutdown`
-/// resolves; see [`crate::accept::serve`].
+/// resolves; see [`crate::accept::serve`]. Under a systemd notify unit it says when it
+/// is ready and stopping, and keeps the unit's watchdog fed while `/health` answers
+/// (see [`crate::systemd`]).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: Router,
     limits: crate::connections::ConnectionLimits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    crate::accept::serve(listener, router, limits, shutdown).await
+    let watchdog = crate::systemd::watchdog_interval()
+        .map(|every| tokio::spawn(crate::systemd::watchdog(router.clone(), every)));
+    crate::systemd::notify("READY=1");
+    let served = crate::accept::serve(listener, router, limits, shutdown).await;
+    crate::systemd::notify("STOPPING=1");
+    if let Some(w) = watchdog {
+        w.abort();
+    }
+    served
 }
 
 #[cfg(test)]

@@ -27,6 +27,7 @@ pub mod listen;
 pub mod retention;
 pub mod server;
 pub mod shutdown;
+pub mod systemd;
 
 /// Starts logging to stderr; `RUST_LOG` overrides the default level (`info`). Colours
 /// only on a terminal: a log file or journald would keep the escape codes as text.

@@ -37,8 +37,19 @@ pub fn check_bind_allowed(addr: SocketAddr, token: Option<&str>) -> anyhow::Resu
     Ok(())
 }
 
-/// Reads a token file (trimmed); an empty file is an error.
+/// Reads a token file (trimmed); an empty file is an error. A file others may read is
+/// read all the same, with a warning: on an agent's host, tasks run as other users, and
+/// one that can read the token can act as any part of the cluster.
 pub fn read_token_file(path: &std::path::Path) -> anyhow::Result<String> {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = std::fs::metadata(path)
+        && let Some(why) = token_file_exposure(meta.permissions().mode())
+    {
+        tracing::warn!(
+            "token file {} {why}: make it readable by this service's user only (chmod 0600)",
+            path.display()
+        );
+    }
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("failed to read token file {}", path.display()))?;
     let token = text.trim().to_string();
@@ -46,6 +57,12 @@ pub fn read_token_file(path: &std::path::Path) -> anyhow::Result<String> {
         bail!("token file {} is empty", path.display());
     }
     Ok(token)
+}
+
+/// Who besides the owner (and the owner's group, whose members the playbooks choose)
+/// may read a token file of `mode`, or `None` when no one may.
+pub fn token_file_exposure(mode: u32) -> Option<&'static str> {
+    (mode & 0o004 != 0).then_some("is readable by every user")
 }
 
 /// The token from `--token` or `--token-file`, whichever is given.
@@ -63,6 +80,13 @@ pub fn resolve_token(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_world_readable_token_file_is_reported() {
+        assert_eq!(token_file_exposure(0o100600), None);
+        assert_eq!(token_file_exposure(0o100640), None);
+        assert!(token_file_exposure(0o100644).is_some());
+    }
 
     #[test]
     fn wide_bind_needs_token() {

@@ -173,6 +173,37 @@ pub enum StoreError {
         #[source]
         source: Box<redb::DatabaseError>,
     },
+    /// The store file holds an older state than the last commit recorded beside it:
+    /// redb fell back to an earlier commit (a damaged newest page or commit slot), or
+    /// the file was replaced by an older copy. Opening it would silently forget
+    /// acknowledged writes.
+    #[error(
+        "store {path} is at revision {file_revision}, but {record} recorded a commit at revision {recorded_revision}: the newest writes are missing (a damaged file, or an older copy put in its place). Restore the newest backup of the file and remove {record} to accept it, or move both aside and start afresh (the master with --init)"
+    )]
+    RolledBack {
+        /// The store file.
+        path: std::path::PathBuf,
+        /// The revision the file holds.
+        file_revision: u64,
+        /// The revision last recorded as committed.
+        recorded_revision: u64,
+        /// The record file.
+        record: std::path::PathBuf,
+    },
+    /// The store file is missing or empty, though commits to it were recorded.
+    #[error(
+        "store {path} is {state}, but {record} recorded a commit at revision {recorded_revision}: its data is lost. Restore the file from a backup and remove {record} to accept it, or move both aside and start afresh (the master with --init)"
+    )]
+    Emptied {
+        /// The store file.
+        path: std::path::PathBuf,
+        /// `missing` or `empty (0 bytes)`.
+        state: &'static str,
+        /// The revision last recorded as committed.
+        recorded_revision: u64,
+        /// The record file.
+        record: std::path::PathBuf,
+    },
     /// The backend failed during an operation.
     #[error("store backend failed to {op}: {source}")]
     Backend {

@@ -15,6 +15,12 @@
 //!
 //! Layout: table `kv` maps each key to its record (8 bytes of big-endian mod revision,
 //! then the value); table `meta` holds the store revision under `revision`.
+//!
+//! Beside the file, `<file>.revision` records the store revision of the last commit
+//! (see [`RevisionRecord`]). redb checks its own structures on open, but a damaged
+//! newest commit slot makes it fall back to the commit before, silently: the record is
+//! how a file that lost its newest writes, or was emptied, is refused at open
+//! ([`StoreError::RolledBack`], [`StoreError::Emptied`]) instead of served.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -58,6 +64,8 @@ struct Shared {
     me: Weak<Shared>,
     /// A reopening thread is at work.
     recovering: AtomicBool,
+    /// The revision of the last commit, kept beside the file.
+    record: RevisionRecord,
 }
 
 /// First pause before reopening the file after a failed commit; doubled after each
@@ -126,6 +134,104 @@ fn recover(store: Weak<Shared>) {
             }
         }
     }
+}
+
+/// `<store file>.revision`: the store revision of the last commit, overwritten in place
+/// after each commit as one short line (the revision and a checksum of it).
+///
+/// Cheap on purpose, since every commit pays it: one `pwrite` into the page cache on a
+/// handle kept open, no fsync, no new file and no rename (either would add metadata to
+/// the journal commit that the next fsync of the store waits for). That is safe because
+/// the record is written only after its commit is durable: a crash or power loss can
+/// only leave it behind the file (an older revision, or none), never ahead of it, and a
+/// torn or unreadable line fails its checksum and counts as no record. A lagging record
+/// can therefore miss a rollback of the last few commits, but it can never make a
+/// healthy file look rolled back.
+#[derive(Debug)]
+pub struct RevisionRecord {
+    path: PathBuf,
+    /// Opened at the store's open (created if missing); `None` if that failed, and then
+    /// nothing is recorded (which only under-detects).
+    file: Option<std::fs::File>,
+}
+
+/// FNV-1a over the line's revision digits: a line torn between two writes fails it.
+fn record_checksum(digits: &str) -> u64 {
+    digits.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+impl RevisionRecord {
+    /// The record of the store file at `store` (not opened for writing).
+    pub fn of(store: &Path) -> RevisionRecord {
+        let mut name = store
+            .file_name()
+            .map(|n| n.to_os_string())
+            .unwrap_or_default();
+        name.push(".revision");
+        RevisionRecord {
+            path: store.with_file_name(name),
+            file: None,
+        }
+    }
+
+    /// Opens the record for writing, creating it if missing.
+    fn open_for_writing(mut self) -> RevisionRecord {
+        self.file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&self.path)
+            .ok();
+        self
+    }
+
+    /// The record file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The recorded revision; `None` when there is no record or it cannot be read or
+    /// fails its checksum (which only under-detects).
+    pub fn read(&self) -> Option<u64> {
+        let text = std::fs::read_to_string(&self.path).ok()?;
+        let (digits, check) = text.trim().split_once(' ')?;
+        let sum = u64::from_str_radix(check, 16).ok()?;
+        (sum == record_checksum(digits)).then_some(())?;
+        digits.parse().ok()
+    }
+
+    /// Records `revision` as committed (a fixed-width line at offset 0, so each write
+    /// replaces the whole previous one). A failure is ignored: the record then lags,
+    /// which can only under-detect.
+    pub fn write(&self, revision: u64) {
+        use std::os::unix::fs::FileExt;
+        if let Some(file) = &self.file {
+            let digits = format!("{revision:020}");
+            let line = format!("{digits} {:016x}\n", record_checksum(&digits));
+            let _ = file.write_at(line.as_bytes(), 0);
+        }
+    }
+}
+
+/// Refuses a store file that is missing or empty although commits were recorded.
+fn check_not_emptied(path: &Path, record: &RevisionRecord) -> Result<(), StoreError> {
+    let Some(recorded_revision) = record.read().filter(|r| *r > 0) else {
+        return Ok(());
+    };
+    let state = match std::fs::metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => "missing",
+        Ok(m) if m.len() == 0 => "empty (0 bytes)",
+        _ => return Ok(()),
+    };
+    Err(StoreError::Emptied {
+        path: path.to_path_buf(),
+        state,
+        recorded_revision,
+        record: record.path().to_path_buf(),
+    })
 }
 
 impl std::fmt::Debug for RedbStore {
@@ -248,7 +354,18 @@ impl GroupCommitter for Shared {
     }
 
     fn commit_group(&self, batches: &[Vec<Op>]) -> Result<Vec<Outcome>, StoreError> {
-        self.with_db(|db| commit_group_to(db, batches))
+        let outcomes = self.with_db(|db| commit_group_to(db, batches))?;
+        // Only after the commit is durable, so the record never leads the file.
+        if let Some(rev) = outcomes
+            .iter()
+            .filter_map(|o| o.as_ref().ok())
+            .filter(|(_, changed)| *changed)
+            .map(|(r, _)| *r)
+            .max()
+        {
+            self.record.write(rev);
+        }
+        Ok(outcomes)
     }
 }
 
@@ -323,21 +440,37 @@ impl RedbStore {
                 source,
             })?;
         }
+        let record = RevisionRecord::of(&path);
+        check_not_emptied(&path, &record)?;
+        let record = record.open_for_writing();
         let db = Database::create(&path).map_err(|e| StoreError::Open {
             path: path.clone(),
             source: Box::new(e),
         })?;
         create_tables(&db)?;
-        Ok(RedbStore {
+        let store = RedbStore {
             shared: Arc::new_cyclic(|me| Shared {
                 db: RwLock::new(Some(db)),
                 path,
                 queue: WriteQueue::default(),
                 me: me.clone(),
                 recovering: AtomicBool::new(false),
+                record,
             }),
             mode,
-        })
+        };
+        let file_revision = store.revision()?;
+        if let Some(recorded_revision) = store.shared.record.read()
+            && recorded_revision > file_revision
+        {
+            return Err(StoreError::RolledBack {
+                path: store.shared.path.clone(),
+                file_revision,
+                recorded_revision,
+                record: store.shared.record.path().to_path_buf(),
+            });
+        }
+        Ok(store)
     }
 
     /// The file the store lives in.
@@ -758,6 +891,114 @@ mod tests {
         let _first = RedbStore::open(&path).unwrap();
         let err = RedbStore::open(&path).unwrap_err();
         assert!(matches!(err, StoreError::Open { .. }), "{err}");
+    }
+
+    #[test]
+    fn an_older_copy_of_the_file_is_refused_as_rolled_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.redb");
+        {
+            let s = RedbStore::open(&path).unwrap();
+            s.put("a", b"1", Expect::Any).unwrap();
+        }
+        std::fs::copy(&path, dir.path().join("old.redb")).unwrap();
+        {
+            let s = RedbStore::open(&path).unwrap();
+            s.put("b", b"2", Expect::Any).unwrap();
+            s.put("c", b"3", Expect::Any).unwrap();
+        }
+        assert_eq!(RevisionRecord::of(&path).read(), Some(3));
+        std::fs::copy(dir.path().join("old.redb"), &path).unwrap();
+        let err = RedbStore::open(&path).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                StoreError::RolledBack {
+                    file_revision: 1,
+                    recorded_revision: 3,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let text = err.to_string();
+        assert!(
+            text.contains("state.redb.revision") && text.contains("backup"),
+            "{text}"
+        );
+        // The operator accepts the older file by removing the record.
+        std::fs::remove_file(RevisionRecord::of(&path).path()).unwrap();
+        let s = RedbStore::open(&path).unwrap();
+        assert_eq!(s.revision().unwrap(), 1);
+    }
+
+    #[test]
+    fn an_emptied_or_missing_file_with_a_record_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.redb");
+        {
+            let s = RedbStore::open(&path).unwrap();
+            s.put("a", b"1", Expect::Any).unwrap();
+        }
+        std::fs::write(&path, b"").unwrap();
+        let err = RedbStore::open(&path).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                StoreError::Emptied {
+                    recorded_revision: 1,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(err.to_string().contains("0 bytes"), "{err}");
+        std::fs::remove_file(&path).unwrap();
+        let err = RedbStore::open(&path).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                StoreError::Emptied {
+                    state: "missing",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(!path.exists(), "a refused open creates nothing");
+    }
+
+    #[test]
+    fn a_zero_byte_file_without_a_record_opens_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.redb");
+        std::fs::write(&path, b"").unwrap();
+        let s = RedbStore::open(&path).unwrap();
+        assert_eq!(s.revision().unwrap(), 0);
+        assert_eq!(s.list("").unwrap(), vec![]);
+    }
+
+    #[test]
+    fn a_torn_or_foreign_record_counts_as_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.redb");
+        {
+            let s = RedbStore::open(&path).unwrap();
+            for i in 0..12 {
+                s.put("k", format!("{i}").as_bytes(), Expect::Any).unwrap();
+            }
+        }
+        let record = RevisionRecord::of(&path);
+        assert_eq!(record.read(), Some(12));
+        let line = std::fs::read_to_string(record.path()).unwrap();
+        // One digit of a newer revision over an older line: the checksum no longer holds.
+        let torn = line.replacen("00012", "00013", 1);
+        std::fs::write(record.path(), torn).unwrap();
+        assert_eq!(record.read(), None);
+        std::fs::write(record.path(), "garbage").unwrap();
+        assert_eq!(record.read(), None);
+        // And the store opens: an unreadable record never refuses a file.
+        assert_eq!(RedbStore::open(&path).unwrap().revision().unwrap(), 12);
     }
 
     #[test]

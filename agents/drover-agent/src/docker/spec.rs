@@ -135,6 +135,31 @@ pub fn create_body(
     Ok(body)
 }
 
+/// The user a container task asks for: its `user`, or a `user` (`u`) parameter, which
+/// goes through the same allow-list (a parameter cannot make a container root where
+/// `user` could not). Names only: the container runs with that host user's uid and gid.
+pub fn requested_user<'a>(
+    user: Option<&'a str>,
+    container: &'a DockerContainer,
+) -> Result<Option<&'a str>, String> {
+    let param = container
+        .parameters
+        .iter()
+        .filter(|p| matches!(p.key.trim_start_matches('-'), "user" | "u"))
+        .map(|p| p.value.trim())
+        .next_back();
+    match (user.map(str::trim).filter(|u| !u.is_empty()), param) {
+        (_, Some(p)) if p.is_empty() || p.contains(':') => Err(format!(
+            "docker parameter \"user\": {p:?} must be a user name (the container runs with that user's uid and gid)"
+        )),
+        (Some(u), Some(p)) if u != p => Err(format!(
+            "docker parameter \"user\" {p:?} differs from the task's user {u:?}"
+        )),
+        (Some(u), _) => Ok(Some(u)),
+        (None, p) => Ok(p),
+    }
+}
+
 /// The `docker run` options `docker.parameters` may carry (long names; `e`, `h`, `l`,
 /// `u`, `v` and `w` as their short forms are accepted too).
 pub const SUPPORTED_PARAMETERS: &[&str] = &[
@@ -365,6 +390,30 @@ mod tests {
         let c = DockerContainer::parse(spec.definition.container.as_ref().unwrap()).unwrap();
         let env = container_env(spec, "10.0.0.5");
         create_body(spec, &c, &env, Path::new("/w/tasks/web.1")).unwrap()
+    }
+
+    #[test]
+    fn a_user_parameter_is_a_request_for_that_user_not_a_way_around_the_allow_list() {
+        let c = |params: serde_json::Value| {
+            DockerContainer::parse(
+                &json!({"type": "DOCKER", "image": "busybox", "parameters": params}),
+            )
+            .unwrap()
+        };
+        let none = c(json!([]));
+        assert_eq!(requested_user(None, &none), Ok(None));
+        assert_eq!(requested_user(Some("app"), &none), Ok(Some("app")));
+        let root = c(json!([{"key": "user", "value": "root"}]));
+        assert_eq!(requested_user(None, &root), Ok(Some("root")));
+        let short = c(json!([{"key": "u", "value": "app"}]));
+        assert_eq!(requested_user(Some("app"), &short), Ok(Some("app")));
+        assert!(requested_user(Some("other"), &short).is_err());
+        let numeric = c(json!([{"key": "user", "value": "0:0"}]));
+        assert!(
+            requested_user(None, &numeric)
+                .unwrap_err()
+                .contains("must be a user name")
+        );
     }
 
     #[test]

@@ -32,7 +32,11 @@ const LOG_DRAIN: Duration = Duration::from_secs(10);
 impl TaskRunner {
     /// Checks that this agent can run `spec`'s container and resolves its environment;
     /// `Err` is the reason the task fails instead.
-    pub(super) fn prepare_container(&self, spec: &TaskSpec) -> Result<LaunchPlan, String> {
+    pub(super) fn prepare_container(
+        &self,
+        spec: &TaskSpec,
+        sb: &Sandbox,
+    ) -> Result<LaunchPlan, String> {
         if self.inner.docker().is_none() {
             return Err(NO_ENGINE.to_string());
         }
@@ -41,12 +45,19 @@ impl TaskRunner {
             .container
             .as_ref()
             .ok_or("the task has no container")?;
-        DockerContainer::parse(value).map_err(|e| format!("invalid container: {e}"))?;
+        let container =
+            DockerContainer::parse(value).map_err(|e| format!("invalid container: {e}"))?;
+        let requested = spec::requested_user(spec.definition.user.as_deref(), &container)?;
+        // The container's user is the task user's uid:gid (or an allowed user's) as a
+        // process's is, whatever the image says.
+        let user = self.task_user(spec, requested, sb)?;
         Ok(LaunchPlan {
             argv: Vec::new(),
             env: spec::container_env(spec, &self.inner.config.host),
-            uid: None,
-            gid: None,
+            uid: Some(user.uid),
+            gid: Some(user.gid),
+            groups: None,
+            user: Some(user.name),
             cgroup: None,
         })
     }
@@ -113,14 +124,14 @@ impl Inner {
     /// Runs one container task from wherever it is (not created, running, exited) to its
     /// recorded end.
     pub(super) async fn container_monitor(inner: Arc<Inner>, id: TaskId, wake: Arc<Notify>) {
-        let Some((spec, sb, env)) = inner.container_parts(&id) else {
+        let Some((spec, sb, plan)) = inner.container_parts(&id) else {
             return;
         };
         let Some(engine) = inner.docker() else {
             inner.fail(&id, &sb, NO_ENGINE.to_string());
             return;
         };
-        let cid = match Inner::container_up(&inner, &engine, &spec, &sb, &env).await {
+        let cid = match Inner::container_up(&inner, &engine, &spec, &sb, &plan).await {
             Ok(Some(cid)) => cid,
             Ok(None) => return,
             Err(why) => {
@@ -206,7 +217,7 @@ impl Inner {
         engine: &Engine,
         spec: &TaskSpec,
         sb: &Sandbox,
-        env: &std::collections::BTreeMap<String, String>,
+        plan: &Option<LaunchPlan>,
     ) -> Result<Option<String>, String> {
         let id = &spec.id;
         let name = spec::container_name(id);
@@ -229,7 +240,13 @@ impl Inner {
             .ok_or("the task has no container")?;
         let container =
             DockerContainer::parse(value).map_err(|e| format!("invalid container: {e}"))?;
-        let body = spec::create_body(spec, &container, env, sb.dir())?;
+        // No container is made without the user decided at launch (a checkpoint from an
+        // agent before task users has none): the image's own user may be root.
+        let Some((plan, uid, gid)) = plan.as_ref().and_then(|p| Some((p, p.uid?, p.gid?))) else {
+            return Err("the task's checkpoint names no user to run its container as".into());
+        };
+        let mut body = spec::create_body(spec, &container, &plan.env, sb.dir())?;
+        body.user = Some(format!("{uid}:{gid}"));
         if inner.killed_before_start(id, sb) {
             return Ok(None);
         }
@@ -261,22 +278,15 @@ impl Inner {
         Ok(Some(cid))
     }
 
-    /// The spec, sandbox and environment of a container task that is still active.
-    fn container_parts(
-        &self,
-        id: &TaskId,
-    ) -> Option<(
-        TaskSpec,
-        Sandbox,
-        std::collections::BTreeMap<String, String>,
-    )> {
+    /// The spec, sandbox and launch plan (environment, user) of a container task that
+    /// is still active.
+    fn container_parts(&self, id: &TaskId) -> Option<(TaskSpec, Sandbox, Option<LaunchPlan>)> {
         let tasks = self.lock();
         let e = tasks.get(id)?;
         if e.state.is_terminal() {
             return None;
         }
-        let env = e.plan.as_ref().map(|p| p.env.clone()).unwrap_or_default();
-        Some((e.spec.clone(), e.sandbox.clone()?, env))
+        Some((e.spec.clone(), e.sandbox.clone()?, e.plan.clone()))
     }
 
     fn kill_requested(&self, id: &TaskId) -> bool {

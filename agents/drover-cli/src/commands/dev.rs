@@ -75,6 +75,14 @@ pub async fn run(global: &GlobalArgs, args: &DevArgs) -> anyhow::Result<()> {
     };
     let logs = data_dir.join("logs");
     std::fs::create_dir_all(&logs).with_context(|| format!("cannot create {}", logs.display()))?;
+    if nix::unistd::geteuid().is_root() {
+        // The agents (root) run tasks as their task user, who must pass through here to
+        // its sandbox (mode 0711: through, not list). The agents warn if a folder above
+        // (root's home, say) keeps it out.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&data_dir, std::fs::Permissions::from_mode(0o711))
+            .with_context(|| format!("cannot open {} to the task user", data_dir.display()))?;
+    }
     // Held until `drover dev` exits (the kernel drops it on any exit, SIGKILL included).
     let _lock = lock_data_dir(&data_dir)?;
     let bins = Binaries::find()?;
@@ -287,15 +295,21 @@ async fn start_and_serve(
     let started = Instant::now();
     let logs = data_dir.join("logs");
     let s = |p: &Path| p.display().to_string();
+    let mut master_args = vec![
+        "--listen".to_string(),
+        "127.0.0.1:0".into(),
+        "--data-dir".into(),
+        s(&data_dir.join("master")),
+    ];
+    // The first run of this data dir makes a new cluster; later runs keep it, and a
+    // master whose store went missing since refuses to start rather than begin empty.
+    if !data_dir.join("master").join("master.redb").exists() {
+        master_args.push("--init".into());
+    }
     let master = spawn_server(
         "drover-master",
         &bins.master,
-        &[
-            "--listen".into(),
-            "127.0.0.1:0".into(),
-            "--data-dir".into(),
-            s(&data_dir.join("master")),
-        ],
+        &master_args,
         &[],
         &logs.join("master.log"),
     )

@@ -52,6 +52,7 @@ pub fn node(name: &str, state: NodeState) -> Node {
             cpu_usage_percent: 12.5,
         },
         active_tasks: 2,
+        max_tasks: None,
         registered_at: now() - TimeDelta::hours(3),
         last_heartbeat_at: now() - TimeDelta::seconds(2),
     }

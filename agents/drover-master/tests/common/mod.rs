@@ -52,6 +52,7 @@ impl Server {
                 max_age: drover_service::retention::DEFAULT_MAX_AGE,
             },
             token: token.map(String::from),
+            init: true,
             connections: Default::default(),
         };
         let (tx, rx) = oneshot::channel::<()>();
@@ -134,7 +135,10 @@ pub fn register_req(name: &str, tasks: Vec<TaskReport>) -> RegisterRequest {
             cpus: 2,
             ..Default::default()
         },
+        max_tasks: None,
         tasks,
+        specs: vec![],
+        cluster_id: None,
     }
 }
 

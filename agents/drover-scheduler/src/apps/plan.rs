@@ -724,6 +724,7 @@ fn plan_app(
                 matches!(
                     r,
                     Rejection::Cpus { .. }
+                        | Rejection::TaskLimit
                         | Rejection::Mem { .. }
                         | Rejection::Disk { .. }
                         | Rejection::Ports { .. }

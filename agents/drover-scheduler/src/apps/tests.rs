@@ -382,6 +382,7 @@ mod readiness_and_dependencies {
                 },
                 ports_allocated: 0,
                 used_ports: BTreeSet::new(),
+                task_slots: None,
             }],
         }
     }

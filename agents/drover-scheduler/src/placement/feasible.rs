@@ -41,6 +41,8 @@ pub enum Rejection {
         /// Ports one instance wants.
         wants: usize,
     },
+    /// The node runs as many tasks as its agent allows.
+    TaskLimit,
     /// A fixed host port is already held on the node.
     PortInUse(u16),
     /// A fixed host port is outside the node's port range.
@@ -64,6 +66,9 @@ impl fmt::Display for Rejection {
             Rejection::Mem { wants } => write!(f, "insufficient mem (wants {wants} MiB)"),
             Rejection::Disk { wants } => write!(f, "insufficient disk (wants {wants} MiB)"),
             Rejection::Ports { wants } => write!(f, "insufficient free ports (wants {wants})"),
+            Rejection::TaskLimit => {
+                f.write_str("runs its most tasks at once (drover-agent --max-tasks)")
+            }
             Rejection::PortInUse(p) => write!(f, "port {p} already in use"),
             Rejection::PortOutsideRange(p) => write!(f, "port {p} outside the node's port range"),
             Rejection::Constraint { constraint, why } => write!(f, "{constraint} {why}"),
@@ -137,6 +142,9 @@ pub(super) fn node_rejection(
 /// Whether one more instance fits the node's remaining resources and ports.
 pub(super) fn fits(request: &PlacementRequest<'_>, w: &Work) -> Option<Rejection> {
     const EPS: f64 = 1e-9;
+    if w.task_slots == Some(0) {
+        return Some(Rejection::TaskLimit);
+    }
     let r = &request.resources;
     if r.cpus > w.free.cpus + EPS {
         return Some(Rejection::Cpus { wants: r.cpus });

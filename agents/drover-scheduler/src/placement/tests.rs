@@ -28,6 +28,7 @@ fn node(name: &str, attrs: &[(&str, &str)]) -> NodeSnapshot {
         },
         ports_allocated: 0,
         used_ports: BTreeSet::new(),
+        task_slots: None,
     }
 }
 
@@ -315,6 +316,22 @@ fn resource_and_state_failures_explain_themselves() {
         "no node can take an instance of /web: 1 of 7 nodes: draining; 1 of 7 nodes: no docker capability (the app runs a container); \
          1 of 7 nodes: unreachable; 1 of 7 nodes: insufficient cpus (wants 1); 1 of 7 nodes: insufficient disk (wants 10 MiB); \
          1 of 7 nodes: insufficient free ports (wants 1); 1 of 7 nodes: insufficient mem (wants 512 MiB)"
+    );
+}
+
+#[test]
+fn a_node_takes_no_more_instances_than_its_task_slots() {
+    let existing = BTreeMap::new();
+    let cs = [];
+    let mut a = node("a", &[]);
+    a.task_slots = Some(1);
+    let mut b = node("b", &[]);
+    b.task_slots = Some(0);
+    let plan = place(&req(&cs, 2, &existing), &snap(vec![a, b]));
+    assert_eq!(plan.per_node(), BTreeMap::from([("a", 1)]));
+    assert_eq!(
+        plan.unplaced.unwrap().reason.to_string(),
+        "no node can take an instance of /web: 2 of 2 nodes: runs its most tasks at once (drover-agent --max-tasks)"
     );
 }
 

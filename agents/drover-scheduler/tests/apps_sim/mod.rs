@@ -273,6 +273,7 @@ impl Sim {
                 },
                 ports_allocated: ports,
                 used_ports: BTreeSet::new(),
+                task_slots: None,
             });
         }
         let tasks = match &self.frozen_view {
