@@ -478,6 +478,15 @@ async fn requests_over_the_limits_are_refused() {
     assert_eq!(body, (200, String::new()));
 }
 
+/// The tasks the master has active, or `None` while it does not answer.
+async fn active_tasks(cluster: &Cluster) -> Option<Vec<drover_api::task::Task>> {
+    let filter = TaskFilter {
+        active: Some(true),
+        ..Default::default()
+    };
+    cluster.client.tasks(&filter).await.ok()
+}
+
 /// An agent's task limit: the node says it, the master refuses a launch past it with a
 /// message naming the flag, and the scheduler places no more than fit, saying why.
 #[tokio::test(flavor = "multi_thread")]
@@ -505,14 +514,7 @@ async fn a_node_refuses_tasks_past_its_agents_limit() {
         "3 instances running and the app's status saying why not 5",
         long,
         || async {
-            let active = cluster
-                .client
-                .tasks(&TaskFilter {
-                    active: Some(true),
-                    ..Default::default()
-                })
-                .await
-                .ok()?;
+            let active = active_tasks(&cluster).await?;
             let status = sched.app("/capped").await.ok()?.status?;
             let message = status.unplaceable?.message;
             (active.len() == 3 && message.contains("--max-tasks")).then_some(message)
@@ -541,15 +543,7 @@ async fn a_node_refuses_tasks_past_its_agents_limit() {
 
     let _ = sched.delete_app("/capped", true).await;
     drover_cluster_tests::wait_for("the app's tasks gone", long, || async {
-        let active = cluster
-            .client
-            .tasks(&TaskFilter {
-                active: Some(true),
-                ..Default::default()
-            })
-            .await
-            .ok()?;
-        active.is_empty().then_some(())
+        active_tasks(&cluster).await?.is_empty().then_some(())
     })
     .await;
 }

@@ -642,6 +642,23 @@ pub struct Task {
 }
 
 impl Task {
+    /// A task just placed: staging, to run, nothing heard from its agent yet.
+    pub fn staging(spec: TaskSpec, at: DateTime<Utc>) -> Task {
+        Task {
+            spec,
+            state: TaskState::Staging,
+            goal: TaskGoal::Run,
+            pid: None,
+            exit: None,
+            message: None,
+            health: None,
+            staged_at: at,
+            started_at: None,
+            finished_at: None,
+            updated_at: at,
+        }
+    }
+
     /// The task's id.
     pub fn id(&self) -> &TaskId {
         &self.spec.id

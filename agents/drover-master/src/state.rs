@@ -190,24 +190,15 @@ impl State {
             Some(id) => id,
             None => new_id(&req.task.name),
         };
-        let task = Task {
-            spec: TaskSpec {
+        let task = Task::staging(
+            TaskSpec {
                 id: id.clone(),
                 node: req.node.clone(),
                 definition: req.task,
                 host_ports,
             },
-            state: TaskState::Staging,
-            goal: TaskGoal::Run,
-            pid: None,
-            exit: None,
-            message: None,
-            health: None,
-            staged_at: now,
-            started_at: None,
-            finished_at: None,
-            updated_at: now,
-        };
+            now,
+        );
         let mut changes = Changes::default();
         changes.events.push(EventKind::TaskState {
             task: id,

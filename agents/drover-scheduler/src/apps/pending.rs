@@ -22,9 +22,7 @@
 use std::collections::BTreeSet;
 
 use drover_api::app::AppDefinition;
-use drover_api::task::{
-    LaunchRequest, Task, TaskDefinition, TaskGoal, TaskId, TaskSpec, TaskState,
-};
+use drover_api::task::{LaunchRequest, Task, TaskDefinition, TaskId, TaskSpec};
 
 use super::state::{AppState, PendingLaunch};
 
@@ -131,22 +129,13 @@ fn stand_in_definition(app: &AppState, version: &str) -> TaskDefinition {
 
 /// A staging task standing for a pending launch.
 pub fn placeholder(p: &PendingLaunch, definition: TaskDefinition) -> Task {
-    Task {
-        spec: TaskSpec {
+    Task::staging(
+        TaskSpec {
             id: p.task_id.clone(),
             node: p.node.clone(),
             definition,
             host_ports: Vec::new(),
         },
-        state: TaskState::Staging,
-        goal: TaskGoal::Run,
-        pid: None,
-        exit: None,
-        message: None,
-        health: None,
-        staged_at: p.decided_at,
-        started_at: None,
-        finished_at: None,
-        updated_at: p.decided_at,
-    }
+        p.decided_at,
+    )
 }

@@ -428,24 +428,15 @@ impl Sim {
                 answers.push(Err(id));
                 continue;
             }
-            let task = Task {
-                spec: TaskSpec {
+            let task = Task::staging(
+                TaskSpec {
                     id: id.clone(),
                     node: l.node.clone(),
                     definition: l.task.clone(),
                     host_ports: Vec::new(),
                 },
-                state: TaskState::Staging,
-                goal: TaskGoal::Run,
-                pid: None,
-                exit: None,
-                message: None,
-                health: None,
-                staged_at: self.now,
-                started_at: None,
-                finished_at: None,
-                updated_at: self.now,
-            };
+                self.now,
+            );
             self.tasks.push(task.clone());
             answers.push(Ok(task));
         }
