@@ -1,7 +1,7 @@
 //! App figure, measured on real processes on loopback (a bench, not a test): the time
 //! from `POST /v2/apps` of a 100-instance app to all 100 instances running, with two
 //! real agents (`sleep`, 0.01 CPUs and 1 MiB each, no ports), median of a few runs.
-//! The pure placement throughput is benched in `agents/drover-scheduler/benches/placement.rs`.
+//! The pure placement throughput is benched in `agents/drover-scheduler-engine/benches/placement.rs`.
 //!
 //! Run with `cargo build --release --bins && DROVER_BIN_DIR=target/release cargo bench
 //! -p drover-cluster-tests --bench apps` (debug binaries work too, slower).

@@ -9,7 +9,7 @@
 //! - an instance is *stopping* once Drover asked the master to kill it and it has not
 //!   ended yet; it still holds its resources and counts towards `maximumOverCapacity`.
 //!
-//! The scheduler computes these types (`drover_scheduler::apps`) and persists
+//! The scheduler computes these types (`drover_scheduler_engine::apps`) and persists
 //! [`Deployment`]s; the API and the CLI show them as they are.
 
 use std::collections::BTreeMap;

@@ -9,7 +9,7 @@
 //! # Layout
 //!
 //! - [`iso8601`]: the one parser of schedule strings (`R5/2026-01-01T00:00:00Z/P1D`),
-//!   durations (`PT60S`) and zone names. `drover_scheduler::schedule` builds next-run
+//!   durations (`PT60S`) and zone names. `drover_scheduler_engine::schedule` builds next-run
 //!   arithmetic on its values, so the syntax lives here, once, and the scheduler adds
 //!   only what needs a clock or the zone rules.
 //! - [`ChronosJob`] and its parts ([`JobContainer`], [`JobVolume`], [`EnvironmentVariable`]).
@@ -34,7 +34,7 @@ pub use self::iso8601::{IsoDuration, RepeatingInterval, resolve_time_zone};
 /// The syntax of ISO 8601 durations and repeating intervals, as Chronos writes them.
 ///
 /// This is the one parser of schedule strings in Drover: `drover-api` uses it to validate
-/// a job's `schedule` and `epsilon`, and `drover_scheduler::schedule` builds its run-time
+/// a job's `schedule` and `epsilon`, and `drover_scheduler_engine::schedule` builds its run-time
 /// arithmetic (zones, DST, next run) on the values it returns. It only reads text: no
 /// clock, no time-zone rules beyond looking a zone name up.
 ///

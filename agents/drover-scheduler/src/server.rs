@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
 use drover_api::client::{ClientError, MasterClient};
 use drover_service::connections::ConnectionLimits;
 use drover_service::http::Metrics;
@@ -14,13 +13,13 @@ use drover_service::retention::Retention;
 use drover_store::{RedbStore, Store};
 use tokio::sync::watch;
 
-use crate::apps_server::{Apps, AppsError, AppsSettings};
-use crate::component::{Component, LoopContext};
-use crate::jobs::EngineConfig;
-use crate::jobs::retry::RetryPolicy;
-use crate::jobs_server::{Jobs, JobsConfig, JobsError};
-use crate::master_sync::{self, MasterView};
+use crate::engine::jobs::EngineConfig;
+use crate::engine::jobs::retry::RetryPolicy;
 use crate::opts::Opts;
+use crate::runtime::apps::{Apps, AppsError, AppsSettings};
+use crate::runtime::component::{Component, LoopContext};
+use crate::runtime::jobs::{Jobs, JobsConfig, JobsError};
+use crate::runtime::master_sync::{self, MasterView};
 
 /// The name of the state file under the data directory.
 pub const STORE_FILE: &str = "scheduler.redb";
@@ -152,12 +151,8 @@ pub async fn run(
         )
         .await?,
     );
+    let api = crate::http::router(apps.clone(), jobs.clone(), stop_rx.clone());
     let components: Vec<Arc<dyn Component>> = vec![jobs, apps];
-
-    let mut api = Router::new();
-    for c in &components {
-        api = api.merge(c.clone().router(stop_rx.clone()));
-    }
     let metric_components = components.clone();
     let metric_view = view_rx.clone();
     let health_store = store.clone();

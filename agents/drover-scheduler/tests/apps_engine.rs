@@ -15,7 +15,7 @@ use drover_api::app::{
 use drover_api::deployment::{DeploymentKind, DeploymentState};
 use drover_api::node::NodeState;
 use drover_api::task::{TaskGoal, TaskState, labels};
-use drover_scheduler::apps::{self, AppChange, KillReason, Limits};
+use drover_scheduler::engine::apps::{self, AppChange, KillReason, Limits};
 use proptest::prelude::*;
 
 fn with_checks(mut a: drover_api::app::AppDefinition) -> drover_api::app::AppDefinition {

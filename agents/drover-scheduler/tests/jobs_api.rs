@@ -11,10 +11,10 @@ use std::time::Duration;
 use chrono::{TimeDelta, Utc};
 use drover_api::job::parse_job;
 use drover_api::job_run::{JobRun, JobRunState, RunTrigger};
-use drover_scheduler::jobs::JobProgress;
-use drover_scheduler::jobs::due::Cursor;
-use drover_scheduler::jobs::stats::RunStats;
-use drover_scheduler::jobs_store;
+use drover_scheduler::engine::jobs::JobProgress;
+use drover_scheduler::engine::jobs::due::Cursor;
+use drover_scheduler::engine::jobs::stats::RunStats;
+use drover_scheduler::runtime::store::jobs as jobs_store;
 use drover_store::{RedbStore, Store, StoreExt};
 use serde_json::{Value, json};
 

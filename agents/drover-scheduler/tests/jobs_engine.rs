@@ -9,8 +9,8 @@ use chrono::{DateTime, TimeDelta, Utc};
 use drover_api::job::{ChronosJob, parse_job};
 use drover_api::job_run::{JobRun, JobRunState, JobState, RunTrigger, SkipReason};
 use drover_api::task::{ExitStatus, TaskDefinition, TaskId, TaskState};
-use drover_scheduler::jobs::retry::RetryPolicy;
-use drover_scheduler::jobs::{
+use drover_scheduler::engine::jobs::retry::RetryPolicy;
+use drover_scheduler::engine::jobs::{
     Action, Command, EngineConfig, JobEngine, JobProgress, MasterTasks, Plan, TaskObservation,
 };
 use proptest::prelude::*;

@@ -16,10 +16,10 @@ use drover_api::deployment::{Deployment, DeploymentId, DeploymentState};
 use drover_api::node::NodeState;
 use drover_api::task::{Task, TaskGoal, TaskId, TaskSpec, TaskState, labels};
 use drover_api::{ApiError, PortRange, Resources};
-use drover_scheduler::apps::{
+use drover_scheduler::engine::apps::{
     self, AppChange, AppState, AppsConfig, AppsPlan, Began, Kill, Snapshot,
 };
-use drover_scheduler::placement::{ClusterSnapshot, NodeSnapshot};
+use drover_scheduler::engine::placement::{ClusterSnapshot, NodeSnapshot};
 
 /// The synthetic epoch of every simulation.
 pub fn t0() -> DateTime<Utc> {

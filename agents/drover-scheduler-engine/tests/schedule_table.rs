@@ -1,11 +1,11 @@
-//! Table and property tests of `drover_scheduler::schedule`: next runs for valid
+//! Table and property tests of `drover_scheduler_engine::schedule`: next runs for valid
 //! schedules (month ends, leap days, R0/R1, fractions, offsets, DST in New York and
 //! Berlin), refusals for invalid ones, and invariants over generated schedules.
 
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 use chrono::{DateTime, Duration, Utc};
-use drover_scheduler::schedule::{Schedule, ScheduleError};
+use drover_scheduler_engine::schedule::{Schedule, ScheduleError};
 use proptest::prelude::*;
 
 fn at(s: &str) -> DateTime<Utc> {

@@ -1,15 +1,14 @@
-//! What a part of the scheduler (jobs now, apps next) plugs into the server with: its
-//! routes, its loop over the shared master view, and its metrics. The server
-//! (`server::run`) assembles the components in one place.
+//! What a part of the scheduler (apps, jobs) plugs into the server with: its loop over
+//! the shared master view, and its metrics. Its routes live in the `http` module; the
+//! server (`server::run`) assembles both in one place.
 
 use std::sync::Arc;
 
-use axum::Router;
 use drover_service::http::Metrics;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::master_sync::MasterView;
+use crate::runtime::master_sync::MasterView;
 
 /// What a component's loop gets from the server.
 #[derive(Debug, Clone)]
@@ -21,14 +20,10 @@ pub struct LoopContext {
     pub stop: watch::Receiver<bool>,
 }
 
-/// A part of the scheduler with its own state, routes and loop.
+/// A part of the scheduler with its own state and loop.
 pub trait Component: Send + Sync + 'static {
     /// A short name for logs.
     fn name(&self) -> &'static str;
-    /// The component's API routes (without the shared ones). Responses that stream
-    /// (event streams) end once `stop` turns true: graceful shutdown waits for every
-    /// open response, so one that never ends would hold the server up.
-    fn router(self: Arc<Self>, stop: watch::Receiver<bool>) -> Router;
     /// Adds the component's gauges to the `/metrics` text.
     fn metrics(&self, out: &mut Metrics);
     /// Starts the component's loop; it ends when `ctx.stop` turns true.

@@ -11,7 +11,7 @@ use std::time::Instant;
 use drover_api::app::{Constraint, ConstraintOperator};
 use drover_api::node::NodeState;
 use drover_api::{PortRange, Resources};
-use drover_scheduler::placement::{ClusterSnapshot, NodeSnapshot, PlacementRequest, place};
+use drover_scheduler_engine::placement::{ClusterSnapshot, NodeSnapshot, PlacementRequest, place};
 
 const NODES: usize = 5_000;
 const RUNS: usize = 7;

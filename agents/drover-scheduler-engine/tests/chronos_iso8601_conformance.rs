@@ -1,4 +1,4 @@
-//! Conformance of `drover_scheduler::schedule` with Chronos, against the shared corpus
+//! Conformance of `drover_scheduler_engine::schedule` with Chronos, against the shared corpus
 //! `../shared/conformance/iso8601/cases.tsv` (read in place, never copied; see its
 //! `SOURCES.md` for the columns and placeholders). When the corpus is absent the test
 //! says it skipped and passes.
@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Datelike, Duration, Months, Utc};
 use drover_api::job::IsoDuration;
-use drover_scheduler::schedule::Schedule;
+use drover_scheduler_engine::schedule::Schedule;
 
 /// The instant `{now}` stands for. Fixed, so the run is reproducible.
 const NOW: &str = "2026-11-27T08:15:42.123Z";

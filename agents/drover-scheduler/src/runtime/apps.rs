@@ -1,6 +1,6 @@
 //! The apps runtime: apps and deployments behind one lock, the tick that plans with the
-//! pure engine ([`crate::apps::plan`]) and carries the plan out, and the changes the API
-//! asks for ([`crate::apps::begin`], [`crate::apps::cancel`]).
+//! pure engine ([`crate::engine::apps::plan`]) and carries the plan out, and the changes the API
+//! asks for ([`crate::engine::apps::begin`], [`crate::engine::apps::cancel`]).
 //!
 //! ```text
 //!  API change ─ lock ─ begin ─ one store batch (app, version, deployment, superseded) ─ poke
@@ -11,12 +11,12 @@
 //!               │  removals, pruned history)
 //!               └─ unlock ─ launches and kills to the master ─ accepted tasks and
 //!                         │ refused launch ids kept for the next tick
-//!                         └ readiness probes due ([`crate::readiness_probe`]) ─ results
+//!                         └ readiness probes due ([`crate::runtime::readiness_probe`]) ─ results
 //!                           kept for the next tick (a probe that turns ready pokes it)
 //! ```
 //!
 //! A create, update or rollback whose dependencies would form a cycle is refused before
-//! `begin` ([`crate::apps::check_cycles`]).
+//! `begin` ([`crate::engine::apps::check_cycles`]).
 //!
 //! The plan is a function of the snapshot, and the snapshot is built from the store and
 //! the master only: a scheduler killed at any point and started again decides the same,
@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use drover_api::app::{AppDefinition, AppId};
 use drover_api::client::{AppChanged, AppDetails, MasterClient};
-use drover_api::deployment::{AppStatus, Deployment, DeploymentId, DeploymentState};
+use drover_api::deployment::{AppStatus, Deployment, DeploymentId};
 use drover_api::task::{Task, TaskGoal, TaskId, TaskState, labels};
 use drover_api::{ApiError, ErrorCode};
 use drover_service::http::Metrics;
@@ -46,13 +46,13 @@ use futures::StreamExt;
 use tokio::sync::{Mutex, Notify, broadcast, watch};
 use tokio::task::JoinHandle;
 
-use crate::apps::{self, AppChange, AppState, AppsConfig, AppsPlan, Snapshot};
-use crate::apps_store;
-use crate::component::{Component, LoopContext};
-use crate::launcher;
-use crate::master_sync::{MasterView, stopped};
-use crate::placement::ClusterSnapshot;
-use crate::readiness_probe::Prober;
+use crate::engine::apps::{self, AppChange, AppState, AppsConfig, AppsPlan, Snapshot};
+use crate::engine::placement::ClusterSnapshot;
+use crate::runtime::component::{Component, LoopContext};
+use crate::runtime::launcher;
+use crate::runtime::master_sync::{MasterView, stopped};
+use crate::runtime::readiness_probe::Prober;
+use crate::runtime::store::apps as apps_store;
 
 /// Longest the loop sleeps between ticks.
 pub const MAX_SLEEP: Duration = Duration::from_secs(1);
@@ -99,13 +99,43 @@ pub enum AppsError {
     Task(String),
 }
 
-/// One event of `GET /v2/events`, in Marathon's shape (`eventType` inside `data`).
+/// Something that happened to apps, for the event stream (`GET /v2/events` renders it
+/// in Marathon's shape). Each event carries the moment it happened.
 #[derive(Debug, Clone)]
 pub struct AppEvent {
-    /// Marathon's event type (`deployment_info`, `status_update_event`, ...).
-    pub kind: &'static str,
-    /// The event's JSON.
-    pub data: serde_json::Value,
+    /// When it happened.
+    pub at: DateTime<Utc>,
+    /// What happened.
+    pub kind: AppEventKind,
+}
+
+/// What an [`AppEvent`] says happened.
+#[derive(Debug, Clone)]
+pub enum AppEventKind {
+    /// A change to an app was accepted through the API.
+    ApiPost {
+        /// The app's definition as accepted.
+        app: Box<AppDefinition>,
+    },
+    /// A deployment began, progressed, succeeded, failed or was superseded.
+    Deployment {
+        /// The deployment as it now is.
+        deployment: Box<Deployment>,
+        /// The app it deploys, where known.
+        app: Option<Box<AppDefinition>>,
+    },
+    /// An app task's state changed.
+    StatusUpdate {
+        /// The task as the master now shows it.
+        task: Box<Task>,
+        /// The host name or address of the task's node.
+        host: String,
+    },
+    /// An app was removed.
+    AppTerminated {
+        /// The removed app.
+        app_id: AppId,
+    },
 }
 
 /// Which definition a cancelled deployment reverts to.
@@ -153,8 +183,8 @@ struct AppMetrics {
     store_errors: u64,
 }
 
-/// The apps component: state, loop and the operations behind the API (see `apps_api`
-/// and `marathon` for the routes).
+/// The apps component: state, loop and the operations behind the API (see `http::apps`
+/// and `http::marathon` for the routes).
 pub struct Apps {
     store: Arc<dyn Store>,
     master: MasterClient,
@@ -251,36 +281,19 @@ impl Apps {
         self.events.subscribe()
     }
 
-    fn emit(&self, kind: &'static str, mut data: serde_json::Value) {
-        if let Some(o) = data.as_object_mut() {
-            o.insert("eventType".into(), kind.into());
-            o.insert(
-                "timestamp".into(),
-                crate::apps::state::format_version(Utc::now()).into(),
-            );
-        }
+    fn emit(&self, kind: AppEventKind) {
         // Nobody listening is fine.
-        let _ = self.events.send(AppEvent { kind, data });
+        let _ = self.events.send(AppEvent {
+            at: Utc::now(),
+            kind,
+        });
     }
 
     fn emit_deployment(&self, d: &Deployment, app: Option<&AppDefinition>) {
-        let kind = match d.state {
-            DeploymentState::Running => "deployment_info",
-            DeploymentState::Succeeded => "deployment_success",
-            DeploymentState::Failed => "deployment_failed",
-            DeploymentState::Superseded => "deployment_failed",
-        };
-        let mut data = serde_json::json!({
-            "id": d.id.as_str(),
-            "plan": d.to_marathon(),
-            "deployment": d,
+        self.emit(AppEventKind::Deployment {
+            deployment: Box::new(d.clone()),
+            app: app.map(|a| Box::new(a.clone())),
         });
-        if let (Some(a), Some(o)) = (app, data.as_object_mut()) {
-            o.insert("currentStep".into(), serde_json::json!({
-                "actions": d.marathon_actions().iter().map(|x| serde_json::json!({"action": x, "app": a.id.as_str()})).collect::<Vec<_>>()
-            }));
-        }
-        self.emit(kind, data);
     }
 
     /// Writes `ops` before the change they carry is applied in memory (so a failed
@@ -351,10 +364,9 @@ impl Apps {
         for d in &began.superseded {
             self.emit_deployment(d, Some(&began.app.definition));
         }
-        self.emit(
-            "api_post_event",
-            serde_json::json!({ "appDefinition": crate::marathon::app_json(&began.app.definition) }),
-        );
+        self.emit(AppEventKind::ApiPost {
+            app: Box::new(began.app.definition.clone()),
+        });
         self.emit_deployment(&began.deployment, Some(&began.app.definition));
         self.wake.notify_one();
         tracing::info!(app = %id, deployment = %began.deployment.id, kind = %began.deployment.kind, version = %began.app.version, "deployment begun");
@@ -704,10 +716,7 @@ impl Apps {
         for id in &removed {
             st.apps.remove(id);
             st.status.remove(id);
-            self.emit(
-                "app_terminated_event",
-                serde_json::json!({ "appId": id.as_str() }),
-            );
+            self.emit(AppEventKind::AppTerminated { app_id: id.clone() });
             tracing::info!(app = %id, "app removed");
         }
         st.status = status.into_iter().map(|s| (s.app_id.clone(), s)).collect();
@@ -810,16 +819,10 @@ impl Apps {
                     .get(&t.spec.node)
                     .cloned()
                     .unwrap_or_else(|| t.spec.node.clone());
-                let mut data = crate::marathon::task_json(t, &host);
-                if let Some(o) = data.as_object_mut() {
-                    o.insert("taskId".into(), t.spec.id.as_str().into());
-                    o.insert("taskStatus".into(), crate::marathon::task_status(t).into());
-                    o.insert("slaveId".into(), t.spec.node.clone().into());
-                    if let Some(m) = &t.message {
-                        o.insert("message".into(), m.clone().into());
-                    }
-                }
-                self.emit("status_update_event", data);
+                self.emit(AppEventKind::StatusUpdate {
+                    task: Box::new(t.clone()),
+                    host,
+                });
             }
         }
         // Only tasks still listed are remembered, so the map does not grow forever.
@@ -897,10 +900,6 @@ pub fn host_of(address: &str, fallback: &str) -> String {
 impl Component for Apps {
     fn name(&self) -> &'static str {
         "apps"
-    }
-
-    fn router(self: Arc<Self>, stop: watch::Receiver<bool>) -> axum::Router {
-        crate::apps_api::router(self.clone()).merge(crate::marathon::router(self, stop))
     }
 
     fn metrics(&self, out: &mut Metrics) {

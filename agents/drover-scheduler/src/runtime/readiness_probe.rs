@@ -1,4 +1,4 @@
-//! The readiness probes the app engine asks for ([`crate::apps::ReadinessProbe`]): run
+//! The readiness probes the app engine asks for ([`crate::engine::apps::ReadinessProbe`]): run
 //! each over HTTP at most once per check interval, with its timeout and a bound on the
 //! probes in flight, and keep the latest result per instance and check for the next
 //! tick's snapshot.
@@ -16,7 +16,7 @@ use drover_api::deployment::{ReadinessCheckResult, ReadinessResponse};
 use drover_api::task::TaskId;
 use tokio::sync::{Notify, Semaphore};
 
-use crate::apps::ReadinessProbe;
+use crate::engine::apps::ReadinessProbe;
 
 /// Probes in flight at once; more wait for a permit (they count as in flight).
 const CONCURRENT_PROBES: usize = 16;

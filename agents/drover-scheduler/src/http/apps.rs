@@ -39,8 +39,8 @@ use drover_api::{ApiError, ErrorCode};
 use drover_service::http::{ApiPath, ApiQuery, HttpError, HttpResult};
 use serde_json::Value;
 
-use crate::apps::AppChange;
-use crate::apps_server::{Apps, Revert, app_not_found};
+use crate::engine::apps::AppChange;
+use crate::runtime::apps::{Apps, Revert, app_not_found};
 
 /// The native app routes.
 pub fn router(apps: Arc<Apps>) -> Router {

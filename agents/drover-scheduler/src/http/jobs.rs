@@ -32,8 +32,8 @@ use drover_api::{ApiError, ErrorCode};
 use drover_service::http::{ApiPath, ApiQuery, HttpError, HttpResult};
 use serde::Deserialize;
 
-use crate::jobs::{Action, Command};
-use crate::jobs_server::{Jobs, PutKind, PutOutcome};
+use crate::engine::jobs::{Action, Command};
+use crate::runtime::jobs::{Jobs, PutKind, PutOutcome};
 
 /// Upcoming runs shown when `next` is not given.
 pub const DEFAULT_NEXT: usize = 5;

@@ -22,7 +22,7 @@ use drover_api::deployment::{Deployment, DeploymentId};
 use drover_service::retention::{Record, Retention, expired};
 use drover_store::{Op, Store, StoreError, StoreExt};
 
-use crate::apps::{AppState, AppsPlan, Began};
+use crate::engine::apps::{AppState, AppsPlan, Began};
 
 /// Prefix of app states.
 pub const APP: &str = "apps/app/";
@@ -172,7 +172,7 @@ mod tests {
     use drover_store::MemoryStore;
 
     use super::*;
-    use crate::apps::{AppChange, begin};
+    use crate::engine::apps::{AppChange, begin};
 
     #[test]
     fn a_change_loads_back_and_versions_do_not_mix_between_apps() {

@@ -47,7 +47,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use drover_api::app::{AppDefinition, AppId};
 use drover_api::client::ForceQuery;
-use drover_api::deployment::{AppStatus, DeploymentId, DeploymentKind};
+use drover_api::deployment::{AppStatus, DeploymentId, DeploymentKind, DeploymentState};
 use drover_api::task::{Task, TaskGoal, TaskState, labels};
 use drover_api::{ApiError, ErrorCode};
 use drover_service::http::ApiQuery;
@@ -55,9 +55,9 @@ use futures::{Stream, StreamExt as _};
 use serde_json::{Value, json};
 use tokio::sync::{broadcast, watch};
 
-use crate::apps::AppChange;
-use crate::apps_server::{Apps, Revert, app_not_found, task_app};
-use crate::master_sync::stopped;
+use crate::engine::apps::AppChange;
+use crate::runtime::apps::{AppEvent, AppEventKind, Apps, Revert, app_not_found, task_app};
+use crate::runtime::master_sync::stopped;
 
 /// Keep-alive comment interval of the event stream.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
@@ -620,8 +620,8 @@ async fn events(
     let stream = futures::stream::unfold(rx, |mut rx| async move {
         let event = match rx.recv().await {
             Ok(ev) => {
-                let data = serde_json::to_string(&ev.data).unwrap_or_default();
-                SseEvent::default().event(ev.kind).data(data)
+                let (kind, data) = event_json(&ev);
+                SseEvent::default().event(kind).data(data.to_string())
             }
             // A slow reader missed some: say so rather than end the stream.
             Err(broadcast::error::RecvError::Lagged(n)) => SseEvent::default()
@@ -635,6 +635,56 @@ async fn events(
     Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
 }
 
+/// An event's Marathon type (`deployment_info`, `status_update_event`, ...) and its JSON,
+/// with `eventType` and `timestamp` inside it as Marathon puts them.
+fn event_json(ev: &AppEvent) -> (&'static str, Value) {
+    let (kind, mut data) = match &ev.kind {
+        AppEventKind::ApiPost { app } => {
+            ("api_post_event", json!({ "appDefinition": app_json(app) }))
+        }
+        AppEventKind::Deployment { deployment: d, app } => {
+            let kind = match d.state {
+                DeploymentState::Running => "deployment_info",
+                DeploymentState::Succeeded => "deployment_success",
+                DeploymentState::Failed | DeploymentState::Superseded => "deployment_failed",
+            };
+            let mut data = json!({ "id": d.id.as_str(), "plan": d.to_marathon(), "deployment": d });
+            if let (Some(a), Some(o)) = (app, data.as_object_mut()) {
+                let actions: Vec<Value> = d
+                    .marathon_actions()
+                    .iter()
+                    .map(|x| json!({ "action": x, "app": a.id.as_str() }))
+                    .collect();
+                o.insert("currentStep".into(), json!({ "actions": actions }));
+            }
+            (kind, data)
+        }
+        AppEventKind::StatusUpdate { task: t, host } => {
+            let mut data = task_json(t, host);
+            if let Some(o) = data.as_object_mut() {
+                o.insert("taskId".into(), t.spec.id.as_str().into());
+                o.insert("taskStatus".into(), task_status(t).into());
+                o.insert("slaveId".into(), t.spec.node.clone().into());
+                if let Some(m) = &t.message {
+                    o.insert("message".into(), m.clone().into());
+                }
+            }
+            ("status_update_event", data)
+        }
+        AppEventKind::AppTerminated { app_id } => {
+            ("app_terminated_event", json!({ "appId": app_id.as_str() }))
+        }
+    };
+    if let Some(o) = data.as_object_mut() {
+        o.insert("eventType".into(), kind.into());
+        o.insert(
+            "timestamp".into(),
+            crate::engine::apps::state::format_version(ev.at).into(),
+        );
+    }
+    (kind, data)
+}
+
 /// Host names by node, for handlers that format tasks (re-exported for the native API).
 pub fn hosts(apps: &Apps) -> HashMap<String, String> {
     apps.node_hosts()
@@ -643,6 +693,52 @@ pub fn hosts(apps: &Apps) -> HashMap<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn events_carry_their_type_and_time_in_marathons_shape() {
+        use chrono::{TimeZone, Utc};
+        use drover_api::task::{TaskDefinition, TaskId, TaskSpec};
+
+        let at = Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap();
+        let gone = AppEvent {
+            at,
+            kind: AppEventKind::AppTerminated {
+                app_id: AppId::parse("/shop/web").unwrap(),
+            },
+        };
+        let (kind, data) = event_json(&gone);
+        assert_eq!(kind, "app_terminated_event");
+        assert_eq!(data["eventType"], "app_terminated_event");
+        assert_eq!(data["appId"], "/shop/web");
+        assert_eq!(data["timestamp"], "2026-01-02T03:04:05.000Z");
+
+        let mut task = Task::staging(
+            TaskSpec {
+                id: TaskId::from("shop_web.1"),
+                node: "agent-1".into(),
+                definition: TaskDefinition::default(),
+                host_ports: vec![31000],
+            },
+            at,
+        );
+        task.message = Some("pulled".into());
+        let update = AppEvent {
+            at,
+            kind: AppEventKind::StatusUpdate {
+                task: Box::new(task),
+                host: "10.0.0.5".into(),
+            },
+        };
+        let (kind, data) = event_json(&update);
+        assert_eq!(kind, "status_update_event");
+        assert_eq!(data["eventType"], "status_update_event");
+        assert_eq!(data["taskId"], "shop_web.1");
+        assert_eq!(data["taskStatus"], "TASK_STAGING");
+        assert_eq!(data["slaveId"], "agent-1");
+        assert_eq!(data["host"], "10.0.0.5");
+        assert_eq!(data["ports"], json!([31000]));
+        assert_eq!(data["message"], "pulled");
+    }
 
     #[test]
     fn tails_name_the_action() {

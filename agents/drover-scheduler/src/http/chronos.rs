@@ -30,10 +30,10 @@ use drover_api::ErrorCode;
 use drover_service::http::{ApiPath, ApiQuery, HttpResult};
 use serde_json::{Value, json};
 
-use crate::jobs::Command;
-use crate::jobs::stats::percentile;
-use crate::jobs_api::json_body;
-use crate::jobs_server::{Jobs, PutKind, graph_dot};
+use crate::engine::jobs::Command;
+use crate::engine::jobs::stats::percentile;
+use crate::http::jobs::json_body;
+use crate::runtime::jobs::{Jobs, PutKind, graph_dot};
 
 /// The header that names ignored fields on a Chronos 204.
 pub const IGNORED_FIELDS_HEADER: &str = "x-drover-ignored-fields";

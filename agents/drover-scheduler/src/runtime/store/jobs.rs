@@ -19,7 +19,7 @@ use drover_api::job_run::JobRun;
 use drover_service::retention::{Record, Retention, expired};
 use drover_store::{Op, Store, StoreError, StoreExt};
 
-use crate::jobs::{Action, EngineConfig, JobEngine, JobProgress, Plan};
+use crate::engine::jobs::{Action, EngineConfig, JobEngine, JobProgress, Plan};
 
 /// Prefix of job definitions.
 pub const DEF: &str = "jobs/def/";

@@ -62,15 +62,15 @@ use futures::StreamExt;
 use tokio::sync::{Mutex, Notify, mpsc, watch};
 use tokio::task::JoinHandle;
 
-use crate::component::{Component, LoopContext};
-use crate::jobs::{
+use crate::engine::jobs::{
     Action, Command, EngineConfig, EngineError, JobEngine, MasterTasks, Plan, TaskObservation,
 };
-use crate::jobs_store::{self, Loaded};
-use crate::launcher::{self, LaunchFailure};
-use crate::master_sync::{MasterView, stopped};
-use crate::placement::{ClusterSnapshot, PlacementRequest, place};
-use crate::schedule::{ScheduleError, check_min_period};
+use crate::engine::placement::{ClusterSnapshot, PlacementRequest, place};
+use crate::engine::schedule::{ScheduleError, check_min_period};
+use crate::runtime::component::{Component, LoopContext};
+use crate::runtime::launcher::{self, LaunchFailure};
+use crate::runtime::master_sync::{MasterView, stopped};
+use crate::runtime::store::jobs::{self as jobs_store, Loaded};
 
 /// Longest the loop sleeps between ticks.
 pub const MAX_SLEEP: Duration = Duration::from_secs(1);
@@ -171,8 +171,8 @@ struct JobMetrics {
     pruned_runs: u64,
 }
 
-/// The jobs component: state, loop, effects worker and API (see `jobs_api` and
-/// `chronos_api` for the routes).
+/// The jobs component: state, loop, effects worker and API (see `http::jobs` and
+/// `http::chronos` for the routes).
 pub struct Jobs {
     store: Arc<dyn Store>,
     master: MasterClient,
@@ -1183,9 +1183,6 @@ impl Component for Jobs {
     }
 
     // No streaming responses, so nothing to end on stop.
-    fn router(self: Arc<Self>, _stop: watch::Receiver<bool>) -> axum::Router {
-        crate::jobs_api::router(self.clone()).merge(crate::chronos_api::router(self))
-    }
 
     fn metrics(&self, out: &mut Metrics) {
         let m = self.metrics_lock();
@@ -1236,7 +1233,7 @@ impl Component for Jobs {
         sorted.sort_by(f64::total_cmp);
         let help = "Lateness of scheduled job starts (launch decision minus scheduled time), seconds, over recent runs";
         for (q, label) in [(0.5, "0.5"), (0.9, "0.9"), (0.99, "0.99")] {
-            if let Some(v) = crate::jobs::stats::percentile(&sorted, q) {
+            if let Some(v) = crate::engine::jobs::stats::percentile(&sorted, q) {
                 out.gauge(
                     "drover_scheduler_job_lateness_seconds",
                     help,
