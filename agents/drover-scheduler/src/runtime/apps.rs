@@ -27,7 +27,7 @@
 //! and the master answers a repeat with the task it has. The loop plans only with a
 //! recent read of the master (a stale one could launch twice what runs), and
 //! ticks after every read of the master, after every change, at the plan's `wake_at`,
-//! and at least every [`MAX_SLEEP`].
+//! and at least every [`driver::MAX_SLEEP`].
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex as StdMutex};
@@ -42,26 +42,22 @@ use drover_api::{ApiError, ErrorCode};
 use drover_service::http::Metrics;
 use drover_service::retention::Retention;
 use drover_store::{Op, Store};
-use futures::StreamExt;
 use tokio::sync::{Mutex, Notify, broadcast, watch};
 use tokio::task::JoinHandle;
 
 use crate::engine::apps::{self, AppChange, AppState, AppsConfig, AppsPlan, Snapshot};
 use crate::engine::placement::ClusterSnapshot;
 use crate::runtime::component::{Component, LoopContext};
+use crate::runtime::driver::{self, Ticking};
 use crate::runtime::launcher;
-use crate::runtime::master_sync::{MasterView, stopped};
+use crate::runtime::master_sync::MasterView;
 use crate::runtime::readiness_probe::Prober;
 use crate::runtime::store::apps as apps_store;
 
-/// Longest the loop sleeps between ticks.
-pub const MAX_SLEEP: Duration = Duration::from_secs(1);
 /// A master view older than this is not planned with.
 pub const MAX_VIEW_AGE: Duration = Duration::from_secs(5);
 /// How long the first tick waits for the first read of the master.
 const FIRST_VIEW_WAIT: Duration = Duration::from_secs(5);
-/// Launches and kills in flight at once.
-const CONCURRENT_CALLS: usize = 32;
 /// How long one call to the master may take.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// Events buffered for slow `/v2/events` readers before they miss some.
@@ -744,22 +740,12 @@ impl Apps {
             self.prober.start(probes, host, &self.wake);
         }
         if !kills.is_empty() {
-            let master = self.master.clone();
             let n = kills.len();
-            futures::stream::iter(kills)
-                .for_each_concurrent(CONCURRENT_CALLS, |k| {
-                    let master = master.clone();
-                    async move {
-                        tracing::info!(task = %k.task, app = %k.app, reason = %k.reason, "killing");
-                        match tokio::time::timeout(CALL_TIMEOUT, master.kill(&k.task)).await {
-                            Ok(Ok(_)) => {}
-                            Ok(Err(e)) if e.status() == Some(404) => {}
-                            Ok(Err(e)) => tracing::warn!(task = %k.task, "kill failed: {e}"),
-                            Err(_) => tracing::warn!(task = %k.task, "kill not answered in time"),
-                        }
-                    }
-                })
-                .await;
+            for k in &kills {
+                tracing::info!(task = %k.task, app = %k.app, reason = %k.reason, "killing");
+            }
+            let ids = kills.into_iter().map(|k| k.task).collect();
+            launcher::kill_all(&self.master, ids, CALL_TIMEOUT).await;
             self.metrics_lock().kills += n as u64;
         }
         if !launches.is_empty() {
@@ -828,38 +814,6 @@ impl Apps {
         // Only tasks still listed are remembered, so the map does not grow forever.
         st.last_states = next;
     }
-
-    /// The loop: tick, then sleep until the next wake-up, a master read or a change.
-    async fn run_loop(self: Arc<Self>, mut ctx: LoopContext) {
-        let mut first = ctx.view.clone();
-        tokio::select! {
-            _ = tokio::time::timeout(FIRST_VIEW_WAIT, first.wait_for(|v| v.reads > 0)) => {}
-            _ = stopped(ctx.stop.clone()) => return,
-        }
-        loop {
-            self.tick().await;
-            let wake_at = self.state.lock().await.wake_at;
-            let sleep = wake_at
-                .map(|t| (t - Utc::now()).to_std().unwrap_or(Duration::ZERO))
-                .unwrap_or(MAX_SLEEP)
-                .min(MAX_SLEEP);
-            tokio::select! {
-                // Stop first: at shutdown the sync loop ends too, and its closed channel
-                // must not win the draw and send this loop back to sleep.
-                biased;
-                _ = stopped(ctx.stop.clone()) => break,
-                _ = tokio::time::sleep(sleep) => {}
-                _ = self.wake.notified() => {}
-                r = ctx.view.changed() => if r.is_err() {
-                    // The sync loop is gone: keep ticking on the clock alone, until stop.
-                    tokio::select! {
-                        _ = tokio::time::sleep(sleep) => {}
-                        _ = stopped(ctx.stop.clone()) => break,
-                    }
-                },
-            }
-        }
-    }
 }
 
 /// The 404 of an app that does not exist (Marathon's wording).
@@ -894,6 +848,20 @@ pub fn host_of(address: &str, fallback: &str) -> String {
         fallback.to_string()
     } else {
         host.to_string()
+    }
+}
+
+impl Ticking for Apps {
+    async fn tick(&self) {
+        Apps::tick(self).await;
+    }
+
+    async fn next_wake(&self) -> Option<DateTime<Utc>> {
+        self.state.lock().await.wake_at
+    }
+
+    fn poke(&self) -> &Notify {
+        &self.wake
     }
 }
 
@@ -944,7 +912,7 @@ impl Component for Apps {
     }
 
     fn spawn(self: Arc<Self>, ctx: LoopContext) -> JoinHandle<()> {
-        tokio::spawn(self.run_loop(ctx))
+        tokio::spawn(driver::run(self, ctx, FIRST_VIEW_WAIT))
     }
 }
 

@@ -14,7 +14,7 @@
 //!
 //! The loop ticks when the earliest `wake_at` of the last plan comes, after every read
 //! of the master (its event stream makes that prompt), after an API command, and at
-//! least every [`MAX_SLEEP`]. Each tick steps the engine with the master's view of the
+//! least every [`driver::MAX_SLEEP`]. Each tick steps the engine with the master's view of the
 //! jobs' tasks when that view is recent, or with none while the master is down (then
 //! schedules still run on time and records are kept; launches are re-sent later).
 //!
@@ -58,7 +58,6 @@ use drover_api::{ApiError, ErrorCode};
 use drover_service::http::Metrics;
 use drover_service::retention::Retention;
 use drover_store::{Op, PendingWrite, Store, StoreExt};
-use futures::StreamExt;
 use tokio::sync::{Mutex, Notify, mpsc, watch};
 use tokio::task::JoinHandle;
 
@@ -68,20 +67,17 @@ use crate::engine::jobs::{
 use crate::engine::placement::{ClusterSnapshot, PlacementRequest, place};
 use crate::engine::schedule::{ScheduleError, check_min_period};
 use crate::runtime::component::{Component, LoopContext};
+use crate::runtime::driver::{self, Ticking};
 use crate::runtime::launcher::{self, LaunchFailure};
 use crate::runtime::master_sync::{MasterView, stopped};
 use crate::runtime::store::jobs::{self as jobs_store, Loaded};
 
-/// Longest the loop sleeps between ticks.
-pub const MAX_SLEEP: Duration = Duration::from_secs(1);
 /// A master view older than this is not used to reconcile runs (the engine re-sends a
 /// pending launch after `relaunch_after`, 10 s by default: the view must be younger).
 pub const MAX_VIEW_AGE: Duration = Duration::from_secs(5);
 /// How long the first tick waits for the first read of the master, so a restart does
 /// not re-send launches the master already has.
 const FIRST_VIEW_WAIT: Duration = Duration::from_secs(3);
-/// Kills in flight at once.
-const CONCURRENT_CALLS: usize = 32;
 /// How long one call to the master may take.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long after a kill request a task the master still runs is killed again.
@@ -834,38 +830,6 @@ impl Jobs {
         Ok(runs)
     }
 
-    /// The loop: tick, then sleep until the next wake-up, a master read or a command.
-    async fn run_loop(self: Arc<Self>, mut ctx: LoopContext) {
-        let mut first = ctx.view.clone();
-        tokio::select! {
-            _ = tokio::time::timeout(FIRST_VIEW_WAIT, first.wait_for(|v| v.reads > 0)) => {}
-            _ = stopped(ctx.stop.clone()) => return,
-        }
-        loop {
-            self.tick().await;
-            let wake_at = *self.wake_at.lock().unwrap_or_else(|p| p.into_inner());
-            let sleep = wake_at
-                .map(|t| (t - Utc::now()).to_std().unwrap_or(Duration::ZERO))
-                .unwrap_or(MAX_SLEEP)
-                .min(MAX_SLEEP);
-            tokio::select! {
-                // Stop first: at shutdown the sync loop ends too, and its closed channel
-                // must not win the draw and send this loop back to sleep.
-                biased;
-                _ = stopped(ctx.stop.clone()) => break,
-                _ = tokio::time::sleep(sleep) => {}
-                _ = self.wake.notified() => {}
-                r = ctx.view.changed() => if r.is_err() {
-                    // The sync loop is gone: keep ticking on the clock alone, until stop.
-                    tokio::select! {
-                        _ = tokio::time::sleep(sleep) => {}
-                        _ = stopped(ctx.stop.clone()) => break,
-                    }
-                },
-            }
-        }
-    }
-
     /// The effects worker: launches and kills, in commit order, batches merged.
     async fn effects_loop(
         self: Arc<Self>,
@@ -994,20 +958,7 @@ impl Jobs {
                     .unwrap_or_else(|| "no node could take it".into()),
             ));
         }
-        let master = self.master.clone();
-        futures::stream::iter(kills)
-            .for_each_concurrent(CONCURRENT_CALLS, |id| {
-                let master = master.clone();
-                async move {
-                    match tokio::time::timeout(CALL_TIMEOUT, master.kill(&id)).await {
-                        Ok(Ok(_)) => {}
-                        Ok(Err(e)) if e.status() == Some(404) => {}
-                        Ok(Err(e)) => tracing::warn!(task = %id, "kill failed: {e}"),
-                        Err(_) => tracing::warn!(task = %id, "kill not answered in time"),
-                    }
-                }
-            })
-            .await;
+        launcher::kill_all(&self.master, kills, CALL_TIMEOUT).await;
         for (task_id, message) in refused {
             tracing::info!(task = %task_id, "launch refused: {message}");
             match self
@@ -1133,11 +1084,13 @@ fn judge(answer: Result<Task, LaunchFailure>) -> LaunchResult {
     }
 }
 
-/// Picks a node for one launch with the placement function and takes its resources
-/// out of the working snapshot.
-fn choose_node(snapshot: &mut ClusterSnapshot, l: &Launch) -> Option<String> {
-    let existing = std::collections::BTreeMap::new();
-    let request = PlacementRequest {
+/// What placing one launch asks for: one task, no ports, none of the job's tasks to
+/// spread from (`existing` is empty; it is borrowed, so the caller holds it).
+fn placement_request<'a>(
+    l: &'a Launch,
+    existing: &'a std::collections::BTreeMap<String, usize>,
+) -> PlacementRequest<'a> {
+    PlacementRequest {
         app_id: &l.definition.name,
         resources: l.definition.resources,
         fixed_ports: Vec::new(),
@@ -1145,8 +1098,15 @@ fn choose_node(snapshot: &mut ClusterSnapshot, l: &Launch) -> Option<String> {
         needs_docker: l.definition.container.is_some(),
         constraints: &l.constraints,
         count: 1,
-        existing: &existing,
-    };
+        existing,
+    }
+}
+
+/// Picks a node for one launch with the placement function and takes its resources
+/// out of the working snapshot.
+fn choose_node(snapshot: &mut ClusterSnapshot, l: &Launch) -> Option<String> {
+    let existing = std::collections::BTreeMap::new();
+    let request = placement_request(l, &existing);
     let plan = place(&request, snapshot);
     let node = plan.placements.first()?.node.clone();
     if l.tried.contains(&node) {
@@ -1161,19 +1121,23 @@ fn no_node_message(snapshot: &ClusterSnapshot, l: &Launch) -> String {
         return "no node has registered with the master".into();
     }
     let existing = std::collections::BTreeMap::new();
-    let request = PlacementRequest {
-        app_id: &l.definition.name,
-        resources: l.definition.resources,
-        fixed_ports: Vec::new(),
-        random_ports: 0,
-        needs_docker: l.definition.container.is_some(),
-        constraints: &l.constraints,
-        count: 1,
-        existing: &existing,
-    };
-    match place(&request, snapshot).unplaced {
+    match place(&placement_request(l, &existing), snapshot).unplaced {
         Some(u) => format!("no node can take it: {}", u.reason),
         None => "no node can take it".into(),
+    }
+}
+
+impl Ticking for Jobs {
+    async fn tick(&self) {
+        Jobs::tick(self).await;
+    }
+
+    async fn next_wake(&self) -> Option<DateTime<Utc>> {
+        *self.wake_at.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn poke(&self) -> &Notify {
+        &self.wake
     }
 }
 
@@ -1266,7 +1230,7 @@ impl Component for Jobs {
         tokio::spawn(async move {
             let worker = rx.map(|rx| tokio::spawn(self.clone().effects_loop(rx, stop.clone())));
             let pruner = tokio::spawn(self.clone().prune_loop(stop.clone()));
-            self.run_loop(ctx).await;
+            driver::run(self.clone(), ctx, FIRST_VIEW_WAIT).await;
             if let Some(w) = worker {
                 let _ = w.await;
             }

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use drover_api::client::{ClientError, MasterClient};
-use drover_api::task::{LaunchBatchRequest, LaunchOutcome, LaunchRequest, Task};
+use drover_api::task::{LaunchBatchRequest, LaunchOutcome, LaunchRequest, Task, TaskId};
 use drover_api::{ApiError, ErrorCode};
 use futures::StreamExt;
 
@@ -15,7 +15,7 @@ use futures::StreamExt;
 const LAUNCH_BATCH: usize = 100;
 /// Launch batches in flight at once (their writes share fsyncs in the master's store).
 const BATCH_CALLS: usize = 4;
-/// Single launches in flight at once, when the master takes no batches.
+/// Single launches (and kills) in flight at once, when the master takes no batches.
 const SINGLE_CALLS: usize = 32;
 
 /// Why a launch did not happen.
@@ -127,6 +127,25 @@ async fn send_one(
             "the master did not answer within {timeout:?}"
         ))),
     }
+}
+
+/// Sends a kill for every task, [`SINGLE_CALLS`] at a time, each bounded by `timeout`.
+/// A task the master no longer has (404) counts as killed; any other failure is logged
+/// and left to the caller's resend (the engines resend kills of tasks still running).
+pub async fn kill_all(master: &MasterClient, tasks: Vec<TaskId>, timeout: Duration) {
+    futures::stream::iter(tasks)
+        .for_each_concurrent(SINGLE_CALLS, |id| {
+            let master = master.clone();
+            async move {
+                match tokio::time::timeout(timeout, master.kill(&id)).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) if e.status() == Some(404) => {}
+                    Ok(Err(e)) => tracing::warn!(task = %id, "kill failed: {e}"),
+                    Err(_) => tracing::warn!(task = %id, "kill not answered in time"),
+                }
+            }
+        })
+        .await;
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@
 
 pub mod apps;
 pub mod component;
+pub mod driver;
 pub mod jobs;
 pub mod launcher;
 pub mod master_sync;
