@@ -17,7 +17,8 @@ use crate::engine::jobs::EngineConfig;
 use crate::engine::jobs::retry::RetryPolicy;
 use crate::opts::Opts;
 use crate::runtime::apps::{Apps, AppsError, AppsSettings};
-use crate::runtime::component::{Component, LoopContext};
+use crate::runtime::clock::SystemClock;
+use crate::runtime::component::{Component, LoopContext, Ports};
 use crate::runtime::jobs::{Jobs, JobsConfig, JobsError};
 use crate::runtime::master_sync::{self, MasterView};
 
@@ -130,28 +131,24 @@ pub async fn run(
     let (view_tx, view_rx) = watch::channel(Arc::new(MasterView::default()));
 
     // The components, assembled in one place: each brings routes, a loop and metrics.
-    let jobs = Arc::new(
-        Jobs::open(
-            store.clone(),
-            master.clone(),
-            config.jobs()?,
-            view_rx.clone(),
-        )
-        .await?,
-    );
+    let ports = Ports {
+        store: store.clone(),
+        master: Arc::new(master.clone()),
+        view: view_rx.clone(),
+        clock: Arc::new(SystemClock),
+    };
+    let jobs = Arc::new(Jobs::open(ports.clone(), config.jobs()?).await?);
     let apps = Arc::new(
         Apps::open(
-            store.clone(),
-            master.clone(),
+            ports,
             AppsSettings {
                 deployment_history: config.deployment_history,
                 ..AppsSettings::default()
             },
-            view_rx.clone(),
         )
         .await?,
     );
-    let api = crate::http::router(apps.clone(), jobs.clone(), stop_rx.clone());
+    let api = crate::http::router(apps.clone(), jobs.clone(), master.clone(), stop_rx.clone());
     let components: Vec<Arc<dyn Component>> = vec![jobs, apps];
     let metric_components = components.clone();
     let metric_view = view_rx.clone();

@@ -24,7 +24,9 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use drover_api::client::{ClientError, JobAccepted, JobDetails, JobLogQuery, RunJobRequest};
+use drover_api::client::{
+    ClientError, JobAccepted, JobDetails, JobLogQuery, MasterClient, RunJobRequest,
+};
 use drover_api::job::ChronosJob;
 use drover_api::job_run::{JobRun, JobStats, JobStatus};
 use drover_api::task::LogQuery;
@@ -42,8 +44,8 @@ pub const MAX_NEXT: usize = 1000;
 /// Run records returned when `limit` is not given.
 pub const DEFAULT_RUNS: usize = 100;
 
-/// The native job routes.
-pub fn router(jobs: Arc<Jobs>) -> Router {
+/// The native job routes; a run's logs are read from the master through `master`.
+pub fn router(jobs: Arc<Jobs>, master: MasterClient) -> Router {
     Router::new()
         .route("/v1/jobs", get(list).post(create))
         .route("/v1/jobs/{name}", get(show).put(update).delete(delete))
@@ -54,7 +56,10 @@ pub fn router(jobs: Arc<Jobs>) -> Router {
         .route("/v1/jobs/{name}/disable", post(disable))
         .route("/v1/jobs/{name}/runs", get(runs))
         .route("/v1/jobs/{name}/stats", get(stats))
-        .route("/v1/jobs/{name}/runs/{run}/logs", get(logs))
+        .route(
+            "/v1/jobs/{name}/runs/{run}/logs",
+            get(move |jobs, path, query| logs(jobs, master.clone(), path, query)),
+        )
         .with_state(jobs)
 }
 
@@ -249,6 +254,7 @@ pub fn pick_attempt<'a>(runs: &'a [JobRun], run: &str, attempt: Option<u32>) -> 
 
 async fn logs(
     State(jobs): State<Arc<Jobs>>,
+    master: MasterClient,
     ApiPath((name, run)): ApiPath<(String, String)>,
     ApiQuery(q): ApiQuery<JobLogQuery>,
 ) -> HttpResult<Response> {
@@ -272,7 +278,7 @@ async fn logs(
         follow: false,
         offset: q.offset,
     };
-    match jobs.master().logs(&task_id, &query).await {
+    match master.logs(&task_id, &query).await {
         Ok(stream) => Ok((
             [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
             Body::from_stream(stream),

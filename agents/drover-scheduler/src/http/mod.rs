@@ -9,6 +9,7 @@
 use std::sync::Arc;
 
 use axum::Router;
+use drover_api::client::MasterClient;
 use tokio::sync::watch;
 
 use crate::runtime::apps::Apps;
@@ -23,9 +24,14 @@ pub mod marathon;
 /// `/version`). Responses that stream (event streams) end once `stop` turns true:
 /// graceful shutdown waits for every open response, so one that never ended would hold
 /// the server up.
-pub fn router(apps: Arc<Apps>, jobs: Arc<Jobs>, stop: watch::Receiver<bool>) -> Router {
+pub fn router(
+    apps: Arc<Apps>,
+    jobs: Arc<Jobs>,
+    master: MasterClient,
+    stop: watch::Receiver<bool>,
+) -> Router {
     apps::router(apps.clone())
         .merge(marathon::router(apps, stop))
-        .merge(jobs::router(jobs.clone()))
+        .merge(jobs::router(jobs.clone(), master))
         .merge(chronos::router(jobs))
 }

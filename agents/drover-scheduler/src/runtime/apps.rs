@@ -31,11 +31,14 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex as StdMutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+// tokio's clock, which tests can pause and advance.
+use tokio::time::Instant;
 
 use chrono::{DateTime, Utc};
 use drover_api::app::{AppDefinition, AppId};
-use drover_api::client::{AppChanged, AppDetails, MasterClient};
+use drover_api::client::{AppChanged, AppDetails};
 use drover_api::deployment::{AppStatus, Deployment, DeploymentId};
 use drover_api::task::{Task, TaskGoal, TaskId, TaskState, labels};
 use drover_api::{ApiError, ErrorCode};
@@ -47,9 +50,11 @@ use tokio::task::JoinHandle;
 
 use crate::engine::apps::{self, AppChange, AppState, AppsConfig, AppsPlan, Snapshot};
 use crate::engine::placement::ClusterSnapshot;
-use crate::runtime::component::{Component, LoopContext};
+use crate::runtime::accepted::AcceptedTasks;
+use crate::runtime::clock::Clock;
+use crate::runtime::component::{Component, LoopContext, Ports};
 use crate::runtime::driver::{self, Ticking};
-use crate::runtime::launcher;
+use crate::runtime::master_port::MasterPort;
 use crate::runtime::master_sync::MasterView;
 use crate::runtime::readiness_probe::Prober;
 use crate::runtime::store::apps as apps_store;
@@ -58,8 +63,6 @@ use crate::runtime::store::apps as apps_store;
 pub const MAX_VIEW_AGE: Duration = Duration::from_secs(5);
 /// How long the first tick waits for the first read of the master.
 const FIRST_VIEW_WAIT: Duration = Duration::from_secs(5);
-/// How long one call to the master may take.
-const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// Events buffered for slow `/v2/events` readers before they miss some.
 const EVENT_BUFFER: usize = 1024;
 
@@ -154,7 +157,7 @@ struct AppsState {
     status: BTreeMap<AppId, AppStatus>,
     /// Tasks the master accepted, with when: the snapshot includes them until a read of
     /// the master sent after that instant shows them.
-    accepted: Vec<(Task, Instant)>,
+    accepted: AcceptedTasks,
     /// Launches the master refused for good since the last tick (their instances are
     /// decided again under new ids).
     refused: Vec<TaskId>,
@@ -183,7 +186,8 @@ struct AppMetrics {
 /// and `http::marathon` for the routes).
 pub struct Apps {
     store: Arc<dyn Store>,
-    master: MasterClient,
+    master: Arc<dyn MasterPort>,
+    clock: Arc<dyn Clock>,
     settings: AppsSettings,
     state: Mutex<AppsState>,
     /// Poked by API changes (and by readiness probes that pass) so the loop ticks at
@@ -220,12 +224,13 @@ pub fn task_app(t: &Task) -> Option<&str> {
 impl Apps {
     /// Loads the apps and deployments from `store`; call [`Component::spawn`] to start
     /// the loop.
-    pub async fn open(
-        store: Arc<dyn Store>,
-        master: MasterClient,
-        settings: AppsSettings,
-        view: watch::Receiver<Arc<MasterView>>,
-    ) -> Result<Apps, AppsError> {
+    pub async fn open(ports: Ports, settings: AppsSettings) -> Result<Apps, AppsError> {
+        let Ports {
+            store,
+            master,
+            view,
+            clock,
+        } = ports;
         let s = store.clone();
         let loaded = tokio::task::spawn_blocking(move || apps_store::load(&*s))
             .await
@@ -253,6 +258,7 @@ impl Apps {
         Ok(Apps {
             store,
             master,
+            clock,
             settings,
             state: Mutex::new(AppsState {
                 apps: loaded.apps,
@@ -280,7 +286,7 @@ impl Apps {
     fn emit(&self, kind: AppEventKind) {
         // Nobody listening is fine.
         let _ = self.events.send(AppEvent {
-            at: Utc::now(),
+            at: self.clock.now(),
             kind,
         });
     }
@@ -347,7 +353,7 @@ impl Apps {
                 .map(|a| &a.definition);
             apps::check_cycles(def, others)?;
         }
-        let began = apps::begin(change, current.as_ref(), &running, force, Utc::now())?;
+        let began = apps::begin(change, current.as_ref(), &running, force, self.clock.now())?;
         let ops = apps_store::began_ops(&began).map_err(internal)?;
         self.write(ops).await?;
         st.apps.insert(began.app.id().clone(), began.app.clone());
@@ -474,7 +480,12 @@ impl Apps {
         // Re-read under the lock the write happens under: the tick may have finished it.
         let deployment = st.deployments.get(id).cloned().unwrap_or(deployment);
         let app = st.apps.get(&deployment.app_id).cloned().or(app);
-        let cancelled = apps::cancel(&deployment, app.as_ref(), revert_def.as_ref(), Utc::now())?;
+        let cancelled = apps::cancel(
+            &deployment,
+            app.as_ref(),
+            revert_def.as_ref(),
+            self.clock.now(),
+        )?;
         let mut ops = vec![
             Op::put_json(
                 apps_store::deployment_key(&cancelled.deployment.id),
@@ -558,7 +569,7 @@ impl Apps {
         let mut seen = HashSet::new();
         let mut out = Vec::new();
         let from_view = view.tasks.as_deref().map(Vec::as_slice).unwrap_or_default();
-        for t in from_view.iter().chain(st.accepted.iter().map(|(t, _)| t)) {
+        for t in from_view.iter().chain(st.accepted.iter()) {
             if !t.state.is_active() || !is_app_task(t) || !seen.insert(t.spec.id.clone()) {
                 continue;
             }
@@ -594,14 +605,17 @@ impl Apps {
         };
         let as_of = view.as_of;
         let newer = |at: &Instant| as_of.is_none_or(|a| *at >= a);
-        let now = Utc::now();
+        let now = self.clock.now();
         let mut st = self.state.lock().await;
 
         let mut tasks: Vec<Task> = all.iter().filter(|t| is_app_task(t)).cloned().collect();
         let known: HashSet<TaskId> = tasks.iter().map(|t| t.spec.id.clone()).collect();
-        st.accepted
-            .retain(|(t, at)| !known.contains(&t.spec.id) && newer(at));
-        tasks.extend(st.accepted.iter().map(|(t, _)| t.clone()));
+        let unseen: Vec<Task> = st
+            .accepted
+            .unseen(|id| known.contains(id), as_of)
+            .cloned()
+            .collect();
+        tasks.extend(unseen);
         st.kills_sent
             .retain(|_, at| at.elapsed() < Duration::from_secs(600));
         for t in &mut tasks {
@@ -745,12 +759,12 @@ impl Apps {
                 tracing::info!(task = %k.task, app = %k.app, reason = %k.reason, "killing");
             }
             let ids = kills.into_iter().map(|k| k.task).collect();
-            launcher::kill_all(&self.master, ids, CALL_TIMEOUT).await;
+            self.master.kill(ids).await;
             self.metrics_lock().kills += n as u64;
         }
         if !launches.is_empty() {
             let ids: Vec<Option<TaskId>> = launches.iter().map(|l| l.id.clone()).collect();
-            let results = launcher::send(&self.master, launches, CALL_TIMEOUT).await;
+            let results = self.master.launch(launches).await;
             let at = Instant::now();
             let mut accepted = Vec::new();
             let mut refused = Vec::new();
@@ -781,7 +795,9 @@ impl Apps {
             let n = accepted.len() as u64;
             {
                 let mut st = self.state.lock().await;
-                st.accepted.extend(accepted);
+                for (t, at) in accepted {
+                    st.accepted.record(t, at);
+                }
                 st.refused.extend(refused);
             }
             let mut m = self.metrics_lock();
@@ -858,6 +874,10 @@ impl Ticking for Apps {
 
     async fn next_wake(&self) -> Option<DateTime<Utc>> {
         self.state.lock().await.wake_at
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
     }
 
     fn poke(&self) -> &Notify {

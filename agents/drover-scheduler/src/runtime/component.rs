@@ -8,7 +8,24 @@ use drover_service::http::Metrics;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::runtime::clock::Clock;
+use crate::runtime::master_port::MasterPort;
 use crate::runtime::master_sync::MasterView;
+
+/// What a runtime is built on: where it persists, how it acts on the master, what it
+/// last read of the master, and its clock. The server passes the real ones; a
+/// simulation passes an in-memory store, a simulated master and a paused clock.
+#[derive(Clone)]
+pub struct Ports {
+    /// Where the runtime's state is persisted.
+    pub store: Arc<dyn drover_store::Store>,
+    /// Launches and kills.
+    pub master: Arc<dyn MasterPort>,
+    /// The master's tasks and nodes as last read.
+    pub view: watch::Receiver<Arc<MasterView>>,
+    /// The wall clock.
+    pub clock: Arc<dyn Clock>,
+}
 
 /// What a component's loop gets from the server.
 #[derive(Debug, Clone)]

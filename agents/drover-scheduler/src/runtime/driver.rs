@@ -20,6 +20,8 @@ pub trait Ticking: Send + Sync + 'static {
     fn tick(&self) -> impl Future<Output = ()> + Send;
     /// When the last tick wants the next one (at the latest; `None`: no time of its own).
     fn next_wake(&self) -> impl Future<Output = Option<DateTime<Utc>>> + Send;
+    /// The current time on the runtime's clock (the one `next_wake` is on).
+    fn now(&self) -> DateTime<Utc>;
     /// Poked when something outside the loop changed (an API call): the loop ticks at
     /// once. A permit is kept when the loop is busy, so no poke is lost.
     fn poke(&self) -> &Notify;
@@ -44,7 +46,7 @@ pub async fn run<T: Ticking>(runtime: Arc<T>, mut ctx: LoopContext, first_view_w
     }
     loop {
         runtime.tick().await;
-        let sleep = sleep_until(runtime.next_wake().await, Utc::now());
+        let sleep = sleep_until(runtime.next_wake().await, runtime.now());
         tokio::select! {
             // Stop first: at shutdown the sync loop ends too, and its closed channel
             // must not win the draw and send this loop back to sleep.

@@ -46,11 +46,14 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex as StdMutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+// tokio's clock, which tests can pause and advance.
+use tokio::time::Instant;
 
 use chrono::{DateTime, Utc};
 use drover_api::app::{Constraint, ConstraintOperator};
-use drover_api::client::{JobDetails, MasterClient};
+use drover_api::client::JobDetails;
 use drover_api::job::{ChronosJob, check_job_graph, parse_job};
 use drover_api::job_run::{JobRun, JobRunState, RunTrigger};
 use drover_api::task::{LaunchRequest, Task, TaskDefinition, TaskGoal, TaskId, labels};
@@ -66,9 +69,12 @@ use crate::engine::jobs::{
 };
 use crate::engine::placement::{ClusterSnapshot, PlacementRequest, place};
 use crate::engine::schedule::{ScheduleError, check_min_period};
-use crate::runtime::component::{Component, LoopContext};
+use crate::runtime::accepted::AcceptedTasks;
+use crate::runtime::clock::Clock;
+use crate::runtime::component::{Component, LoopContext, Ports};
 use crate::runtime::driver::{self, Ticking};
-use crate::runtime::launcher::{self, LaunchFailure};
+use crate::runtime::launcher::LaunchFailure;
+use crate::runtime::master_port::MasterPort;
 use crate::runtime::master_sync::{MasterView, stopped};
 use crate::runtime::store::jobs::{self as jobs_store, Loaded};
 
@@ -78,8 +84,6 @@ pub const MAX_VIEW_AGE: Duration = Duration::from_secs(5);
 /// How long the first tick waits for the first read of the master, so a restart does
 /// not re-send launches the master already has.
 const FIRST_VIEW_WAIT: Duration = Duration::from_secs(3);
-/// How long one call to the master may take.
-const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long after a kill request a task the master still runs is killed again.
 const KILL_RESEND_AFTER: chrono::TimeDelta = chrono::TimeDelta::seconds(5);
 /// How many nodes a launch tries before it counts as refused.
@@ -171,7 +175,8 @@ struct JobMetrics {
 /// `http::chronos` for the routes).
 pub struct Jobs {
     store: Arc<dyn Store>,
-    master: MasterClient,
+    master: Arc<dyn MasterPort>,
+    clock: Arc<dyn Clock>,
     config: JobsConfig,
     state: Mutex<JobsState>,
     /// Poked by API commands so the loop recomputes its wake-up; a permit is kept when
@@ -197,6 +202,9 @@ pub struct Jobs {
     in_flight: Arc<StdMutex<InFlight>>,
     /// Jobs that recorded an ended attempt since the last prune step.
     ended_since_prune: StdMutex<HashSet<String>>,
+    /// Tasks the master accepted (the effects worker records them) that its last read
+    /// may not show yet; each tick adds them to what the read shows.
+    accepted: StdMutex<AcceptedTasks>,
 }
 
 /// Plans whose batch is queued and not yet known durable.
@@ -294,13 +302,14 @@ pub fn graph_dot<'a>(jobs: impl IntoIterator<Item = &'a ChronosJob>) -> String {
 impl Jobs {
     /// Loads the jobs and their open runs from `store` and persists what loading
     /// decided; call [`Component::spawn`] to start the loop.
-    pub async fn open(
-        store: Arc<dyn Store>,
-        master: MasterClient,
-        config: JobsConfig,
-        view: watch::Receiver<Arc<MasterView>>,
-    ) -> Result<Jobs, JobsError> {
-        let now = Utc::now();
+    pub async fn open(ports: Ports, config: JobsConfig) -> Result<Jobs, JobsError> {
+        let Ports {
+            store,
+            master,
+            view,
+            clock,
+        } = ports;
+        let now = clock.now();
         let s = store.clone();
         let (engine, loaded) =
             tokio::task::spawn_blocking(move || jobs_store::load(&*s, config.engine, now))
@@ -334,6 +343,7 @@ impl Jobs {
         Ok(Jobs {
             store,
             master,
+            clock,
             config,
             state: Mutex::new(JobsState {
                 engine,
@@ -349,17 +359,13 @@ impl Jobs {
             started: now,
             in_flight: Arc::default(),
             ended_since_prune: StdMutex::default(),
+            accepted: StdMutex::default(),
         })
     }
 
     /// The store (for the API's history reads).
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
-    }
-
-    /// The master client (for log proxying).
-    pub fn master(&self) -> &MasterClient {
-        &self.master
     }
 
     fn metrics_lock(&self) -> std::sync::MutexGuard<'_, JobMetrics> {
@@ -523,7 +529,7 @@ impl Jobs {
     async fn reload(&self, st: &mut JobsState) {
         let store = self.store.clone();
         let config = self.config.engine;
-        let now = Utc::now();
+        let now = self.clock.now();
         match tokio::task::spawn_blocking(move || jobs_store::load(&*store, config, now)).await {
             Ok(Ok((engine, _))) => {
                 if st.stale {
@@ -547,14 +553,23 @@ impl Jobs {
     async fn tick(&self) {
         let view = self.view.borrow().clone();
         let tasks = view.fresh_tasks(MAX_VIEW_AGE).cloned();
-        let observed = tasks.as_deref().map(|t| job_observations(t));
+        let observed = tasks.as_deref().map(|t| {
+            let mut observed = job_observations(t);
+            let mut accepted = self.accepted.lock().unwrap_or_else(|p| p.into_inner());
+            let unseen: Vec<_> = accepted
+                .unseen(|id| observed.contains_key(id), view.as_of)
+                .map(|t| (t.spec.id.clone(), TaskObservation::from(t)))
+                .collect();
+            observed.extend(unseen);
+            observed
+        });
         let mut st = self.state.lock().await;
         // Runs that come due while nothing can be recorded wait: the engine decides
         // them once the store takes writes again.
         if self.writable(&mut st).await.is_err() {
             return;
         }
-        let now = Utc::now();
+        let now = self.clock.now();
         let plan = st.engine.step(observed.as_ref(), now);
         let mut open = 0usize;
         let mut killing = Vec::new();
@@ -679,7 +694,7 @@ impl Jobs {
         let created = st.engine.job(&job.name).is_none();
         let plan = st
             .engine
-            .put_job(job.clone(), Utc::now())
+            .put_job(job.clone(), self.clock.now())
             .map_err(engine_error)?;
         let op = Op::put_json(jobs_store::def_key(&job.name), &job).map_err(internal)?;
         let staged = self.stage(&st, vec![op], plan)?;
@@ -753,7 +768,7 @@ impl Jobs {
         self.writable(&mut st).await?;
         let plan = st
             .engine
-            .command(command, Utc::now())
+            .command(command, self.clock.now())
             .map_err(engine_error)?;
         let staged = self.stage(&st, Vec::new(), plan.clone())?;
         drop(st);
@@ -773,7 +788,7 @@ impl Jobs {
             .ok_or_else(|| ApiError::not_found("job", name))?;
         let status = st
             .engine
-            .status(name, Utc::now(), next)
+            .status(name, self.clock.now(), next)
             .ok_or_else(|| ApiError::not_found("job", name))?;
         Ok(JobDetails { job, status })
     }
@@ -781,7 +796,7 @@ impl Jobs {
     /// Every job with its status and next run.
     pub async fn list(&self) -> Vec<JobDetails> {
         let st = self.state.lock().await;
-        let now = Utc::now();
+        let now = self.clock.now();
         st.engine
             .job_names()
             .filter_map(|n| {
@@ -892,6 +907,7 @@ impl Jobs {
             }
         }
         let mut refused: Vec<(TaskId, String)> = Vec::new();
+        let mut accepted = Vec::new();
         for round in 0..PLACEMENT_TRIES {
             if launches.is_empty() {
                 break;
@@ -922,15 +938,16 @@ impl Jobs {
                 }
             }
             let reqs = calls.iter().map(Launch::request).collect();
-            let answers = launcher::send(&self.master, reqs, CALL_TIMEOUT).await;
+            let answers = self.master.launch(reqs).await;
             let results = calls.into_iter().zip(answers.into_iter().map(judge));
             let mut m = self.metrics_lock();
             for (mut l, r) in results {
                 let node = l.tried.last().cloned().unwrap_or_default();
                 match r {
-                    LaunchResult::Accepted => {
+                    LaunchResult::Accepted(task) => {
                         m.launches += 1;
                         placed.insert(l.task_id, (node, Instant::now()));
+                        accepted.extend(task.map(|t| *t));
                     }
                     LaunchResult::NodeRefused(why) => {
                         // Take the node out of this batch's choices and try another.
@@ -958,7 +975,14 @@ impl Jobs {
                     .unwrap_or_else(|| "no node could take it".into()),
             ));
         }
-        launcher::kill_all(&self.master, kills, CALL_TIMEOUT).await;
+        {
+            let at = Instant::now();
+            let mut remembered = self.accepted.lock().unwrap_or_else(|p| p.into_inner());
+            for t in accepted {
+                remembered.record(t, at);
+            }
+        }
+        self.master.kill(kills).await;
         for (task_id, message) in refused {
             tracing::info!(task = %task_id, "launch refused: {message}");
             match self
@@ -1003,8 +1027,8 @@ impl Jobs {
             }
             let store = self.store.clone();
             let policy = self.config.history;
+            let now = self.clock.now();
             let pruned = tokio::task::spawn_blocking(move || {
-                let now = Utc::now();
                 let mut n = 0usize;
                 for name in names {
                     let keys = jobs_store::prune_keys(&*store, &name, &policy, now)?;
@@ -1042,7 +1066,9 @@ struct Launch {
 }
 
 enum LaunchResult {
-    Accepted,
+    /// The master has the task: the one it answered with, or (the id was already taken
+    /// by an earlier send of this launch) none.
+    Accepted(Option<Box<Task>>),
     /// The node could not take it (full, draining, gone): another node may.
     NodeRefused(String),
     /// The master refused the task itself.
@@ -1065,14 +1091,14 @@ impl Launch {
 /// What one launch's answer means for the run.
 fn judge(answer: Result<Task, LaunchFailure>) -> LaunchResult {
     let error = match answer {
-        Ok(_) => return LaunchResult::Accepted,
+        Ok(task) => return LaunchResult::Accepted(Some(Box::new(task))),
         Err(LaunchFailure::Unanswered(why)) => return LaunchResult::Unanswered(why),
         Err(LaunchFailure::Refused(error)) => error,
     };
     // The id is ours and unique per attempt: the master has it already (an earlier
     // send, maybe on another node) — the launch did happen.
     if error.field.as_deref() == Some("id") {
-        return LaunchResult::Accepted;
+        return LaunchResult::Accepted(None);
     }
     match error.code {
         ErrorCode::InsufficientResources | ErrorCode::Conflict | ErrorCode::NotFound => {
@@ -1134,6 +1160,10 @@ impl Ticking for Jobs {
 
     async fn next_wake(&self) -> Option<DateTime<Utc>> {
         *self.wake_at.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
     }
 
     fn poke(&self) -> &Notify {

@@ -8,7 +8,10 @@
 //! keep working (and the API stays up) without it.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+// tokio's clock, which tests can pause and advance.
+use tokio::time::Instant;
 
 use drover_api::client::MasterClient;
 use drover_api::node::Node;

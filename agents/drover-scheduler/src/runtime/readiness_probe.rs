@@ -8,7 +8,10 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex as StdMutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+// tokio's clock, which tests can pause and advance.
+use tokio::time::Instant;
 
 use chrono::Utc;
 use drover_api::app::{AppHealthProtocol, ReadinessCheck};
