@@ -40,13 +40,7 @@ impl Executor for DockerExecutor {
         if inner.docker().is_none() {
             return Err(NO_ENGINE.to_string());
         }
-        let value = spec
-            .definition
-            .container
-            .as_ref()
-            .ok_or("the task has no container")?;
-        let container =
-            DockerContainer::parse(value).map_err(|e| format!("invalid container: {e}"))?;
+        let container = task_container(spec)?;
         let requested = spec::requested_user(spec.definition.user.as_deref(), &container)?;
         // The container's user is the task user's uid:gid (or an allowed user's) as a
         // process's is, whatever the image says.
@@ -259,13 +253,7 @@ impl Inner {
         if sb.read_container().ok().flatten().is_some() {
             return Err(CONTAINER_VANISHED.to_string());
         }
-        let value = spec
-            .definition
-            .container
-            .as_ref()
-            .ok_or("the task has no container")?;
-        let container =
-            DockerContainer::parse(value).map_err(|e| format!("invalid container: {e}"))?;
+        let container = task_container(spec)?;
         // No container is made without the user decided at launch (a checkpoint from an
         // agent before task users has none): the image's own user may be root.
         let Some((plan, uid, gid)) = plan.as_ref().and_then(|p| Some((p, p.uid?, p.gid?))) else {
@@ -357,6 +345,16 @@ impl Inner {
             },
         );
     }
+}
+
+/// The task's container, parsed; `Err` is why the task cannot run.
+fn task_container(spec: &TaskSpec) -> Result<DockerContainer, String> {
+    let value = spec
+        .definition
+        .container
+        .as_ref()
+        .ok_or("the task has no container")?;
+    DockerContainer::parse(value).map_err(|e| format!("invalid container: {e}"))
 }
 
 fn status(info: &ContainerInspectResponse) -> Option<ContainerStateStatusEnum> {
