@@ -1,14 +1,14 @@
-//! The task runner: starts tasks through the shim, watches them, kills them, runs their
-//! health checks, re-adopts them after an agent restart, and reports them.
+//! The task runner: starts tasks, watches them, kills them, runs their health checks,
+//! re-adopts them after an agent restart, and reports them.
 //!
 //! Each task has one entry in memory and one sandbox on disk; the disk is the truth a
-//! restarted agent starts from (see [`crate::sandbox`]). A monitor job per active task
-//! polls the sandbox for the shim's records (`pid.json`, then `exit.json`) and carries out
-//! kills; a health job per started task runs its checks. Every change a report would show
-//! bumps a counter that [`TaskRunner::subscribe`] hands out, so the heartbeat goes at once.
-//!
-//! Container tasks (`container` set) take another path with the same entries, sandbox and
-//! reports: no shim, a monitor that drives the Docker Engine (see `runner/container.rs`).
+//! restarted agent starts from (see [`crate::sandbox`]). What runs a task is its
+//! executor (`runner/executor.rs`), chosen from its definition when the runner takes it:
+//! a process under a shim (`runner/process.rs`) or a Docker container the agent drives
+//! through the engine (`runner/container.rs`). Either way a monitor job per active task
+//! learns its pid, carries out kills and records its end in the same entry and sandbox; a
+//! health job per started task runs its checks. Every change a report would show bumps a
+//! counter that [`TaskRunner::subscribe`] hands out, so the heartbeat goes at once.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -19,20 +19,22 @@ use chrono::{DateTime, Utc};
 use drover_api::TaskId;
 use drover_api::agent::TaskAssignment;
 use drover_api::task::{ExitStatus, HealthReport, TaskGoal, TaskReport, TaskSpec, TaskState};
-use nix::sys::signal::Signal;
 use tokio::sync::{Notify, watch};
 use tokio::task::AbortHandle;
 
 use crate::cgroup::CgroupManager;
 use crate::env;
 use crate::health::{self, CheckCounter, ProbeTarget};
-use crate::outcome::{self, VANISHED};
-use crate::procfs::{self, Liveness};
+use crate::outcome;
 use crate::reconcile::{self, Action};
 use crate::sandbox::{self, Checkpoint, ExitRecord, LaunchPlan, PidRecord, ProcessRecord, Sandbox};
 use crate::task_user::{self, TaskUser, TaskUsers};
 
 mod container;
+mod executor;
+mod process;
+
+use executor::{Executor, ExecutorKind};
 
 pub use container::{CONTAINER_VANISHED, NO_ENGINE};
 
@@ -140,11 +142,14 @@ struct Entry {
     health_job: Option<AbortHandle>,
     /// Wakes the monitor at once (a kill was asked for).
     wake: Arc<Notify>,
+    /// What runs the task, chosen from its definition when the runner takes it.
+    executor: ExecutorKind,
 }
 
 impl Entry {
     fn new(spec: TaskSpec, sandbox: Option<Sandbox>, plan: Option<LaunchPlan>) -> Self {
         Entry {
+            executor: ExecutorKind::for_task(&spec.definition),
             spec,
             sandbox,
             plan,
@@ -160,6 +165,11 @@ impl Entry {
             health_job: None,
             wake: Arc::new(Notify::new()),
         }
+    }
+
+    /// The task's executor.
+    fn executor(&self) -> &'static dyn Executor {
+        self.executor.executor()
     }
 
     fn report(&self) -> TaskReport {
@@ -196,7 +206,6 @@ impl Entry {
     }
 }
 
-/// How a monitor learns that the shim has gone.
 /// A start whose checkpoint is written but not yet durable (see `Runner::start_staged`).
 struct StagedStart {
     id: TaskId,
@@ -204,39 +213,6 @@ struct StagedStart {
     sb: Sandbox,
     prepared: Result<LaunchPlan, String>,
     checkpoint: sandbox::StagedFile,
-}
-
-enum ShimWatch {
-    /// A shim this runner spawned: its reaper job sends how it exited.
-    Child(watch::Receiver<Option<String>>),
-    /// A shim from before a restart, identified by its record (if it wrote one).
-    Adopted(Option<ProcessRecord>),
-}
-
-impl ShimWatch {
-    /// `Some(how)` once the shim is known to have exited.
-    fn exited(&self) -> Option<String> {
-        match self {
-            ShimWatch::Child(rx) => rx.borrow().clone(),
-            ShimWatch::Adopted(Some(rec)) => match procfs::check(rec) {
-                Liveness::Alive => None,
-                other => Some(format!("executor {} is {other:?}", rec.pid).to_lowercase()),
-            },
-            ShimWatch::Adopted(None) => None,
-        }
-    }
-
-    /// Resolves when a spawned shim's reaper reports; never for adopted shims.
-    async fn changed(&mut self) {
-        match self {
-            ShimWatch::Child(rx) => {
-                if rx.changed().await.is_err() {
-                    std::future::pending::<()>().await;
-                }
-            }
-            ShimWatch::Adopted(_) => std::future::pending().await,
-        }
-    }
 }
 
 impl TaskRunner {
@@ -552,21 +528,20 @@ impl TaskRunner {
             self.inner.insert(id, entry);
             return None;
         }
-        let is_container = spec.definition.container.is_some();
+        let mut entry = Entry::new(spec, Some(sb.clone()), None);
         let prepared = match goal {
-            TaskGoal::Run if is_container => self.prepare_container(&spec, &sb),
-            TaskGoal::Run => self.prepare(&spec, &sb),
+            TaskGoal::Run => entry.executor().prepare(&self.inner, &entry.spec, &sb),
             TaskGoal::Kill => Err("killed before it started".to_string()),
         };
         let kill_reason = (goal == TaskGoal::Kill).then(|| reconcile::KILL_ASKED.to_string());
         let cp = Checkpoint {
-            spec: spec.clone(),
+            spec: entry.spec.clone(),
             goal,
             launch: prepared.as_ref().ok().cloned(),
             created_at: Utc::now(),
             kill_reason: kill_reason.clone(),
         };
-        let mut entry = Entry::new(spec, Some(sb.clone()), cp.launch.clone());
+        entry.plan = cp.launch.clone();
         entry.kill = kill_reason;
         match sb.stage_checkpoint(&cp) {
             Ok(checkpoint) => Some(StagedStart {
@@ -608,7 +583,6 @@ impl TaskRunner {
         prepared: Result<LaunchPlan, String>,
         synced: Result<(), sandbox::SandboxError>,
     ) {
-        let is_container = entry.spec.definition.container.is_some();
         if let Err(e) = synced {
             entry.finish(&ExitRecord::error(format!(
                 "cannot checkpoint the task: {e}"
@@ -625,122 +599,15 @@ impl TaskRunner {
             self.inner.insert(id, entry);
             return;
         }
-        if is_container {
-            // No shim: the agent itself drives the container through the engine.
-            self.monitor_container(id, entry);
-            return;
-        }
-        let child = match self.spawn_shim(&sb) {
-            Ok(c) => c,
-            Err(e) => {
-                let rec = ExitRecord::error(format!("cannot start the task's executor: {e}"));
-                let _ = sb.write_exit(&rec);
-                entry.finish(&rec);
-                self.inner.insert(id, entry);
-                return;
-            }
-        };
-        let (tx, rx) = watch::channel(None);
-        // Reaps the shim, so no zombie is left behind, and tells the monitor.
-        self.inner.spawn_job(async move {
-            let mut child = child;
-            let how = match child.wait().await {
-                Ok(s) => format!("executor exited: {s}"),
-                Err(e) => format!("cannot wait for the executor: {e}"),
-            };
-            let _ = tx.send(Some(how));
-        });
-        let wake = entry.wake.clone();
-        self.inner.insert(id.clone(), entry);
-        self.inner.spawn_job(Inner::monitor(
-            self.inner.clone(),
-            id,
-            ShimWatch::Child(rx),
-            wake,
-        ));
-    }
-
-    /// Resolves what the shim will run; `Err` is the reason the task fails instead.
-    fn prepare(&self, spec: &TaskSpec, sb: &Sandbox) -> Result<LaunchPlan, String> {
-        let argv = env::argv(&spec.definition)?;
-        let user = self.task_user(spec, spec.definition.user.as_deref(), sb)?;
-        let home = Some(user.home.as_path()).filter(|h| h.is_dir());
-        let base = env::with_user(&self.inner.base_env, &user.name, home, sb.dir());
-        let env = env::task_env(spec, &base, &self.inner.config.host, sb.dir());
-        let cgroup = match self
-            .inner
-            .config
-            .cgroups
-            .create(&spec.id, &spec.definition.resources)
-        {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::warn!(task = %spec.id, "running without resource limits: {e}");
-                None
-            }
-        };
-        let switching = self.inner.config.task_users.switching;
-        Ok(LaunchPlan {
-            argv,
-            env,
-            uid: switching.then_some(user.uid),
-            gid: switching.then_some(user.gid),
-            groups: switching.then(|| user.groups.clone()),
-            user: Some(user.name),
-            cgroup,
-        })
-    }
-
-    /// Who task `spec` runs as (`requested`: the user it names, if any); when the agent
-    /// switches users, the sandbox is shared with that user's group. `Err` is why the
-    /// task fails instead.
-    fn task_user(
-        &self,
-        spec: &TaskSpec,
-        requested: Option<&str>,
-        sb: &Sandbox,
-    ) -> Result<TaskUser, String> {
-        let users = &self.inner.config.task_users;
-        let user = users.decide(requested, task_user::lookup)?;
-        if users.switching {
-            sb.share_with_group(user.gid)
-                .map_err(|e| format!("cannot share the sandbox with user {:?}: {e}", user.name))?;
-        }
-        tracing::debug!(task = %spec.id, user = %user.name, uid = user.uid, "task user");
-        Ok(user)
-    }
-
-    /// Records a container task and starts its monitor, which follows it in the engine.
-    fn monitor_container(&self, id: TaskId, entry: Entry) {
-        let wake = entry.wake.clone();
-        self.inner.insert(id.clone(), entry);
-        self.inner
-            .spawn_job(Inner::container_monitor(self.inner.clone(), id, wake));
-    }
-
-    fn spawn_shim(&self, sb: &Sandbox) -> std::io::Result<tokio::process::Child> {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(sb.shim_log_path())?;
-        tokio::process::Command::new(&self.inner.config.shim_exe)
-            .arg("shim")
-            .arg(sb.dir())
-            // The shim needs nothing of the agent's environment (the task's is in the
-            // checkpoint), and a clean one keeps --config and DROVER_AGENT_* out of it.
-            .env_clear()
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(log)
-            .spawn()
+        entry.executor().start(&self.inner, id, entry, &sb);
     }
 
     /// Takes over a task found on disk: reports an ended one, watches a running one,
     /// and fails one whose process is gone without a trace.
     fn adopt(&self, sb: Sandbox, cp: Checkpoint) {
         let id = cp.spec.id.clone();
-        let is_container = cp.spec.definition.container.is_some();
         let mut entry = Entry::new(cp.spec, Some(sb.clone()), cp.launch);
+        let executor = entry.executor();
         if cp.goal == TaskGoal::Kill {
             entry.kill = Some(
                 cp.kill_reason
@@ -755,9 +622,7 @@ impl TaskRunner {
                 }
                 entry.finish(&rec);
                 self.inner.insert(id.clone(), entry);
-                if is_container {
-                    self.remove_container_later(&id);
-                }
+                executor.clean_up_ended(&self.inner, &id);
                 return;
             }
             Ok(None) => {}
@@ -769,51 +634,7 @@ impl TaskRunner {
                 return;
             }
         }
-        if is_container {
-            // Found again by its name (and `drover.task-id` label) in the engine.
-            self.monitor_container(id, entry);
-            return;
-        }
-        let shim = sb.read_shim().ok().flatten();
-        let present = |l: Liveness| matches!(l, Liveness::Alive | Liveness::Zombie);
-        let pid = sb.read_pid().ok().flatten();
-        let watchable = match (&pid, &shim) {
-            (Some(p), _) => present(procfs::check(&p.process)),
-            (None, Some(s)) => present(procfs::check(s)),
-            (None, None) => false,
-        };
-        if !watchable {
-            // One more look: the shim may have finished between the reads above.
-            let rec = match sb.read_exit() {
-                Ok(Some(rec)) => rec,
-                _ => {
-                    let rec = ExitRecord::error(VANISHED);
-                    if let Err(e) = sb.write_exit(&rec) {
-                        tracing::warn!(task = %id, "{e}");
-                    }
-                    rec
-                }
-            };
-            if let Some(p) = pid {
-                entry.process = Some(p.process);
-                entry.started_at = Some(p.started_at);
-            }
-            entry.finish(&rec);
-            self.inner.insert(id, entry);
-            return;
-        }
-        let wake = entry.wake.clone();
-        self.inner.insert(id.clone(), entry);
-        if let Some(p) = pid {
-            self.inner.set_running(&id, p);
-        }
-        tracing::info!(task = %id, "re-adopted a running task");
-        self.inner.spawn_job(Inner::monitor(
-            self.inner.clone(),
-            id,
-            ShimWatch::Adopted(shim),
-            wake,
-        ));
+        executor.resume(&self.inner, id, entry, &sb);
     }
 }
 
@@ -833,6 +654,25 @@ impl Inner {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    /// Who task `spec` runs as (`requested`: the user it names, if any); when the agent
+    /// switches users, the sandbox is shared with that user's group. `Err` is why the
+    /// task fails instead.
+    fn task_user(
+        &self,
+        spec: &TaskSpec,
+        requested: Option<&str>,
+        sb: &Sandbox,
+    ) -> Result<TaskUser, String> {
+        let users = &self.config.task_users;
+        let user = users.decide(requested, task_user::lookup)?;
+        if users.switching {
+            sb.share_with_group(user.gid)
+                .map_err(|e| format!("cannot share the sandbox with user {:?}: {e}", user.name))?;
+        }
+        tracing::debug!(task = %spec.id, user = %user.name, uid = user.uid, "task user");
+        Ok(user)
     }
 
     fn insert(&self, id: TaskId, entry: Entry) {
@@ -878,10 +718,7 @@ impl Inner {
             env: plan.map(|p| p.env.clone()).unwrap_or_default(),
             sandbox: sb.dir().to_path_buf(),
             user: plan.and_then(LaunchPlan::identity),
-            container: self
-                .docker()
-                .filter(|_| e.spec.definition.container.is_some())
-                .map(|engine| (engine, crate::docker::spec::container_name(id))),
+            container: e.executor().probe_container(self, id),
         });
         e.checks = vec![CheckCounter::default(); checks.len()];
         let weak = Arc::downgrade(self);
@@ -944,100 +781,6 @@ impl Inner {
         if changed {
             self.bump();
         }
-    }
-
-    /// Watches one active task until it ends: learns its pid, carries out a kill, and
-    /// records its exit (or the shim's disappearance).
-    async fn monitor(inner: Arc<Inner>, id: TaskId, mut shim: ShimWatch, wake: Arc<Notify>) {
-        let poll = inner.config.poll_interval;
-        let mut term_sent: Option<tokio::time::Instant> = None;
-        let mut kill_sent = false;
-        loop {
-            // The shim writes exit.json before it exits, so checking the shim first and
-            // the file second never misses an exit that was recorded.
-            let shim_gone = shim.exited();
-            let (sb, process, kill, grace) = {
-                let tasks = inner.lock();
-                let Some(e) = tasks.get(&id) else { return };
-                if e.state.is_terminal() {
-                    return;
-                }
-                let Some(sb) = e.sandbox.clone() else { return };
-                (
-                    sb,
-                    e.process,
-                    e.kill.is_some(),
-                    health::secs(e.spec.definition.kill_grace_period_seconds),
-                )
-            };
-            match sb.read_exit() {
-                Ok(Some(rec)) => {
-                    if process.is_none()
-                        && let Ok(Some(p)) = sb.read_pid()
-                    {
-                        inner.set_running(&id, p);
-                    }
-                    inner.finish(&id, &rec);
-                    return;
-                }
-                Ok(None) => {}
-                Err(e) => tracing::warn!(task = %id, "{e}"),
-            }
-            let mut process = process;
-            if process.is_none()
-                && let Ok(Some(p)) = sb.read_pid()
-            {
-                inner.set_running(&id, p);
-                process = Some(p.process);
-            }
-            if let Some(how) = shim_gone {
-                if let Some(p) = &process {
-                    signal_group(p, Signal::SIGKILL);
-                }
-                let rec = ExitRecord::error(format!(
-                    "the task's executor ended without recording how the task did ({how})"
-                ));
-                let _ = sb.write_exit(&rec);
-                inner.finish(&id, &rec);
-                return;
-            }
-            if let (true, Some(p)) = (kill, &process) {
-                match term_sent {
-                    None => {
-                        signal_group(p, Signal::SIGTERM);
-                        term_sent = Some(tokio::time::Instant::now());
-                    }
-                    Some(t) if !kill_sent && t.elapsed() >= grace => {
-                        signal_group(p, Signal::SIGKILL);
-                        kill_sent = true;
-                    }
-                    _ => {}
-                }
-            }
-            let mut nap = poll;
-            if let (Some(t), false) = (term_sent, kill_sent) {
-                nap = nap.min(grace.saturating_sub(t.elapsed()));
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(nap) => {}
-                _ = wake.notified() => {}
-                _ = shim.changed() => {}
-            }
-        }
-    }
-}
-
-/// Signals the task's whole process group, after checking the pid is still the task's.
-fn signal_group(p: &ProcessRecord, sig: Signal) {
-    if !matches!(procfs::check(p), Liveness::Alive | Liveness::Zombie) {
-        return;
-    }
-    // Never 0 or 1: killpg(0) would hit the agent's own group, 1 is init.
-    let Some(pgid) = i32::try_from(p.pid).ok().filter(|p| *p > 1) else {
-        return;
-    };
-    if let Err(e) = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pgid), sig) {
-        tracing::debug!("signal {sig} to process group {pgid}: {e}");
     }
 }
 

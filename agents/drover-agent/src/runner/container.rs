@@ -1,4 +1,4 @@
-//! Container tasks: the runner's Docker path. No helper process per task: one monitor
+//! Container tasks: the runner's Docker executor. No helper process per task: one monitor
 //! job in the agent asks the engine to create and start the container, copies its log
 //! stream into the sandbox, waits for it to stop (carrying out a kill with the task's
 //! grace period), records how it ended and removes it. A restarted agent runs the same
@@ -14,7 +14,8 @@ use drover_api::container::{DockerContainer, labels};
 use drover_api::task::TaskSpec;
 use tokio::sync::Notify;
 
-use super::{Inner, TaskRunner};
+use super::executor::Executor;
+use super::{Entry, Inner, TaskRunner};
 use crate::docker::{Engine, spec};
 use crate::procfs;
 use crate::sandbox::{ContainerRecord, ExitRecord, LaunchPlan, PidRecord, ProcessRecord, Sandbox};
@@ -29,31 +30,24 @@ pub const CONTAINER_VANISHED: &str = "the task's container vanished while the ag
 /// How long the log copy may take to drain once the container stopped.
 const LOG_DRAIN: Duration = Duration::from_secs(10);
 
-impl TaskRunner {
-    /// Checks that this agent can run `spec`'s container and resolves its environment;
-    /// `Err` is the reason the task fails instead.
-    pub(super) fn prepare_container(
-        &self,
-        spec: &TaskSpec,
-        sb: &Sandbox,
-    ) -> Result<LaunchPlan, String> {
-        if self.inner.docker().is_none() {
+/// Runs a task as a Docker container through the engine.
+#[derive(Debug)]
+pub(super) struct DockerExecutor;
+
+impl Executor for DockerExecutor {
+    /// Checks that this agent can run `spec`'s container and resolves its environment.
+    fn prepare(&self, inner: &Inner, spec: &TaskSpec, sb: &Sandbox) -> Result<LaunchPlan, String> {
+        if inner.docker().is_none() {
             return Err(NO_ENGINE.to_string());
         }
-        let value = spec
-            .definition
-            .container
-            .as_ref()
-            .ok_or("the task has no container")?;
-        let container =
-            DockerContainer::parse(value).map_err(|e| format!("invalid container: {e}"))?;
+        let container = task_container(spec)?;
         let requested = spec::requested_user(spec.definition.user.as_deref(), &container)?;
         // The container's user is the task user's uid:gid (or an allowed user's) as a
         // process's is, whatever the image says.
-        let user = self.task_user(spec, requested, sb)?;
+        let user = inner.task_user(spec, requested, sb)?;
         Ok(LaunchPlan {
             argv: Vec::new(),
-            env: spec::container_env(spec, &self.inner.config.host),
+            env: spec::container_env(spec, &inner.config.host),
             uid: Some(user.uid),
             gid: Some(user.gid),
             groups: None,
@@ -62,6 +56,48 @@ impl TaskRunner {
         })
     }
 
+    /// No shim: the agent itself drives the container through the engine.
+    fn start(&self, inner: &Arc<Inner>, id: TaskId, entry: Entry, _sb: &Sandbox) {
+        follow(inner, id, entry);
+    }
+
+    /// The monitor finds the container again by its name (and `drover.task-id` label).
+    fn resume(&self, inner: &Arc<Inner>, id: TaskId, entry: Entry, _sb: &Sandbox) {
+        follow(inner, id, entry);
+    }
+
+    /// Removes the task's container: a restarted agent may have died between recording
+    /// the exit and removing it.
+    fn clean_up_ended(&self, inner: &Inner, id: &TaskId) {
+        let Some(engine) = inner.docker() else {
+            return;
+        };
+        let name = spec::container_name(id);
+        inner.spawn_job(async move {
+            if let Err(e) = engine.remove(&name).await
+                && !e.is_not_found()
+            {
+                tracing::warn!("cannot remove container {name}: {e}");
+            }
+        });
+    }
+
+    /// COMMAND checks run inside the task's container through the engine's exec.
+    fn probe_container(&self, inner: &Inner, id: &TaskId) -> Option<(Engine, String)> {
+        inner
+            .docker()
+            .map(|engine| (engine, spec::container_name(id)))
+    }
+}
+
+/// Records a container task and starts its monitor, which follows it in the engine.
+fn follow(inner: &Arc<Inner>, id: TaskId, entry: Entry) {
+    let wake = entry.wake.clone();
+    inner.insert(id.clone(), entry);
+    inner.spawn_job(Inner::container_monitor(inner.clone(), id, wake));
+}
+
+impl TaskRunner {
     /// Removes the containers this agent started for tasks it no longer has (their
     /// sandbox was deleted while the agent was down): nobody would ever stop them.
     pub(super) fn sweep_orphan_containers(&self) {
@@ -99,22 +135,6 @@ impl TaskRunner {
                 if let Err(e) = engine.remove(&cid).await {
                     tracing::warn!("{e}");
                 }
-            }
-        });
-    }
-
-    /// Removes the container of a task whose end is already recorded (a restarted agent
-    /// may have died between recording the exit and removing the container).
-    pub(super) fn remove_container_later(&self, id: &TaskId) {
-        let Some(engine) = self.inner.docker() else {
-            return;
-        };
-        let name = spec::container_name(id);
-        self.inner.spawn_job(async move {
-            if let Err(e) = engine.remove(&name).await
-                && !e.is_not_found()
-            {
-                tracing::warn!("cannot remove container {name}: {e}");
             }
         });
     }
@@ -233,13 +253,7 @@ impl Inner {
         if sb.read_container().ok().flatten().is_some() {
             return Err(CONTAINER_VANISHED.to_string());
         }
-        let value = spec
-            .definition
-            .container
-            .as_ref()
-            .ok_or("the task has no container")?;
-        let container =
-            DockerContainer::parse(value).map_err(|e| format!("invalid container: {e}"))?;
+        let container = task_container(spec)?;
         // No container is made without the user decided at launch (a checkpoint from an
         // agent before task users has none): the image's own user may be root.
         let Some((plan, uid, gid)) = plan.as_ref().and_then(|p| Some((p, p.uid?, p.gid?))) else {
@@ -331,6 +345,16 @@ impl Inner {
             },
         );
     }
+}
+
+/// The task's container, parsed; `Err` is why the task cannot run.
+fn task_container(spec: &TaskSpec) -> Result<DockerContainer, String> {
+    let value = spec
+        .definition
+        .container
+        .as_ref()
+        .ok_or("the task has no container")?;
+    DockerContainer::parse(value).map_err(|e| format!("invalid container: {e}"))
 }
 
 fn status(info: &ContainerInspectResponse) -> Option<ContainerStateStatusEnum> {
