@@ -17,11 +17,11 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use drover_api::Resources;
 use drover_api::client::SchedulerClient;
 use drover_api::deployment::DeploymentState;
 use drover_api::job_run::JobRunState;
 use drover_api::task::{LaunchRequest, Task, TaskDefinition, TaskFilter, TaskState};
+use drover_api::{Capability, Resources};
 use drover_cluster_tests::docker::{DockerDaemon, run_in_netns};
 use drover_cluster_tests::{Cluster, ClusterOptions, wait_for};
 use serde_json::{Value, json};
@@ -177,11 +177,7 @@ fn check1_the_demo_date_app_runs_unchanged_and_its_output_is_in_its_logs() {
         d.import_busybox();
         let c = cluster(&d, 1).await;
         let nodes = c.client.nodes().await.unwrap();
-        assert_eq!(
-            nodes[0].capabilities,
-            vec!["docker".to_string()],
-            "{nodes:?}"
-        );
+        assert_eq!(nodes[0].capabilities, vec![Capability::Docker], "{nodes:?}");
         let (status, body) = post(
             &format!("{}/v2/apps", c.scheduler_url()),
             std::fs::read(example("date-app.json")).unwrap(),
@@ -636,10 +632,7 @@ fn an_engine_that_comes_up_after_the_agent_is_taken() {
         std::os::unix::fs::symlink(&d.socket, &late).unwrap();
         wait_for("the docker capability", LONG, || async {
             let n = c.client.node("agent-0").await.ok()?;
-            n.capabilities
-                .iter()
-                .any(|cap| cap == "docker")
-                .then_some(())
+            n.capabilities.contains(&Capability::Docker).then_some(())
         })
         .await;
         let t = launch(

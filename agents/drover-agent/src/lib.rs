@@ -53,10 +53,6 @@ use tokio::sync::watch;
 pub use cli::AgentOptions;
 pub use runner::{RunnerConfig, TaskRunner};
 
-/// The capability an agent with a reachable Docker Engine reports; the master and the
-/// scheduler place container tasks only on nodes that have it.
-pub const CAPABILITY_DOCKER: &str = "docker";
-
 /// Why the agent stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {

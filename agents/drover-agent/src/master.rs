@@ -15,7 +15,7 @@ use std::time::Duration;
 use drover_api::agent::{AssignmentsQuery, HeartbeatRequest, RegisterRequest};
 use drover_api::client::{ClientError, MasterClient};
 use drover_api::node::HostInfo;
-use drover_api::{PortRange, Resources};
+use drover_api::{Capability, PortRange, Resources};
 use tokio::sync::watch;
 
 use crate::cluster::{Membership, Verdict};
@@ -104,9 +104,9 @@ pub fn heartbeat_interval(ms: u64) -> Duration {
 
 impl Session {
     /// What the node can run besides processes: `docker` once an engine is found.
-    fn capabilities(&self) -> Vec<String> {
+    fn capabilities(&self) -> Vec<Capability> {
         if self.runner.has_docker() {
-            vec![crate::CAPABILITY_DOCKER.to_string()]
+            vec![Capability::Docker]
         } else {
             Vec::new()
         }

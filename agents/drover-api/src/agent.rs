@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::node::HostInfo;
+use crate::node::{Capability, HostInfo};
 use crate::task::{TaskGoal, TaskReport, TaskSpec};
 use crate::{PortRange, Resources};
 
@@ -82,7 +82,7 @@ pub struct RegisterRequest {
     pub attributes: BTreeMap<String, String>,
     /// What it can run besides processes.
     #[serde(default)]
-    pub capabilities: Vec<String>,
+    pub capabilities: Vec<Capability>,
     /// Resources offered to tasks (host totals less `reserved`).
     pub total: Resources,
     /// Resources held back for the host.

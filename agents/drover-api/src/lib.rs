@@ -38,6 +38,7 @@ pub mod resources;
 pub mod task;
 
 pub use error::{ApiError, ErrorCode};
+pub use node::Capability;
 pub use resources::{PortRange, Resources};
 pub use task::{TaskId, TaskState};
 

@@ -34,6 +34,55 @@ pub struct HostInfo {
     pub cpu_usage_percent: f64,
 }
 
+/// Something an agent can run besides processes, as it advertises in its registration
+/// and the master shows on its node. On the wire each is a lowercase string (`"docker"`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(from = "String", into = "String")]
+pub enum Capability {
+    /// A reachable Docker Engine: the node runs tasks that name a container.
+    Docker,
+    /// A capability this build does not know (a newer agent's), kept as it was sent so
+    /// an older master still takes the registration and shows it. Parsing never yields
+    /// this for a name listed above.
+    Other(String),
+}
+
+impl Capability {
+    /// The name on the wire and in the CLI.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Capability::Docker => "docker",
+            Capability::Other(name) => name,
+        }
+    }
+}
+
+impl From<String> for Capability {
+    /// Known names match in any case, as masters always compared them.
+    fn from(name: String) -> Self {
+        if name.eq_ignore_ascii_case("docker") {
+            Capability::Docker
+        } else {
+            Capability::Other(name)
+        }
+    }
+}
+
+impl From<Capability> for String {
+    fn from(capability: Capability) -> Self {
+        match capability {
+            Capability::Other(name) => name,
+            known => known.as_str().to_string(),
+        }
+    }
+}
+
+impl fmt::Display for Capability {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Whether a node takes new tasks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -81,7 +130,7 @@ pub struct Node {
     pub attributes: BTreeMap<String, String>,
     /// What the agent can run besides processes (e.g. `docker`).
     #[serde(default)]
-    pub capabilities: Vec<String>,
+    pub capabilities: Vec<Capability>,
     /// Resources offered to tasks: the host's totals less the reserved share.
     pub total: Resources,
     /// Resources held back for the host's own use.
@@ -105,4 +154,38 @@ pub struct Node {
     pub registered_at: DateTime<Utc>,
     /// When the master last heard from it.
     pub last_heartbeat_at: DateTime<Utc>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn capabilities_are_the_strings_they_always_were() {
+        let caps = vec![Capability::Docker, Capability::Other("gpu".into())];
+        let wire = serde_json::to_value(&caps).unwrap();
+        assert_eq!(wire, json!(["docker", "gpu"]));
+        let back: Vec<Capability> = serde_json::from_value(wire).unwrap();
+        assert_eq!(back, caps);
+        assert_eq!(Capability::Docker.to_string(), "docker");
+    }
+
+    #[test]
+    fn an_unknown_capability_is_kept_and_a_known_one_matches_in_any_case() {
+        let caps: Vec<Capability> =
+            serde_json::from_value(json!(["DOCKER", "Docker", "wasm", ""])).unwrap();
+        assert_eq!(
+            caps,
+            vec![
+                Capability::Docker,
+                Capability::Docker,
+                Capability::Other("wasm".into()),
+                Capability::Other(String::new()),
+            ]
+        );
+        assert_eq!(serde_json::to_value(&caps[2]).unwrap(), json!("wasm"));
+        // Not a string: the registration is refused as before.
+        assert!(serde_json::from_value::<Vec<Capability>>(json!([1])).is_err());
+    }
 }

@@ -11,7 +11,7 @@ use anyhow::Context as _;
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use comfy_table::{ContentArrangement, Table, presets};
 use drover_api::meta::VersionInfo;
-use drover_api::node::Node;
+use drover_api::node::{Capability, Node};
 use drover_api::task::{HealthProtocol, Task, TaskDefinition};
 use drover_api::{Resources, TaskState};
 use futures::{Stream, StreamExt};
@@ -273,7 +273,11 @@ pub fn node_details(n: &Node, tasks: &[Task], now: DateTime<Utc>) -> String {
             if n.capabilities.is_empty() {
                 "-".into()
             } else {
-                n.capabilities.join(",")
+                n.capabilities
+                    .iter()
+                    .map(Capability::as_str)
+                    .collect::<Vec<_>>()
+                    .join(",")
             },
         ),
         (

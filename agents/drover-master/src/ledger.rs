@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 
 use drover_api::task::{PortRequest, Task, TaskDefinition};
-use drover_api::{ApiError, ErrorCode, PortRange, Resources};
+use drover_api::{ApiError, Capability, ErrorCode, PortRange, Resources};
 
 use crate::model::NodeRecord;
 
@@ -47,7 +47,7 @@ pub fn place<'a>(
             node.name
         )));
     }
-    if def.container.is_some() && !node.can("docker") {
+    if def.container.is_some() && !node.can(&Capability::Docker) {
         return Err(ApiError {
             code: ErrorCode::Conflict,
             message: format!(
@@ -266,7 +266,7 @@ pub(crate) mod tests {
         let e = place(&n, &[], &d).unwrap_err();
         assert!(e.message.contains("cannot run containers"), "{}", e.message);
         let mut docker = node("n2");
-        docker.capabilities.push("docker".into());
+        docker.capabilities.push(Capability::Docker);
         assert!(place(&docker, &[], &d).is_ok());
     }
 

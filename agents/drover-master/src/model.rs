@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use drover_api::node::{HostInfo, Node, NodeState};
 use drover_api::task::Task;
-use drover_api::{PortRange, Resources};
+use drover_api::{Capability, PortRange, Resources};
 use serde::{Deserialize, Serialize};
 
 /// Store key prefix of node records.
@@ -38,7 +38,7 @@ pub struct NodeRecord {
     pub attributes: BTreeMap<String, String>,
     /// What the agent can run besides processes.
     #[serde(default)]
-    pub capabilities: Vec<String>,
+    pub capabilities: Vec<Capability>,
     /// Resources offered to tasks (after the reservation).
     pub total: Resources,
     /// Resources held back for the host.
@@ -74,11 +74,9 @@ impl NodeRecord {
         }
     }
 
-    /// Whether the node has the named capability (`docker`).
-    pub fn can(&self, capability: &str) -> bool {
-        self.capabilities
-            .iter()
-            .any(|c| c.eq_ignore_ascii_case(capability))
+    /// Whether the node has the capability.
+    pub fn can(&self, capability: &Capability) -> bool {
+        self.capabilities.contains(capability)
     }
 
     /// The public view, given the node's tasks (any state; only active ones count).

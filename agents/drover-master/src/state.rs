@@ -171,7 +171,7 @@ impl State {
                 return Ok(Launch::Existing(Box::new(existing.clone())));
             }
             return Err(ApiError {
-                code: ErrorCode::Conflict,
+                code: ErrorCode::AlreadyExists,
                 message: format!(
                     "task id {:?} is already taken by a task on node {:?}{}",
                     existing.id().as_str(),
@@ -564,8 +564,12 @@ mod tests {
         assert_eq!(again, Launch::Existing(Box::new(a)));
         let e = launch(&mut s, req("n1", Some("web.1"), 2.0)).unwrap_err();
         assert!(e.message.contains("different definition"), "{}", e.message);
+        assert_eq!(e.code, ErrorCode::AlreadyExists);
         let e = launch(&mut s, req("n2", Some("web.1"), 1.0)).unwrap_err();
-        assert_eq!(e.code, ErrorCode::Conflict);
+        assert_eq!(
+            (e.code, e.field.as_deref()),
+            (ErrorCode::AlreadyExists, Some("id"))
+        );
     }
 
     #[test]

@@ -120,6 +120,29 @@ async fn launch_is_assigned_allocated_and_tracked() {
     req.task.resources.cpus = 0.3;
     let e = m.launch(&req).await.unwrap_err();
     assert_eq!(e.status(), Some(409));
+    assert_eq!(
+        e.api_error().map(|body| body.code),
+        Some(ErrorCode::AlreadyExists)
+    );
+    // Schedulers from before that code read it as they always did: a conflict on the id.
+    let raw: serde_json::Value = http
+        .post(format!("{}/v1/tasks", server.url))
+        .json(&req)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (&raw["code"], &raw["field"], &raw["reason"]),
+        (
+            &serde_json::json!("conflict"),
+            &serde_json::json!("id"),
+            &serde_json::json!("already_exists")
+        ),
+        "{raw}"
+    );
 
     let active = m
         .tasks(&TaskFilter {

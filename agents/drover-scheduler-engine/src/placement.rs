@@ -89,7 +89,7 @@ impl From<&Node> for NodeSnapshot {
             state: n.state,
             draining: n.draining,
             attributes: n.attributes.clone(),
-            docker: n.capabilities.iter().any(|c| c == "docker"),
+            docker: n.capabilities.contains(&drover_api::Capability::Docker),
             free: n.free,
             ports: n.ports,
             ports_allocated: n.ports_allocated,

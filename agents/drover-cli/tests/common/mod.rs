@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
-use drover_api::node::{HostInfo, Node, NodeState};
+use drover_api::node::{Capability, HostInfo, Node, NodeState};
 use drover_api::task::{
     ExitStatus, HealthCheck, HealthProtocol, HealthReport, PortRequest, Task, TaskDefinition,
     TaskGoal, TaskSpec,
@@ -29,7 +29,7 @@ pub fn node(name: &str, state: NodeState) -> Node {
             ("rack".to_string(), "r1".to_string()),
             ("zone".into(), "a".into()),
         ]),
-        capabilities: vec!["docker".into()],
+        capabilities: vec![Capability::Docker],
         total: Resources::new(4.0, 7680.0, 51200.0),
         reserved: Resources::new(0.0, 512.0, 1024.0),
         allocated: Resources::new(1.5, 1024.0, 0.0),

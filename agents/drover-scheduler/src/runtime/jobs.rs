@@ -1097,7 +1097,7 @@ fn judge(answer: Result<Task, LaunchFailure>) -> LaunchResult {
     };
     // The id is ours and unique per attempt: the master has it already (an earlier
     // send, maybe on another node) — the launch did happen.
-    if error.field.as_deref() == Some("id") {
+    if error.code == ErrorCode::AlreadyExists {
         return LaunchResult::Accepted(None);
     }
     match error.code {

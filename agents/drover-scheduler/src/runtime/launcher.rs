@@ -37,7 +37,7 @@ impl LaunchFailure {
         match self {
             LaunchFailure::Unanswered(_) => false,
             LaunchFailure::Refused(e) => {
-                let id_taken = e.code == ErrorCode::Conflict && e.field.as_deref() == Some("id");
+                let id_taken = e.code == ErrorCode::AlreadyExists;
                 !id_taken && !matches!(e.code, ErrorCode::Internal | ErrorCode::Unavailable)
             }
         }
@@ -163,7 +163,8 @@ mod tests {
         assert!(refused(ErrorCode::NotFound, Some("node")).is_final());
         assert!(refused(ErrorCode::Conflict, None).is_final());
         // The id is taken: the master has the task.
-        assert!(!refused(ErrorCode::Conflict, Some("id")).is_final());
+        assert!(!refused(ErrorCode::AlreadyExists, Some("id")).is_final());
+        assert!(refused(ErrorCode::InvalidField, Some("id")).is_final());
         assert!(!refused(ErrorCode::Internal, None).is_final());
         assert!(!LaunchFailure::Unanswered("reset".into()).is_final());
     }
