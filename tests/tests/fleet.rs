@@ -16,6 +16,9 @@
 //! 6. `--max-unavailable` holds at run time: never more agents out of service at once
 //!    (watched on the hosts and at the master while the rollout runs), and an agent
 //!    already down counts, so a batch that would exceed it does not start.
+//! 7. A master that cannot be read halts the rollout (it fails closed): before an agent
+//!    batch that `--max-unavailable` must be checked for, and before a master's own
+//!    restart; no host is touched and the report names the master and the error.
 //!
 //! And `playbooks/upgrade.yml` on the same kind of hosts: an agent that does not come
 //! back on the new build is rolled back to the previous binary and the play stops, with
@@ -692,4 +695,101 @@ fn max_unavailable_holds_while_the_rollout_runs() {
         assert_eq!(outcome(&report, a, "agent")["outcome"], "not_started");
     }
     assert_eq!(hosts.snapshot(), before, "a host was touched");
+}
+
+/// Each host's binaries and Drover config as files (path, size, mtime, mode): what a
+/// rollout changes when it touches a host. (The state under `/var/lib/drover` is left
+/// out: agents keep writing there while their master is away.)
+fn installed_files(hosts: &FleetHosts) -> Vec<String> {
+    hosts
+        .snapshot()
+        .into_iter()
+        .filter(|l| !l.contains("/var/lib/drover"))
+        .collect()
+}
+
+#[test]
+fn a_master_that_cannot_be_read_halts_the_rollout_and_touches_no_host() {
+    if skip() {
+        return;
+    }
+    let (dist_a, dist_b) = (dist("a", A), dist("b", B));
+    let agents = ["agent1", "agent2"];
+    let hosts = FleetHosts::start(&["master", "agent1", "agent2"]);
+    install(&hosts, &dist_a);
+    let started: Vec<u64> = agents
+        .iter()
+        .map(|a| started_at(&hosts, a, "drover-agent"))
+        .collect();
+    // With the master stopped nothing can tell which agents are down.
+    let out = hosts.host_sh("master", "systemctl stop drover-master");
+    assert!(out.status.success(), "{out:?}");
+    let before = installed_files(&hosts);
+
+    // --max-unavailable 1 leaves room for the canary, but it cannot be checked: the
+    // rollout halts before the canary, naming the master and why.
+    let (code, out, err) = hosts.fleet(
+        &drover(),
+        &[
+            "--json",
+            "upgrade",
+            "--limit",
+            "agents",
+            "--dist",
+            dist_b.to_str().unwrap(),
+            "--canary",
+            "1",
+            "--max-unavailable",
+            "1",
+        ],
+    );
+    assert_ne!(code, 0, "the rollout should halt:\n{out}\n{err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["ok"], false, "{report}");
+    let halted = report["halted"].as_str().unwrap();
+    assert!(
+        halted.contains("batch 1")
+            && halted.contains(&hosts.master_url())
+            && halted.contains("--max-unavailable 1")
+            && halted.contains("cannot read the nodes"),
+        "{halted}"
+    );
+    assert!(err.contains(&hosts.master_url()), "{err}");
+    for a in agents {
+        assert_eq!(outcome(&report, a, "agent")["outcome"], "not_started");
+        assert_eq!(outcome(&report, a, "agent")["version"], A);
+    }
+    assert_eq!(installed_files(&hosts), before, "a host was touched");
+
+    // The master's own upgrade reads its nodes before the restart (to check they come
+    // back): that read failing stops the rollout at the master, which is left as it is.
+    let (code, out, err) = hosts.fleet(
+        &drover(),
+        &["--json", "upgrade", "--dist", dist_b.to_str().unwrap()],
+    );
+    assert_ne!(code, 0, "the rollout should halt:\n{out}\n{err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    let master = outcome(&report, "master", "master");
+    assert_eq!(master["outcome"], "failed", "{master}");
+    let reason = master["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("cannot read the master's nodes") && reason.contains("nothing was changed"),
+        "{reason}"
+    );
+    for a in agents {
+        assert_eq!(outcome(&report, a, "agent")["outcome"], "not_started");
+    }
+    assert_eq!(installed_files(&hosts), before, "a host was touched");
+    assert!(
+        !hosts
+            .host_sh("master", "systemctl is-active --quiet drover-master")
+            .status
+            .success(),
+        "the stopped master was started again"
+    );
+    let after: Vec<u64> = agents
+        .iter()
+        .map(|a| started_at(&hosts, a, "drover-agent"))
+        .collect();
+    assert_eq!(started, after, "an agent was restarted");
 }

@@ -158,7 +158,9 @@ pub struct FleetUpgradeArgs {
     /// Agents per batch after the canary: a number or a percentage of the agents.
     #[arg(long, value_name = "N|N%", default_value = "25%")]
     pub batch: drover_fleet::plan::Size,
-    /// Never more than this many agents down at once (a number or a percentage).
+    /// Never more than this many agents down at once (a number or a percentage), counting
+    /// those the master lists as down before each batch; if the master cannot be read
+    /// then, the rollout halts.
     #[arg(long, value_name = "N|N%")]
     pub max_unavailable: Option<drover_fleet::plan::Size>,
     /// Drain each agent through the master before its swap; re-activate it after.

@@ -1,6 +1,7 @@
 //! Health gates: pure functions over what the master reports (nodes, tasks, its
 //! version), deciding whether an upgraded host passed, is still coming back, or failed.
 
+use drover_api::meta::Health;
 use drover_api::node::{Node, NodeState};
 use drover_api::task::{Task, TaskState};
 
@@ -57,23 +58,42 @@ pub fn agent_gate(node: Option<&Node>, before: &[Task], now: &[Task], version: &
     Gate::Passed
 }
 
-/// A master passes when it answers with `version` and every agent registered before its
-/// restart is registered again.
-pub fn master_gate(
+/// Why a server is not ready for work: its `/health` says so, or cannot be read (no
+/// answer is no evidence of health); `None` when it says `ok`.
+pub fn health_problem<E: std::fmt::Display>(health: Result<&Health, E>) -> Option<String> {
+    match health {
+        Ok(h) if h.status == "ok" => None,
+        Ok(h) => Some(h.message.clone().unwrap_or_else(|| h.status.clone())),
+        Err(e) => Some(format!("its /health cannot be read: {e}")),
+    }
+}
+
+/// A master passes when it answers with `version`, is healthy (`unhealthy` is
+/// [`health_problem`]'s answer), and every agent registered before its restart is
+/// registered again; `nodes` is what reading its nodes gave (a failed read waits: the
+/// agents cannot be seen).
+pub fn master_gate<E: std::fmt::Display>(
     answered: Option<&str>,
+    unhealthy: Option<&str>,
     version: &str,
     agents_before: &[String],
-    nodes: &[Node],
+    nodes: Result<&[Node], E>,
 ) -> Gate {
-    match answered {
-        None => return Gate::Waiting("the master does not answer".into()),
-        Some(v) if v != version => {
-            return Gate::Waiting(format!(
-                "the master answers with version {v}, not {version}"
-            ));
-        }
-        Some(_) => {}
+    let Some(answered) = answered else {
+        return Gate::Waiting("the master does not answer".into());
+    };
+    if let Some(why) = unhealthy {
+        return Gate::Waiting(format!("the master is not healthy: {why}"));
     }
+    if answered != version {
+        return Gate::Waiting(format!(
+            "the master answers with version {answered}, not {version}"
+        ));
+    }
+    let nodes = match nodes {
+        Ok(nodes) => nodes,
+        Err(e) => return Gate::Waiting(format!("cannot read the master's nodes: {e}")),
+    };
     let missing: Vec<&String> = agents_before
         .iter()
         .filter(|a| {
@@ -100,6 +120,22 @@ pub fn registered(nodes: &[Node]) -> Vec<String> {
         .collect()
 }
 
+/// The agents a master's restart must get back: those registered when its nodes were
+/// read before the restart. A failed read refuses the step, since the restart could not
+/// be checked, except on a first install, where no master answers yet.
+pub fn agents_to_get_back<E: std::fmt::Display>(
+    nodes: Result<&[Node], E>,
+    first_install: bool,
+) -> Result<Vec<String>, String> {
+    match nodes {
+        Ok(nodes) => Ok(registered(nodes)),
+        Err(_) if first_install => Ok(Vec::new()),
+        Err(e) => Err(format!(
+            "cannot read the master's nodes before its restart, so nothing was changed: {e}"
+        )),
+    }
+}
+
 /// Agents already down (unreachable or not registered) among `agents`, apart from
 /// `except`: with the next batch they must stay within `--max-unavailable`.
 pub fn down_agents(nodes: &[Node], agents: &[String], except: &[String]) -> Vec<String> {
@@ -113,6 +149,67 @@ pub fn down_agents(nodes: &[Node], agents: &[String], except: &[String]) -> Vec<
         })
         .cloned()
         .collect()
+}
+
+/// Whether the next batch may take its agents down under `--max-unavailable`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Admission {
+    /// Within the limit: the batch may start.
+    Start,
+    /// The agents already down (named) and the batch's together would exceed the limit.
+    OverLimit {
+        /// The agents already down, apart from the batch's.
+        down: Vec<String>,
+    },
+    /// The master's nodes could not be read, so which agents are down is unknown: the
+    /// batch must not start (a master that does not answer is no evidence that every
+    /// agent is up).
+    MasterUnreadable(String),
+}
+
+/// Decides whether a batch taking `in_batch` down may start, given what reading the
+/// master's nodes gave: the agents already down among `agents` (the inventory's) plus the
+/// batch's must stay within `max`.
+pub fn admit<E: std::fmt::Display>(
+    nodes: Result<&[Node], E>,
+    agents: &[String],
+    in_batch: &[String],
+    max: usize,
+) -> Admission {
+    let nodes = match nodes {
+        Ok(nodes) => nodes,
+        Err(e) => return Admission::MasterUnreadable(e.to_string()),
+    };
+    let down = down_agents(nodes, agents, in_batch);
+    if down.len() + in_batch.len() > max {
+        Admission::OverLimit { down }
+    } else {
+        Admission::Start
+    }
+}
+
+impl Admission {
+    /// Why the rollout halts before batch `batch` (1-based) of `batch_len` hosts, or
+    /// `None` when it may start. `master` is the master's URL.
+    pub fn halt_reason(
+        &self,
+        batch: usize,
+        batch_len: usize,
+        max: usize,
+        master: &str,
+    ) -> Option<String> {
+        match self {
+            Admission::Start => None,
+            Admission::OverLimit { down } => Some(format!(
+                "batch {batch} would put {batch_len} agents down with {} already down ({}), over --max-unavailable {max}",
+                down.len(),
+                down.join(", ")
+            )),
+            Admission::MasterUnreadable(error) => Some(format!(
+                "batch {batch} was not started: cannot read the nodes at the master {master} to check --max-unavailable {max}: {error}"
+            )),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -212,24 +309,136 @@ mod tests {
     fn master_waits_for_its_agents() {
         let nodes = vec![node("a1", "ready", "1"), node("a2", "unreachable", "1")];
         let before = vec!["a1".to_string(), "a2".to_string()];
+        let read = Ok::<_, &str>(&nodes[..]);
         assert!(matches!(
-            master_gate(None, "2", &before, &nodes),
+            master_gate(None, None, "2", &before, read),
             Gate::Waiting(_)
         ));
         assert!(matches!(
-            master_gate(Some("1"), "2", &before, &nodes),
+            master_gate(Some("1"), None, "2", &before, read),
             Gate::Waiting(_)
         ));
         assert!(
-            matches!(master_gate(Some("2"), "2", &before, &nodes), Gate::Waiting(m) if m.contains("a2"))
+            matches!(master_gate(Some("2"), None, "2", &before, read), Gate::Waiting(m) if m.contains("a2"))
         );
         assert_eq!(
-            master_gate(Some("2"), "2", &before[..1], &nodes),
+            master_gate(Some("2"), None, "2", &before[..1], read),
             Gate::Passed
         );
         assert_eq!(registered(&nodes), vec!["a1".to_string()]);
+        assert_eq!(
+            agents_to_get_back(Ok::<_, &str>(&nodes[..]), false),
+            Ok(vec!["a1".to_string()])
+        );
+        assert_eq!(
+            agents_to_get_back(Err::<&[Node], _>("refused"), true),
+            Ok(Vec::new())
+        );
+        assert!(
+            agents_to_get_back(Err::<&[Node], _>("refused"), false)
+                .is_err_and(|e| e.contains("nothing was changed") && e.contains("refused"))
+        );
         assert_eq!(down_agents(&nodes, &before, &[]), vec!["a2".to_string()]);
         assert!(down_agents(&nodes, &before, &["a2".to_string()]).is_empty());
+    }
+
+    #[test]
+    fn a_master_whose_health_or_nodes_cannot_be_read_does_not_pass() {
+        let nodes = [node("a1", "ready", "2")];
+        // With no agent to wait for, only the reads themselves can hold it back.
+        let unread = master_gate(Some("2"), None, "2", &[], Err::<&[Node], _>("timed out"));
+        assert!(
+            matches!(&unread, Gate::Waiting(m) if m.contains("nodes") && m.contains("timed out")),
+            "{unread:?}"
+        );
+        let sick = Health {
+            status: "unavailable".into(),
+            message: Some("the store cannot write".into()),
+        };
+        assert_eq!(
+            health_problem(Ok::<_, &str>(&sick)).as_deref(),
+            Some("the store cannot write")
+        );
+        assert_eq!(health_problem(Ok::<_, &str>(&Health::ok())), None);
+        let unknown = health_problem(Err::<&Health, _>("connection reset"));
+        assert!(
+            unknown
+                .as_deref()
+                .is_some_and(|m| m.contains("/health") && m.contains("connection reset")),
+            "{unknown:?}"
+        );
+        assert!(matches!(
+            master_gate(Some("2"), unknown.as_deref(), "2", &[], Ok::<_, &str>(&nodes[..])),
+            Gate::Waiting(m) if m.contains("not healthy") && m.contains("connection reset")
+        ));
+        assert_eq!(
+            master_gate(
+                Some("2"),
+                None,
+                "2",
+                &["a1".to_string()],
+                Ok::<_, &str>(&nodes[..])
+            ),
+            Gate::Passed
+        );
+    }
+
+    #[test]
+    fn a_batch_starts_only_within_max_unavailable() {
+        let nodes = vec![
+            node("a1", "ready", "1"),
+            node("a2", "ready", "1"),
+            node("a3", "unreachable", "1"),
+        ];
+        let agents: Vec<String> = ["a1", "a2", "a3", "a4"].map(String::from).to_vec();
+        let batch = vec!["a1".to_string()];
+        // a3 is unreachable and a4 not registered: both count.
+        assert_eq!(
+            admit(Ok::<_, &str>(&nodes), &agents, &batch, 3),
+            Admission::Start
+        );
+        let over = admit(Ok::<_, &str>(&nodes), &agents, &batch, 2);
+        assert_eq!(
+            over,
+            Admission::OverLimit {
+                down: vec!["a3".to_string(), "a4".to_string()]
+            }
+        );
+        let why = over.halt_reason(2, 1, 2, "http://m:5050").unwrap();
+        assert!(
+            why.contains("batch 2")
+                && why.contains("a3, a4")
+                && why.contains("--max-unavailable 2"),
+            "{why}"
+        );
+        assert_eq!(Admission::Start.halt_reason(1, 1, 1, "http://m:5050"), None);
+    }
+
+    #[test]
+    fn a_master_that_cannot_be_read_stops_the_batch() {
+        let agents = vec!["a1".to_string(), "a2".to_string()];
+        let batch = vec!["a1".to_string()];
+        // Even with room for every agent: nothing is known about them.
+        let unread = admit(
+            Err::<&[Node], _>("connection refused"),
+            &agents,
+            &batch,
+            100,
+        );
+        assert_eq!(
+            unread,
+            Admission::MasterUnreadable("connection refused".into())
+        );
+        let why = unread
+            .halt_reason(3, 1, 100, "http://10.0.0.1:5050")
+            .unwrap();
+        assert!(
+            why.contains("batch 3")
+                && why.contains("http://10.0.0.1:5050")
+                && why.contains("connection refused")
+                && why.contains("--max-unavailable 100"),
+            "{why}"
+        );
     }
 
     #[test]

@@ -347,176 +347,220 @@ pub async fn prepare(
     Ok((crate::plan::plan(hosts, &installed, &sums, &opts.plan), ok))
 }
 
-/// Runs a rollout: the plan from [`prepare`], batch by batch, halting after a batch
-/// with a failure (its failed hosts rolled back). `hosts` are the selected hosts,
-/// `all_hosts` the whole inventory's.
-#[allow(clippy::too_many_arguments)]
-pub async fn upgrade(
-    hosts: &[FleetHost],
-    all_hosts: &[FleetHost],
-    plan: Plan,
-    scans: &BTreeMap<String, HostScan>,
-    dist: &Dist,
-    master: MasterClient,
-    token: Option<String>,
-    ssh: &SshOptions,
-    opts: &UpgradeOptions,
-    progress: Arc<dyn Progress>,
-) -> Report {
-    let started = Instant::now();
-    let ctx = Arc::new(Ctx {
-        master,
-        token,
-        ssh: ssh.clone(),
-        opts: opts.clone(),
-        dist: dist.clone(),
-        sem: Arc::new(Semaphore::new(opts.parallel.max(1))),
-        progress: progress.clone(),
-    });
-    let by_name: BTreeMap<String, FleetHost> =
-        hosts.iter().map(|h| (h.name.clone(), h.clone())).collect();
-    let version_before = |host: &str, role: Role| {
-        scans
+/// A rollout ready to run: the plan from [`prepare`] and everything its steps need.
+pub struct Rollout<'a> {
+    /// The selected hosts.
+    pub hosts: &'a [FleetHost],
+    /// The whole inventory's hosts: every agent among them counts towards
+    /// `--max-unavailable`, not only the selected ones.
+    pub all_hosts: &'a [FleetHost],
+    /// What to do, batch by batch.
+    pub plan: Plan,
+    /// What the scan found on each selected host (the versions before).
+    pub scans: &'a BTreeMap<String, HostScan>,
+    /// The binaries to roll out.
+    pub dist: &'a Dist,
+    /// The master the gates ask.
+    pub master: MasterClient,
+    /// The bearer token for the schedulers' gates.
+    pub token: Option<String>,
+    /// How to reach the hosts.
+    pub ssh: &'a SshOptions,
+    /// How to run it.
+    pub opts: &'a UpgradeOptions,
+    /// Told each step's progress.
+    pub progress: Arc<dyn Progress>,
+}
+
+impl Rollout<'_> {
+    /// Runs the plan batch by batch. It halts after a batch with a failure (its failed
+    /// hosts rolled back), and before a batch of agents that `--max-unavailable` does not
+    /// allow or that cannot be checked against it because the master cannot be read.
+    pub async fn run(self) -> Report {
+        let started = Instant::now();
+        let ctx = Arc::new(Ctx {
+            master: self.master.clone(),
+            token: self.token.clone(),
+            ssh: self.ssh.clone(),
+            opts: self.opts.clone(),
+            dist: self.dist.clone(),
+            sem: Arc::new(Semaphore::new(self.opts.parallel.max(1))),
+            progress: self.progress.clone(),
+        });
+        let by_name: BTreeMap<String, FleetHost> = self
+            .hosts
+            .iter()
+            .map(|h| (h.name.clone(), h.clone()))
+            .collect();
+        let all_agents: Vec<String> = self
+            .all_hosts
+            .iter()
+            .filter(|h| h.roles.contains(&Role::Agent))
+            .map(|h| h.node_name.clone())
+            .collect();
+        let plan = &self.plan;
+        let steps: usize = plan.batches.iter().map(|b| b.steps.len()).sum();
+        self.progress.start(steps, plan.batches.len());
+        let mut reports: Vec<HostReport> = Vec::new();
+        let mut halted: Option<String> = None;
+        for (i, batch) in plan.batches.iter().enumerate() {
+            if halted.is_some() {
+                reports.extend(self.not_started(batch));
+                continue;
+            }
+            self.progress.batch(i, batch);
+            if let Some(why) = self.refusal(i, batch, &by_name, &all_agents).await {
+                halted = Some(why);
+                reports.extend(self.not_started(batch));
+                continue;
+            }
+            let mut handles = Vec::new();
+            for s in &batch.steps {
+                let Some(h) = by_name.get(&s.host).cloned() else {
+                    continue;
+                };
+                let (ctx, s) = (ctx.clone(), s.clone());
+                let previous = self.version_before(&s.host, s.role);
+                handles.push(tokio::spawn(async move {
+                    let t = Instant::now();
+                    let outcome = run_step(&ctx, &h, &s, previous.as_deref()).await;
+                    ctx.progress.done(&h.name, s.role, &outcome);
+                    (s, outcome, t.elapsed().as_secs_f64())
+                }));
+            }
+            let mut failed = Vec::new();
+            for handle in handles {
+                let (s, outcome, seconds) = match handle.await {
+                    Ok(r) => r,
+                    Err(e) => {
+                        halted = Some(format!("a step panicked: {e}"));
+                        continue;
+                    }
+                };
+                let before = self.version_before(&s.host, s.role);
+                let new = self.dist.binaries.get(&s.role).map(|b| b.version.clone());
+                let version = match &outcome {
+                    Outcome::Upgraded => new,
+                    Outcome::Failed {
+                        rolled_back: true, ..
+                    } => before.clone(),
+                    Outcome::Failed { .. } => None,
+                    _ => before.clone(),
+                };
+                if let Outcome::Failed { reason, .. } = &outcome {
+                    failed.push(format!("{} ({}): {reason}", s.host, s.role.binary()));
+                }
+                reports.push(HostReport {
+                    host: s.host,
+                    role: s.role,
+                    outcome,
+                    from_version: before,
+                    version,
+                    seconds,
+                });
+            }
+            if !failed.is_empty() && halted.is_none() {
+                halted = Some(format!(
+                    "batch {} of {} failed, no further batch was started: {}",
+                    i + 1,
+                    plan.batches.len(),
+                    failed.join("; ")
+                ));
+            }
+        }
+        for (host, role) in &plan.unchanged {
+            let v = self.version_before(host, *role);
+            reports.push(HostReport {
+                host: host.clone(),
+                role: *role,
+                outcome: Outcome::Unchanged,
+                from_version: v.clone(),
+                version: v,
+                seconds: 0.0,
+            });
+        }
+        let report = Report {
+            ok: halted.is_none(),
+            halted,
+            seconds: started.elapsed().as_secs_f64(),
+            plan: self.plan,
+            hosts: reports,
+        };
+        self.progress.finish(&report);
+        report
+    }
+
+    /// The version the scan found for `role` on `host`.
+    fn version_before(&self, host: &str, role: Role) -> Option<String> {
+        self.scans
             .get(host)
             .and_then(|s| s.get(&role).cloned().flatten())
             .map(|i| i.version)
-    };
-    // Every agent of the inventory counts towards --max-unavailable, not only the
-    // selected ones.
-    let all_agents: Vec<String> = all_hosts
-        .iter()
-        .filter(|h| h.roles.contains(&Role::Agent))
-        .map(|h| h.node_name.clone())
-        .collect();
-    let steps: usize = plan.batches.iter().map(|b| b.steps.len()).sum();
-    progress.start(steps, plan.batches.len());
-    let mut reports: Vec<HostReport> = Vec::new();
-    let mut halted: Option<String> = None;
-    for (i, batch) in plan.batches.iter().enumerate() {
-        if halted.is_some() {
-            for s in &batch.steps {
-                let v = version_before(&s.host, s.role);
-                reports.push(HostReport {
+    }
+
+    /// The report lines of a batch that was not started: each host as it was.
+    fn not_started(&self, batch: &Batch) -> Vec<HostReport> {
+        batch
+            .steps
+            .iter()
+            .map(|s| {
+                let v = self.version_before(&s.host, s.role);
+                HostReport {
                     host: s.host.clone(),
                     role: s.role,
                     outcome: Outcome::NotStarted,
                     from_version: v.clone(),
                     version: v,
                     seconds: 0.0,
-                });
-            }
-            continue;
-        }
-        progress.batch(i, batch);
-        // Never more agents down than allowed: count those already down.
-        if matches!(batch.phase, Phase::Canary | Phase::Agents)
-            && let Some(max) = opts.plan.max_unavailable
-        {
-            let max = max.of(all_agents.len());
-            let in_batch: Vec<String> = batch
-                .steps
-                .iter()
-                .filter_map(|s| by_name.get(&s.host).map(|h| h.node_name.clone()))
-                .collect();
-            if let Ok(nodes) = ctx.master.nodes().await {
-                let down = gate::down_agents(&nodes, &all_agents, &in_batch);
-                if down.len() + in_batch.len() > max {
-                    halted = Some(format!(
-                        "batch {} would put {} agents down with {} already down ({}), over --max-unavailable {max}",
-                        i + 1,
-                        in_batch.len(),
-                        down.len(),
-                        down.join(", ")
-                    ));
-                    for s in &batch.steps {
-                        let v = version_before(&s.host, s.role);
-                        reports.push(HostReport {
-                            host: s.host.clone(),
-                            role: s.role,
-                            outcome: Outcome::NotStarted,
-                            from_version: v.clone(),
-                            version: v,
-                            seconds: 0.0,
-                        });
-                    }
-                    continue;
                 }
-            }
-        }
-        let mut handles = Vec::new();
-        for s in &batch.steps {
-            let Some(h) = by_name.get(&s.host).cloned() else {
-                continue;
-            };
-            let (ctx, s) = (ctx.clone(), s.clone());
-            let previous = version_before(&s.host, s.role);
-            handles.push(tokio::spawn(async move {
-                let t = Instant::now();
-                let outcome = run_step(&ctx, &h, &s, previous.as_deref()).await;
-                ctx.progress.done(&h.name, s.role, &outcome);
-                (s, outcome, t.elapsed().as_secs_f64())
-            }));
-        }
-        let mut failed = Vec::new();
-        for handle in handles {
-            let (s, outcome, seconds) = match handle.await {
-                Ok(r) => r,
-                Err(e) => {
-                    halted = Some(format!("a step panicked: {e}"));
-                    continue;
-                }
-            };
-            let before = version_before(&s.host, s.role);
-            let new = ctx.dist.binaries.get(&s.role).map(|b| b.version.clone());
-            let version = match &outcome {
-                Outcome::Upgraded => new,
-                Outcome::Failed {
-                    rolled_back: true, ..
-                } => before.clone(),
-                Outcome::Failed { .. } => None,
-                _ => before.clone(),
-            };
-            if let Outcome::Failed { reason, .. } = &outcome {
-                failed.push(format!("{} ({}): {reason}", s.host, s.role.binary()));
-            }
-            reports.push(HostReport {
-                host: s.host,
-                role: s.role,
-                outcome,
-                from_version: before,
-                version,
-                seconds,
-            });
-        }
-        if !failed.is_empty() && halted.is_none() {
-            halted = Some(format!(
-                "batch {} of {} failed, no further batch was started: {}",
-                i + 1,
-                plan.batches.len(),
-                failed.join("; ")
-            ));
-        }
+            })
+            .collect()
     }
-    for (host, role) in &plan.unchanged {
-        let v = version_before(host, *role);
-        reports.push(HostReport {
-            host: host.clone(),
-            role: *role,
-            outcome: Outcome::Unchanged,
-            from_version: v.clone(),
-            version: v,
-            seconds: 0.0,
-        });
+
+    /// Why batch `index` (0-based) must not start: with the agents already down (as the
+    /// master lists its nodes now) it would exceed `--max-unavailable`, or the master
+    /// cannot be read to tell. `None` when it may start, takes no agent down, or no limit
+    /// is set.
+    async fn refusal(
+        &self,
+        index: usize,
+        batch: &Batch,
+        by_name: &BTreeMap<String, FleetHost>,
+        all_agents: &[String],
+    ) -> Option<String> {
+        if !matches!(batch.phase, Phase::Canary | Phase::Agents) {
+            return None;
+        }
+        let max = self.opts.plan.max_unavailable?.of(all_agents.len());
+        let in_batch: Vec<String> = batch
+            .steps
+            .iter()
+            .filter_map(|s| by_name.get(&s.host).map(|h| h.node_name.clone()))
+            .collect();
+        let nodes = self.master.nodes().await.map_err(|e| with_causes(&e));
+        gate::admit(nodes.as_deref(), all_agents, &in_batch, max).halt_reason(
+            index + 1,
+            in_batch.len(),
+            max,
+            self.master.http().base(),
+        )
     }
-    let report = Report {
-        ok: halted.is_none(),
-        halted,
-        seconds: started.elapsed().as_secs_f64(),
-        plan,
-        hosts: reports,
-    };
-    progress.finish(&report);
-    report
+}
+
+/// An error with its causes (`cannot reach …: … : Connection refused (os error 111)`),
+/// leaving out a cause its parent's message already shows.
+fn with_causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cause = c.source();
+    }
+    text
 }
 
 /// One host, one binary: prepare at the master, swap over SSH, gate, and roll back on
@@ -559,8 +603,15 @@ async fn run_step(ctx: &Arc<Ctx>, h: &FleetHost, s: &Step, previous: Option<&str
             }
         }
         Role::Master => {
-            if let Ok(nodes) = ctx.master.nodes().await {
-                agents_before = gate::registered(&nodes);
+            let nodes = ctx.master.nodes().await.map_err(|e| with_causes(&e));
+            match gate::agents_to_get_back(nodes.as_deref(), s.from.is_none()) {
+                Ok(agents) => agents_before = agents,
+                Err(reason) => {
+                    return Outcome::Failed {
+                        reason,
+                        rolled_back: false,
+                    };
+                }
             }
         }
         Role::Scheduler => {}
@@ -673,30 +724,51 @@ async fn wait_gate(
     loop {
         let verdict = match role {
             Role::Agent => {
-                let node = ctx.master.node(&h.node_name).await.ok();
+                // A node the master does not know is one not registered yet; any other
+                // failed read says nothing about the node.
+                let node = match ctx.master.node(&h.node_name).await {
+                    Ok(node) => Ok(Some(node)),
+                    Err(e) if e.status() == Some(404) => Ok(None),
+                    Err(e) => Err(with_causes(&e)),
+                };
                 let filter = TaskFilter {
                     node: Some(h.node_name.clone()),
                     ..TaskFilter::default()
                 };
-                match ctx.master.tasks(&filter).await {
-                    Ok(now) => gate::agent_gate(node.as_ref(), tasks_before, &now, version),
-                    Err(e) => Gate::Waiting(format!("cannot list tasks: {e}")),
+                match (ctx.master.tasks(&filter).await, node) {
+                    (Err(e), _) => Gate::Waiting(format!("cannot list tasks: {e}")),
+                    (Ok(_), Err(e)) => {
+                        Gate::Waiting(format!("cannot read the node at the master: {e}"))
+                    }
+                    (Ok(now), Ok(node)) => {
+                        gate::agent_gate(node.as_ref(), tasks_before, &now, version)
+                    }
                 }
             }
-            Role::Master => match unhealthy(ctx.master.http()).await {
-                Some(why) => Gate::Waiting(format!("the master is not healthy: {why}")),
-                None => {
-                    let answered = ctx.master.version().await.ok().map(|v| v.version);
-                    let nodes = ctx.master.nodes().await.unwrap_or_default();
-                    gate::master_gate(answered.as_deref(), version, agents_before, &nodes)
-                }
-            },
+            Role::Master => {
+                let health = ctx.master.http().health().await;
+                let unhealthy = gate::health_problem(health.as_ref().map_err(|e| with_causes(e)));
+                let answered = ctx.master.version().await.ok().map(|v| v.version);
+                let nodes = ctx.master.nodes().await.map_err(|e| with_causes(&e));
+                gate::master_gate(
+                    answered.as_deref(),
+                    unhealthy.as_deref(),
+                    version,
+                    agents_before,
+                    nodes.as_deref(),
+                )
+            }
             Role::Scheduler => match SchedulerClient::new(&h.scheduler_url, ctx.token.clone()) {
                 Ok(c) => match c.version().await {
-                    Ok(v) if v.version == version => match unhealthy(c.http()).await {
-                        Some(why) => Gate::Waiting(format!("the scheduler is not healthy: {why}")),
-                        None => Gate::Passed,
-                    },
+                    Ok(v) if v.version == version => {
+                        let health = c.http().health().await;
+                        match gate::health_problem(health.as_ref().map_err(|e| with_causes(e))) {
+                            Some(why) => {
+                                Gate::Waiting(format!("the scheduler is not healthy: {why}"))
+                            }
+                            None => Gate::Passed,
+                        }
+                    }
                     Ok(v) => {
                         Gate::Waiting(format!("the scheduler answers with version {}", v.version))
                     }
@@ -718,13 +790,6 @@ async fn wait_gate(
         }
         tokio::time::sleep(ctx.opts.poll).await;
     }
-}
-
-/// Why a server that answers says it cannot do its work (its `/health` is not `ok`);
-/// `None` when it is healthy or does not answer (the version check reports that).
-async fn unhealthy(http: &drover_api::client::HttpClient) -> Option<String> {
-    let health = http.health().await.ok()?;
-    (health.status != "ok").then(|| health.message.unwrap_or(health.status))
 }
 
 /// Uploads the binary to a temporary path, verifies it there, keeps the running one as

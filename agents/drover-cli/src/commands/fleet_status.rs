@@ -30,7 +30,13 @@ pub async fn run(ctx: &Context, global: &GlobalArgs, args: &FleetCommonArgs) -> 
     let loaded = fleet_output::load(ctx, global, args)?;
     let scans = rollout::scan(&loaded.hosts, &loaded.ssh, args.parallel).await;
     let master_version = loaded.master.version().await.ok().map(|v| v.version);
-    let nodes: Vec<Node> = loaded.master.nodes().await.unwrap_or_default();
+    // An agent is healthy only as the master lists it: when the nodes cannot be read,
+    // every agent says why instead of passing for unregistered.
+    let nodes: Result<Vec<Node>, String> = loaded
+        .master
+        .nodes()
+        .await
+        .map_err(|e| crate::context::root_cause(&e));
     let mut rows = Vec::new();
     for h in &loaded.hosts {
         for role in &h.roles {
@@ -58,19 +64,26 @@ pub async fn run(ctx: &Context, global: &GlobalArgs, args: &FleetCommonArgs) -> 
                             Err(e) => format!("bad scheduler URL: {e}"),
                         }
                     }
-                    Role::Agent => match nodes.iter().find(|n| n.name == h.node_name) {
-                        None => "not registered at the master".into(),
-                        Some(n) if n.state == drover_api::node::NodeState::Unreachable => {
+                    Role::Agent => match nodes
+                        .as_ref()
+                        .map(|n| n.iter().find(|n| n.name == h.node_name))
+                    {
+                        Err(e) => format!(
+                            "cannot read the nodes at the master {}: {e}",
+                            loaded.master_url
+                        ),
+                        Ok(None) => "not registered at the master".into(),
+                        Ok(Some(n)) if n.state == drover_api::node::NodeState::Unreachable => {
                             "unreachable at the master".into()
                         }
-                        Some(n) if Some(&n.version) != version.as_ref() => format!(
+                        Ok(Some(n)) if Some(&n.version) != version.as_ref() => format!(
                             "registered with version {}, installed binary is another",
                             n.version
                         ),
-                        Some(n) if n.state == drover_api::node::NodeState::Draining => {
+                        Ok(Some(n)) if n.state == drover_api::node::NodeState::Draining => {
                             "healthy (draining)".into()
                         }
-                        Some(_) => "healthy".into(),
+                        Ok(Some(_)) => "healthy".into(),
                     },
                 },
             };

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use drover_fleet::plan::PlanOptions;
-use drover_fleet::rollout::{self, UpgradeOptions};
+use drover_fleet::rollout::{self, Rollout, UpgradeOptions};
 use serde::Serialize;
 
 use crate::cli::{FleetUpgradeArgs, GlobalArgs};
@@ -63,18 +63,19 @@ pub async fn run(
         eprint!("{}", fleet_output::plan_text(&plan, &args.dist));
     }
     let bars = Arc::new(Bars::new(ctx.json));
-    let report = rollout::upgrade(
-        &loaded.hosts,
-        &loaded.all_hosts,
+    let report = Rollout {
+        hosts: &loaded.hosts,
+        all_hosts: &loaded.all_hosts,
         plan,
-        &scans,
-        &dist,
-        loaded.master.clone(),
-        loaded.token.clone(),
-        &loaded.ssh,
-        &opts,
-        bars,
-    )
+        scans: &scans,
+        dist: &dist,
+        master: loaded.master.clone(),
+        token: loaded.token.clone(),
+        ssh: &loaded.ssh,
+        opts: &opts,
+        progress: bars,
+    }
+    .run()
     .await;
     if ctx.json {
         output::print_json(&report)?;
