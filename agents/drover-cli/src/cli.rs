@@ -1,8 +1,8 @@
 //! The command line's shape: global options, then a noun (`nodes`, `tasks`) and a verb.
 //!
 //! Nouns are variants of [`Command`]; each noun's verbs are its own subcommand enum, so
-//! the coming nouns (`apps`, `jobs`, `deployments`, `dev`, `fleet`, `apply`) slot in as
-//! new variants without touching the existing ones. A noun given without a verb lists.
+//! a new noun slots in as a new variant without touching the existing ones. A noun
+//! given without a verb lists.
 
 use std::path::PathBuf;
 

@@ -19,7 +19,7 @@ pub const CALL_TIMEOUT: Duration = Duration::from_secs(60);
 pub struct Context {
     /// The master's base URL.
     pub master_url: String,
-    /// The scheduler's base URL, for the coming app, job and deployment commands.
+    /// The scheduler's base URL, for the app, job and deployment commands.
     pub scheduler_url: String,
     /// The bearer token, from --token or --token-file.
     pub token: Option<String>,
@@ -47,7 +47,7 @@ impl Context {
         })
     }
 
-    /// A client for the scheduler (jobs, and apps next).
+    /// A client for the scheduler (apps, jobs and deployments).
     pub fn scheduler(&self) -> anyhow::Result<SchedulerClient> {
         SchedulerClient::new(&self.scheduler_url, self.token.clone()).map_err(|e| match e {
             ClientError::InvalidUrl(url) => {
