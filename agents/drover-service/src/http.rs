@@ -216,6 +216,14 @@ pub fn always_healthy() -> Result<(), String> {
 pub struct Metrics(String);
 
 impl Metrics {
+    /// Adds unlabelled gauges, one per `(name, help, value)` row.
+    pub fn gauges(&mut self, rows: &[(&str, &str, f64)]) -> &mut Self {
+        for (name, help, value) in rows {
+            self.gauge(name, help, &[], *value);
+        }
+        self
+    }
+
     /// Adds a gauge with optional labels.
     pub fn gauge(
         &mut self,

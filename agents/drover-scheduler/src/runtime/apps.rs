@@ -892,43 +892,39 @@ impl Component for Apps {
 
     fn metrics(&self, out: &mut Metrics) {
         let m = self.metrics_lock();
-        out.gauge("drover_scheduler_apps", "Apps defined", &[], m.apps as f64);
-        out.gauge(
-            "drover_scheduler_app_running_deployments",
-            "Deployments being carried out",
-            &[],
-            m.running_deployments as f64,
-        );
-        out.gauge(
-            "drover_scheduler_app_launches_total",
-            "App task launches the master accepted",
-            &[],
-            m.launches as f64,
-        );
-        out.gauge(
-            "drover_scheduler_app_launch_refusals_total",
-            "App task launches the master refused or left unanswered",
-            &[],
-            m.launch_refusals as f64,
-        );
-        out.gauge(
-            "drover_scheduler_app_kills_total",
-            "App task kills sent",
-            &[],
-            m.kills as f64,
-        );
-        out.gauge(
-            "drover_scheduler_app_ticks_total",
-            "Ticks of the app engine",
-            &[],
-            m.ticks as f64,
-        );
-        out.gauge(
-            "drover_scheduler_app_store_errors_total",
-            "Failed writes of app state",
-            &[],
-            m.store_errors as f64,
-        );
+        out.gauges(&[
+            ("drover_scheduler_apps", "Apps defined", m.apps as f64),
+            (
+                "drover_scheduler_app_running_deployments",
+                "Deployments being carried out",
+                m.running_deployments as f64,
+            ),
+            (
+                "drover_scheduler_app_launches_total",
+                "App task launches the master accepted",
+                m.launches as f64,
+            ),
+            (
+                "drover_scheduler_app_launch_refusals_total",
+                "App task launches the master refused or left unanswered",
+                m.launch_refusals as f64,
+            ),
+            (
+                "drover_scheduler_app_kills_total",
+                "App task kills sent",
+                m.kills as f64,
+            ),
+            (
+                "drover_scheduler_app_ticks_total",
+                "Ticks of the app engine",
+                m.ticks as f64,
+            ),
+            (
+                "drover_scheduler_app_store_errors_total",
+                "Failed writes of app state",
+                m.store_errors as f64,
+            ),
+        ]);
     }
 
     fn spawn(self: Arc<Self>, ctx: LoopContext) -> JoinHandle<()> {

@@ -1180,49 +1180,44 @@ impl Component for Jobs {
 
     fn metrics(&self, out: &mut Metrics) {
         let m = self.metrics_lock();
-        out.gauge("drover_scheduler_jobs", "Jobs defined", &[], m.jobs as f64);
-        out.gauge(
-            "drover_scheduler_job_open_runs",
-            "Job attempts pending, running or waiting to retry",
-            &[],
-            m.open_runs as f64,
-        );
-        out.gauge(
-            "drover_scheduler_job_launches_total",
-            "Job task launches the master accepted",
-            &[],
-            m.launches as f64,
-        );
-        out.gauge(
-            "drover_scheduler_job_launch_refusals_total",
-            "Job task launches the master refused",
-            &[],
-            m.refusals as f64,
-        );
-        out.gauge(
-            "drover_scheduler_job_launch_errors_total",
-            "Job task launches left unanswered",
-            &[],
-            m.launch_errors as f64,
-        );
-        out.gauge(
-            "drover_scheduler_job_ticks_total",
-            "Steps of the job engine",
-            &[],
-            m.ticks as f64,
-        );
-        out.gauge(
-            "drover_scheduler_job_store_errors_total",
-            "Failed writes of job state",
-            &[],
-            m.store_errors as f64,
-        );
-        out.gauge(
-            "drover_scheduler_job_runs_pruned_total",
-            "Run records pruned under the retention policy",
-            &[],
-            m.pruned_runs as f64,
-        );
+        out.gauges(&[
+            ("drover_scheduler_jobs", "Jobs defined", m.jobs as f64),
+            (
+                "drover_scheduler_job_open_runs",
+                "Job attempts pending, running or waiting to retry",
+                m.open_runs as f64,
+            ),
+            (
+                "drover_scheduler_job_launches_total",
+                "Job task launches the master accepted",
+                m.launches as f64,
+            ),
+            (
+                "drover_scheduler_job_launch_refusals_total",
+                "Job task launches the master refused",
+                m.refusals as f64,
+            ),
+            (
+                "drover_scheduler_job_launch_errors_total",
+                "Job task launches left unanswered",
+                m.launch_errors as f64,
+            ),
+            (
+                "drover_scheduler_job_ticks_total",
+                "Steps of the job engine",
+                m.ticks as f64,
+            ),
+            (
+                "drover_scheduler_job_store_errors_total",
+                "Failed writes of job state",
+                m.store_errors as f64,
+            ),
+            (
+                "drover_scheduler_job_runs_pruned_total",
+                "Run records pruned under the retention policy",
+                m.pruned_runs as f64,
+            ),
+        ]);
         let mut sorted: Vec<f64> = m.lateness.iter().copied().collect();
         sorted.sort_by(f64::total_cmp);
         let help = "Lateness of scheduled job starts (launch decision minus scheduled time), seconds, over recent runs";
