@@ -723,3 +723,74 @@ async fn runs_too_big_for_one_batch_go_one_by_one() {
         "the oversized batch was not sent one by one:\n{logs}"
     );
 }
+
+/// A job's constraints place its runs (agent-1 is the one node in rack r1), come back
+/// from Chronos's endpoint as the arrays that were posted, and an operator Chronos lacks
+/// is refused naming the element, with nothing stored.
+#[tokio::test(flavor = "multi_thread")]
+async fn job_constraints_place_runs_and_read_back_as_posted() {
+    let c = cluster(&[]).await;
+    let http = reqwest::Client::new();
+    let base = c.scheduler_url();
+    let constraints = json!([
+        ["rack", "EQUALS", "r1"],
+        ["hostname", "UNLIKE", "agent-0"],
+        ["zone", "LIKE", "z"]
+    ]);
+    let resp = http
+        .post(format!("{base}/scheduler/iso8601"))
+        .json(&job(json!({
+            "name": "pinned", "command": "true", "schedule": "R3//PT1S",
+            "constraints": constraints
+        })))
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success(), "{}", resp.status());
+    let r = wait_runs(&c, "pinned", "three succeeded runs", |r| {
+        count(r, JobRunState::Succeeded) == 3
+    })
+    .await;
+    for run in &r {
+        assert_eq!(run.node.as_deref(), Some("agent-1"), "{run:#?}");
+    }
+    let listed: Vec<Value> = http
+        .get(format!("{base}/scheduler/jobs"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let pinned = listed.iter().find(|j| j["name"] == "pinned").unwrap();
+    assert_eq!(pinned["constraints"], constraints, "{pinned}");
+
+    let resp = http
+        .post(format!("{base}/scheduler/iso8601"))
+        .json(&job(json!({
+            "name": "grouped", "command": "true", "schedule": "R//PT1S",
+            "constraints": [["rack", "EQUALS", "r1"], ["rack", "GROUP_BY", "2"]]
+        })))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 400);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["field"], "constraints[1][1]", "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains(r#""GROUP_BY" is not one of ["EQUALS", "LIKE", "UNLIKE"]"#),
+        "{body}"
+    );
+    let names: Vec<String> = c
+        .scheduler_client()
+        .jobs()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|j| j.job.name)
+        .collect();
+    assert_eq!(names, vec!["pinned".to_string()]);
+}

@@ -27,6 +27,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::app::{Constraint, ConstraintOperator};
 use crate::{ApiError, Resources};
 
 pub use self::iso8601::{IsoDuration, RepeatingInterval, resolve_time_zone};
@@ -895,6 +896,92 @@ pub const MAX_RETRIES: u32 = 1_000;
 /// The constraint operators Chronos implements.
 pub const CONSTRAINT_OPERATORS: [&str; 3] = ["EQUALS", "LIKE", "UNLIKE"];
 
+/// A Chronos placement constraint. On the wire and in the store it stays Chronos's
+/// array `[attribute, operator, value]`, which Chronos clients read back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "[String; 3]", into = "[String; 3]")]
+pub struct JobConstraint {
+    /// `hostname` or a node attribute name.
+    pub attribute: String,
+    /// How the attribute's value must relate to `value`.
+    pub operator: JobConstraintOperator,
+    /// The value, or for `LIKE`/`UNLIKE` the regular expression.
+    pub value: String,
+}
+
+/// The operator of a [`JobConstraint`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobConstraintOperator {
+    /// `EQUALS`: the attribute has exactly this value.
+    Equals,
+    /// `LIKE`: the attribute's value matches this regular expression.
+    Like,
+    /// `UNLIKE`: the attribute's value does not match this regular expression.
+    Unlike,
+}
+
+impl JobConstraintOperator {
+    /// Chronos's name of the operator (one of [`CONSTRAINT_OPERATORS`]).
+    pub fn name(self) -> &'static str {
+        match self {
+            JobConstraintOperator::Equals => "EQUALS",
+            JobConstraintOperator::Like => "LIKE",
+            JobConstraintOperator::Unlike => "UNLIKE",
+        }
+    }
+
+    /// The operator named `name`, if Chronos has it.
+    pub fn from_name(name: &str) -> Option<JobConstraintOperator> {
+        match name {
+            "EQUALS" => Some(JobConstraintOperator::Equals),
+            "LIKE" => Some(JobConstraintOperator::Like),
+            "UNLIKE" => Some(JobConstraintOperator::Unlike),
+            _ => None,
+        }
+    }
+}
+
+/// A constraint array whose operator Chronos does not have.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not one of {CONSTRAINT_OPERATORS:?}")]
+pub struct UnknownConstraintOperator(pub String);
+
+impl TryFrom<[String; 3]> for JobConstraint {
+    type Error = UnknownConstraintOperator;
+
+    fn try_from([attribute, operator, value]: [String; 3]) -> Result<Self, Self::Error> {
+        let operator = JobConstraintOperator::from_name(&operator)
+            .ok_or(UnknownConstraintOperator(operator))?;
+        Ok(JobConstraint {
+            attribute,
+            operator,
+            value,
+        })
+    }
+}
+
+impl From<JobConstraint> for [String; 3] {
+    fn from(c: JobConstraint) -> Self {
+        [c.attribute, c.operator.name().to_string(), c.value]
+    }
+}
+
+impl JobConstraint {
+    /// The same rule as a placement constraint, as apps write them.
+    pub fn placement(&self) -> Constraint {
+        let value = self.value.clone();
+        let operator = match self.operator {
+            JobConstraintOperator::Equals => ConstraintOperator::Is(value),
+            JobConstraintOperator::Like => ConstraintOperator::Like(value),
+            JobConstraintOperator::Unlike => ConstraintOperator::Unlike(value),
+        };
+        Constraint {
+            field: self.attribute.clone(),
+            operator,
+        }
+    }
+}
+
 /// Top-level fields Drover acts on; any other field is kept in [`ChronosJob::extra`]
 /// and reported as ignored.
 pub const ACTED_ON_FIELDS: &[&str] = &[
@@ -985,10 +1072,9 @@ pub struct ChronosJob {
     /// Free text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
-    /// Placement constraints `[attribute, operator, value]`, operator one of
-    /// [`CONSTRAINT_OPERATORS`].
+    /// Placement constraints, each `[attribute, operator, value]` on the wire.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub constraints: Vec<[String; 3]>,
+    pub constraints: Vec<JobConstraint>,
     /// Fields Drover keeps and returns but does not act on (`async`, `executor`, `uris`,
     /// `fetch`, `runAsUser`, Chronos's run statistics, unknown fields...).
     #[serde(flatten)]
@@ -1194,14 +1280,6 @@ impl ChronosJob {
                 ));
             }
         }
-        for (i, c) in self.constraints.iter().enumerate() {
-            if !CONSTRAINT_OPERATORS.contains(&c[1].as_str()) {
-                return Err(ApiError::invalid(
-                    format!("constraints[{i}][1]"),
-                    format!("{:?} is not one of {CONSTRAINT_OPERATORS:?}", c[1]),
-                ));
-            }
-        }
         Ok(())
     }
 }
@@ -1274,7 +1352,7 @@ pub fn parse_job(value: &Value) -> Result<(ChronosJob, Vec<String>), ApiError> {
         None | Some(Value::Null) => None,
         Some(c) => Some(parse_container(c, &mut ignored)?),
     };
-    let job = ChronosJob {
+    let mut job = ChronosJob {
         name,
         command,
         shell: opt_bool(obj, "shell")?.unwrap_or(true),
@@ -1295,9 +1373,12 @@ pub fn parse_job(value: &Value) -> Result<(ChronosJob, Vec<String>), ApiError> {
         owner,
         owner_name: opt_string(obj, "ownerName")?,
         description: opt_string(obj, "description")?,
-        constraints: parse_constraints(obj)?,
+        constraints: Vec::new(),
         extra,
     };
+    // Constraint shapes are checked among the fields, operators after every other
+    // check: a job with several faults is refused naming the first in that order.
+    let constraints = parse_constraints(obj)?;
     // A dependent job posted with an explicitly empty parent list is a mistake, not a
     // scheduled job without a schedule: say so about `parents`.
     if job.schedule.is_none() && matches!(obj.get("parents"), Some(Value::Array(a)) if a.is_empty())
@@ -1308,6 +1389,7 @@ pub fn parse_job(value: &Value) -> Result<(ChronosJob, Vec<String>), ApiError> {
         ));
     }
     job.validate()?;
+    job.constraints = typed_constraints(constraints)?;
     ignored.sort();
     Ok((job, ignored))
 }
@@ -1442,6 +1524,17 @@ fn parse_env(obj: &Map<String, Value>) -> Result<Vec<EnvironmentVariable>, ApiEr
         .collect()
 }
 
+fn typed_constraints(raw: Vec<[String; 3]>) -> Result<Vec<JobConstraint>, ApiError> {
+    raw.into_iter()
+        .enumerate()
+        .map(|(i, c)| {
+            JobConstraint::try_from(c)
+                .map_err(|e| ApiError::invalid(format!("constraints[{i}][1]"), e.to_string()))
+        })
+        .collect()
+}
+
+/// The constraints' shapes: arrays of three strings.
 fn parse_constraints(obj: &Map<String, Value>) -> Result<Vec<[String; 3]>, ApiError> {
     array_items(
         obj,
@@ -1707,6 +1800,110 @@ mod tests {
             ignored,
             vec!["container.volumes[0].external", "highPriority"]
         );
+    }
+
+    #[test]
+    fn constraints_are_typed_and_written_back_as_chronos_arrays() {
+        let wire = json!([
+            ["rack", "EQUALS", "r1"],
+            ["hostname", "LIKE", "web-[0-9]+"],
+            ["zone", "UNLIKE", "eu-.*"]
+        ]);
+        let (j, _) = parse_job(&json!({
+            "name": "a", "command": "c", "schedule": "R/2012-01-01/P1D", "constraints": wire
+        }))
+        .unwrap();
+        assert_eq!(
+            j.constraints,
+            vec![
+                JobConstraint {
+                    attribute: "rack".into(),
+                    operator: JobConstraintOperator::Equals,
+                    value: "r1".into(),
+                },
+                JobConstraint {
+                    attribute: "hostname".into(),
+                    operator: JobConstraintOperator::Like,
+                    value: "web-[0-9]+".into(),
+                },
+                JobConstraint {
+                    attribute: "zone".into(),
+                    operator: JobConstraintOperator::Unlike,
+                    value: "eu-.*".into(),
+                },
+            ]
+        );
+        let out = serde_json::to_value(&j).unwrap();
+        assert_eq!(out["constraints"], wire);
+        let back: ChronosJob = serde_json::from_value(out).unwrap();
+        assert_eq!(back, j);
+        // The placement rules are the app constraints of the same meaning.
+        let placement: Vec<Constraint> =
+            j.constraints.iter().map(JobConstraint::placement).collect();
+        assert_eq!(
+            placement,
+            vec![
+                Constraint {
+                    field: "rack".into(),
+                    operator: ConstraintOperator::Is("r1".into()),
+                },
+                Constraint {
+                    field: "hostname".into(),
+                    operator: ConstraintOperator::Like("web-[0-9]+".into()),
+                },
+                Constraint {
+                    field: "zone".into(),
+                    operator: ConstraintOperator::Unlike("eu-.*".into()),
+                },
+            ]
+        );
+        // A job without constraints writes none.
+        let (plain, _) =
+            parse_job(&json!({"name": "a", "command": "c", "schedule": "R/2012-01-01/P1D"}))
+                .unwrap();
+        assert!(
+            serde_json::to_value(&plain)
+                .unwrap()
+                .get("constraints")
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn constraint_refusals_keep_their_messages() {
+        let refused = |constraints: Value| {
+            parse_job(&json!({
+                "name": "a", "command": "c", "schedule": "R/2012-01-01/P1D", "constraints": constraints
+            }))
+            .unwrap_err()
+        };
+        let e = refused(json!([["rack", "EQUALS", "r1"], ["rack", "GROUP_BY", "1"]]));
+        assert_eq!(e.field.as_deref(), Some("constraints[1][1]"));
+        assert_eq!(
+            e.message,
+            r#"constraints[1][1]: "GROUP_BY" is not one of ["EQUALS", "LIKE", "UNLIKE"]"#
+        );
+        let e = refused(json!([["rack", "LIKE"]]));
+        assert_eq!(e.field.as_deref(), Some("constraints[0]"));
+        assert_eq!(
+            e.message,
+            "constraints[0]: must have 3 elements [attribute, operator, value], got 2"
+        );
+        let e = refused(json!([["rack", 1, "r1"]]));
+        assert_eq!(e.field.as_deref(), Some("constraints[0][1]"));
+        let e = refused(json!("rack:EQUALS:r1"));
+        assert_eq!(e.field.as_deref(), Some("constraints"));
+        // An unknown operator is named only once every other field is valid.
+        let e = parse_job(&json!({
+            "name": "a@b", "command": "c", "schedule": "R/2012-01-01/P1D",
+            "constraints": [["rack", "GROUP_BY", "1"]]
+        }))
+        .unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("name"));
+        // A stored job with an operator Chronos lacks does not load.
+        let stored =
+            json!({"name": "a", "command": "c", "constraints": [["rack", "CLUSTER", "r1"]]});
+        assert!(serde_json::from_value::<ChronosJob>(stored).is_err());
     }
 
     #[test]

@@ -45,7 +45,7 @@ use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 
 use crate::extract::{ApiPath, ApiQuery};
-use crate::master::Master;
+use crate::master::{Drain, Launched, Master};
 
 /// Longest an assignments long poll waits, whatever the agent asks.
 const MAX_WAIT_SECS: u64 = 60;
@@ -149,7 +149,10 @@ async fn get_node(State(app): State<AppState>, ApiPath(name): ApiPath) -> HttpRe
 
 async fn drain_node(State(app): State<AppState>, ApiPath(name): ApiPath) -> HttpResult<Json<Node>> {
     Ok(Json(
-        blocking(&app.master, move |m| m.drain(&name, true, Utc::now())).await?,
+        blocking(&app.master, move |m| {
+            m.drain(&name, Drain::Start, Utc::now())
+        })
+        .await?,
     ))
 }
 
@@ -158,7 +161,10 @@ async fn activate_node(
     ApiPath(name): ApiPath,
 ) -> HttpResult<Json<Node>> {
     Ok(Json(
-        blocking(&app.master, move |m| m.drain(&name, false, Utc::now())).await?,
+        blocking(&app.master, move |m| {
+            m.drain(&name, Drain::Stop, Utc::now())
+        })
+        .await?,
     ))
 }
 
@@ -177,15 +183,12 @@ async fn launch(
     State(app): State<AppState>,
     ApiJson(req): ApiJson<LaunchRequest>,
 ) -> HttpResult<(StatusCode, Json<Task>)> {
-    let (task, created) = blocking(&app.master, move |m| m.launch(req, Utc::now())).await?;
-    Ok((
-        if created {
-            StatusCode::CREATED
-        } else {
-            StatusCode::OK
+    Ok(
+        match blocking(&app.master, move |m| m.launch(req, Utc::now())).await? {
+            Launched::Created(task) => (StatusCode::CREATED, Json(task)),
+            Launched::Existing(task) => (StatusCode::OK, Json(task)),
         },
-        Json(task),
-    ))
+    )
 }
 
 async fn launch_batch(

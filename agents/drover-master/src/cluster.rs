@@ -17,6 +17,27 @@ use drover_store::{Expect, Store, StoreError, StoreExt};
 /// The store key of the cluster's identity.
 pub const CLUSTER_KEY: &str = "cluster/id";
 
+/// What a master does with a store that holds nothing at all (`--init` or not).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmptyStore {
+    /// Refuse to start: a lost store or a mistyped data dir must not look like a new
+    /// cluster.
+    Refuse,
+    /// Make a new cluster in it (`--init`).
+    Init,
+}
+
+impl EmptyStore {
+    /// From the `--init` flag.
+    pub fn from_init_flag(init: bool) -> EmptyStore {
+        if init {
+            EmptyStore::Init
+        } else {
+            EmptyStore::Refuse
+        }
+    }
+}
+
 /// What to do with the store's identity at start.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Identity {
@@ -52,12 +73,12 @@ pub enum IdentityError {
 }
 
 /// Decides from the stored identity (if any), the store's revision (0: never written)
-/// and `--init`. A store that holds state but no id comes from a version before cluster
-/// ids and gets one; an empty one gets one only with `init`.
+/// and `empty` (`--init`). A store that holds state but no id comes from a version
+/// before cluster ids and gets one; an empty one gets one only with [`EmptyStore::Init`].
 pub fn decide(
     stored: Option<ClusterInfo>,
     store_revision: u64,
-    init: bool,
+    empty: EmptyStore,
     data_dir: &Path,
     now: DateTime<Utc>,
     new_id: impl FnOnce() -> ClusterId,
@@ -71,7 +92,7 @@ pub fn decide(
             },
             why: "the store holds state from a version without cluster ids",
         }),
-        None if init => Ok(Identity::Create {
+        None if empty == EmptyStore::Init => Ok(Identity::Create {
             info: ClusterInfo {
                 id: new_id(),
                 created_at: Some(now),
@@ -87,7 +108,7 @@ pub fn decide(
 /// Reads the identity from `store`, makes it where [`decide`] says so, and returns it.
 pub fn establish(
     store: &dyn Store,
-    init: bool,
+    empty: EmptyStore,
     data_dir: &Path,
 ) -> Result<ClusterInfo, IdentityError> {
     let stored = store
@@ -98,13 +119,13 @@ pub fn establish(
     match decide(
         stored,
         revision,
-        init,
+        empty,
         data_dir,
         Utc::now(),
         ClusterId::generate,
     )? {
         Identity::Existing(info) => {
-            if init {
+            if empty == EmptyStore::Init {
                 tracing::info!(cluster = %info.id, "--init: the store already belongs to a cluster; nothing to do");
             }
             Ok(info)
@@ -134,11 +155,11 @@ mod tests {
             id: id("a"),
             created_at: None,
         };
-        for init in [false, true] {
+        for empty in [EmptyStore::Refuse, EmptyStore::Init] {
             let got = decide(
                 Some(info.clone()),
                 7,
-                init,
+                empty,
                 Path::new("/d"),
                 Utc::now(),
                 || id("new"),
@@ -150,10 +171,26 @@ mod tests {
 
     #[test]
     fn an_empty_store_needs_init() {
-        let err = decide(None, 0, false, Path::new("/srv/m"), Utc::now(), || id("x")).unwrap_err();
+        let err = decide(
+            None,
+            0,
+            EmptyStore::Refuse,
+            Path::new("/srv/m"),
+            Utc::now(),
+            || id("x"),
+        )
+        .unwrap_err();
         let text = err.to_string();
         assert!(text.contains("/srv/m") && text.contains("--init"), "{text}");
-        let got = decide(None, 0, true, Path::new("/srv/m"), Utc::now(), || id("x")).unwrap();
+        let got = decide(
+            None,
+            0,
+            EmptyStore::Init,
+            Path::new("/srv/m"),
+            Utc::now(),
+            || id("x"),
+        )
+        .unwrap();
         assert!(
             matches!(&got, Identity::Create { info, .. } if info.id == id("x") && info.created_at.is_some()),
             "{got:?}"
@@ -162,7 +199,15 @@ mod tests {
 
     #[test]
     fn a_store_from_before_cluster_ids_gets_one_without_init() {
-        let got = decide(None, 12, false, Path::new("/d"), Utc::now(), || id("x")).unwrap();
+        let got = decide(
+            None,
+            12,
+            EmptyStore::Refuse,
+            Path::new("/d"),
+            Utc::now(),
+            || id("x"),
+        )
+        .unwrap();
         assert!(
             matches!(&got, Identity::Create { info, .. } if info.id == id("x") && info.created_at.is_none()),
             "{got:?}"
@@ -173,11 +218,17 @@ mod tests {
     fn establish_writes_once_and_reads_back() {
         let store = MemoryStore::new();
         assert!(matches!(
-            establish(&store, false, Path::new("/d")),
+            establish(&store, EmptyStore::Refuse, Path::new("/d")),
             Err(IdentityError::Uninitialised { .. })
         ));
-        let made = establish(&store, true, Path::new("/d")).unwrap();
-        assert_eq!(establish(&store, false, Path::new("/d")).unwrap(), made);
-        assert_eq!(establish(&store, true, Path::new("/d")).unwrap(), made);
+        let made = establish(&store, EmptyStore::Init, Path::new("/d")).unwrap();
+        assert_eq!(
+            establish(&store, EmptyStore::Refuse, Path::new("/d")).unwrap(),
+            made
+        );
+        assert_eq!(
+            establish(&store, EmptyStore::Init, Path::new("/d")).unwrap(),
+            made
+        );
     }
 }

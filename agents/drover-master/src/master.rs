@@ -51,7 +51,26 @@ use drover_store::{Op, PendingWrite, Store, StoreExt};
 use crate::assignments;
 use crate::events::EventBus;
 use crate::model::{NODE_PREFIX, NodeRecord, TASK_PREFIX, node_key, task_key};
+pub use crate::state::Drain;
 use crate::state::{Changes, Launch, NodeEntry, State, generate_id, validate_node_name};
+
+/// A launch the master accepted.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Launched {
+    /// A new task, now durable.
+    Created(Task),
+    /// A retry of a launch already accepted: the task as it is now.
+    Existing(Task),
+}
+
+impl Launched {
+    /// The task, new or existing.
+    pub fn into_task(self) -> Task {
+        match self {
+            Launched::Created(task) | Launched::Existing(task) => task,
+        }
+    }
+}
 
 /// Settings of the core.
 #[derive(Debug, Clone)]
@@ -502,14 +521,16 @@ impl Master {
         Ok((n.record.name.clone(), n.record.address.clone()))
     }
 
-    /// Accepts or refuses a placement; `true` with a newly created task, `false` for an
-    /// idempotent retry of an accepted one.
-    pub fn launch(&self, req: LaunchRequest, now: DateTime<Utc>) -> Result<(Task, bool), ApiError> {
+    /// Accepts or refuses a placement: [`Launched::Created`] with a new task,
+    /// [`Launched::Existing`] for an idempotent retry of an accepted one.
+    pub fn launch(&self, req: LaunchRequest, now: DateTime<Utc>) -> Result<Launched, ApiError> {
         let (answer, ticket) = {
             let mut core = self.lock();
             match core.plan_launch(req, now, generate_id)? {
-                Launch::Existing(t) => ((*t, false), self.barrier(&mut core)),
-                Launch::New(t, changes) => ((*t, true), self.commit(&mut core, changes, now)?),
+                Launch::Existing(t) => (Launched::Existing(*t), self.barrier(&mut core)),
+                Launch::New(t, changes) => {
+                    (Launched::Created(*t), self.commit(&mut core, changes, now)?)
+                }
             }
         };
         self.settle(ticket)?;
@@ -571,8 +592,8 @@ impl Master {
         Ok(t)
     }
 
-    /// Drains (`true`) or activates a node.
-    pub fn drain(&self, name: &str, drain: bool, now: DateTime<Utc>) -> Result<Node, ApiError> {
+    /// Drains or activates a node.
+    pub fn drain(&self, name: &str, drain: Drain, now: DateTime<Utc>) -> Result<Node, ApiError> {
         let (node, ticket) = {
             let mut core = self.lock();
             let (_, changes) = core.plan_drain(name, drain)?;
@@ -974,8 +995,9 @@ mod tests {
             "a quiet heartbeat changes nothing"
         );
         assert!(!rx.has_changed().unwrap());
-        let (t, created) = m.launch(launch_req("n1"), now).unwrap();
-        assert!(created);
+        let Launched::Created(t) = m.launch(launch_req("n1"), now).unwrap() else {
+            panic!("a first launch creates its task")
+        };
         assert!(rx.has_changed().unwrap());
         let (a1, _) = m.assignments("n1").unwrap();
         assert_ne!(a1.revision, a0.revision);
@@ -1012,7 +1034,7 @@ mod tests {
         let m = Master::open(Box::new(MemoryStore::new()), config()).unwrap();
         let now = crate::testutil::t0();
         m.register(&register("n1", vec![]), now).unwrap();
-        let (t, _) = m.launch(launch_req("n1"), now).unwrap();
+        let t = m.launch(launch_req("n1"), now).unwrap().into_task();
         m.heartbeat(
             "n1",
             &HeartbeatRequest {
@@ -1064,7 +1086,7 @@ mod tests {
         let m = Master::open(Box::new(MemoryStore::new()), config()).unwrap();
         let now = crate::testutil::t0();
         m.register(&register("n1", vec![]), now).unwrap();
-        let (t, _) = m.launch(launch_req("n1"), now).unwrap();
+        let t = m.launch(launch_req("n1"), now).unwrap().into_task();
         let running = report(t.id(), TaskState::Running);
         // The same store reopened (a restart) lacks a task the agent still runs.
         let store = MemoryStore::new();
@@ -1165,8 +1187,9 @@ mod tests {
                         .map(|_| {
                             let mut req = launch_req("n1");
                             req.task.resources = Resources::new(0.1, 1.0, 0.0);
-                            let (t, created) = m.launch(req, now).unwrap();
-                            assert!(created);
+                            let Launched::Created(t) = m.launch(req, now).unwrap() else {
+                                panic!("a first launch creates its task")
+                            };
                             t.spec.id
                         })
                         .collect::<Vec<_>>()
@@ -1247,7 +1270,7 @@ mod tests {
         let m = Master::open(Box::new(store), config()).unwrap();
         let now = crate::testutil::t0();
         m.register(&register("n1", vec![]), now).unwrap();
-        let kept = m.launch(launch_req("n1"), now).unwrap().0;
+        let kept = m.launch(launch_req("n1"), now).unwrap().into_task();
         let running = HeartbeatRequest {
             host: HostInfo::default(),
             tasks: vec![report(kept.id(), TaskState::Running)],
@@ -1277,7 +1300,7 @@ mod tests {
         let tasks = m.tasks(&TaskFilter::default()).unwrap();
         assert_eq!(tasks.len(), 1);
         assert_eq!(tasks[0].id(), kept.id());
-        let again = m.launch(launch_req("n1"), now).unwrap().0;
+        let again = m.launch(launch_req("n1"), now).unwrap().into_task();
         assert_eq!(m.tasks(&TaskFilter::default()).unwrap().len(), 2);
         assert!(
             poll.has_changed().unwrap(),
@@ -1325,7 +1348,7 @@ mod tests {
         let now = crate::testutil::t0();
         m.register(&register("n1", vec![]), now).unwrap();
         for _ in 0..6 {
-            let (t, _) = m.launch(launch_req("n1"), now).unwrap();
+            let t = m.launch(launch_req("n1"), now).unwrap().into_task();
             m.kill(t.id(), now).unwrap(); // staging and unreported: killed at once
         }
         let all = m.tasks(&TaskFilter::default()).unwrap();
@@ -1345,11 +1368,11 @@ mod tests {
         m.register(&register("n1", vec![]), now).unwrap();
         let mut ids = Vec::new();
         for _ in 0..3 {
-            let (t, _) = m.launch(launch_req("n1"), now).unwrap();
+            let t = m.launch(launch_req("n1"), now).unwrap().into_task();
             m.kill(t.id(), now).unwrap();
             ids.push(t.id().clone());
         }
-        let (live, _) = m.launch(launch_req("n1"), now).unwrap();
+        let live = m.launch(launch_req("n1"), now).unwrap().into_task();
         assert_eq!(m.prune_history(now + chrono::Duration::minutes(59)), 0);
         // Past the age: all ended tasks but the newest go; the live one stays.
         assert_eq!(m.prune_history(now + chrono::Duration::hours(2)), 2);
@@ -1373,7 +1396,7 @@ mod tests {
         let mut r = launch_req("n1");
         r.task.labels.insert("drover.app".into(), "/web".into());
         m.launch(r, now).unwrap();
-        let (b, _) = m.launch(launch_req("n2"), now).unwrap();
+        let b = m.launch(launch_req("n2"), now).unwrap().into_task();
         m.kill(b.id(), now).unwrap();
         let f = |node: Option<&str>,
                  state: Option<TaskState>,

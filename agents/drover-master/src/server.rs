@@ -103,7 +103,11 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RunError> {
     let store = RedbStore::open(config.data_dir.join(STORE_FILE)).map_err(RunError::Store)?;
-    let cluster = crate::cluster::establish(&store, config.init, &config.data_dir)?;
+    let cluster = crate::cluster::establish(
+        &store,
+        crate::cluster::EmptyStore::from_init_flag(config.init),
+        &config.data_dir,
+    )?;
     tracing::info!(cluster = %cluster.id, "serving cluster");
     let core = CoreConfig {
         heartbeat_interval: config.heartbeat_interval,

@@ -88,6 +88,23 @@ impl Changes {
     }
 }
 
+/// Whether a node takes new tasks: draining stops placements on it (its tasks keep
+/// running), activating lets them in again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Drain {
+    /// Refuse new placements on the node.
+    Start,
+    /// Accept placements on the node again.
+    Stop,
+}
+
+impl Drain {
+    /// Whether the node is draining once this is applied.
+    pub fn draining(self) -> bool {
+        self == Drain::Start
+    }
+}
+
 /// The outcome of a launch request.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Launch {
@@ -262,8 +279,9 @@ impl State {
         Ok((next, changes))
     }
 
-    /// Drain (`drain = true`) or activate a node.
-    pub fn plan_drain(&self, name: &str, drain: bool) -> Result<(NodeRecord, Changes), ApiError> {
+    /// Drains or activates a node.
+    pub fn plan_drain(&self, name: &str, drain: Drain) -> Result<(NodeRecord, Changes), ApiError> {
+        let drain = drain.draining();
         let node = &self.node(name, "name")?.record;
         let mut changes = Changes::default();
         if node.draining == drain {
@@ -630,7 +648,7 @@ mod tests {
     #[test]
     fn drain_and_activate() {
         let mut s = state();
-        let (n, c) = s.plan_drain("n1", true).unwrap();
+        let (n, c) = s.plan_drain("n1", Drain::Start).unwrap();
         assert!(n.draining);
         assert_eq!(c.events.len(), 1);
         s.nodes.get_mut("n1").unwrap().record = n;
@@ -640,12 +658,12 @@ mod tests {
                 .message
                 .contains("draining")
         );
-        assert!(s.plan_drain("n1", true).unwrap().1.is_empty());
-        let (n, _) = s.plan_drain("n1", false).unwrap();
+        assert!(s.plan_drain("n1", Drain::Start).unwrap().1.is_empty());
+        let (n, _) = s.plan_drain("n1", Drain::Stop).unwrap();
         s.nodes.get_mut("n1").unwrap().record = n;
         assert!(launch(&mut s, req("n1", None, 1.0)).is_ok());
         assert_eq!(
-            s.plan_drain("zz", true).unwrap_err().code,
+            s.plan_drain("zz", Drain::Start).unwrap_err().code,
             ErrorCode::NotFound
         );
     }

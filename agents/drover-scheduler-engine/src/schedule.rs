@@ -208,6 +208,15 @@ pub struct Schedule {
     period: IsoDuration,
 }
 
+/// Which run [`Schedule::first_index`] looks for relative to an instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FirstRun {
+    /// The first run strictly after it.
+    After,
+    /// The first run at it or after it.
+    AtOrAfter,
+}
+
 impl Schedule {
     /// Parses `R[n]/start/period` with an optional `scheduleTimeZone`; `now` stands in
     /// for an empty start.
@@ -321,30 +330,35 @@ impl Schedule {
 
     /// The first run strictly after `instant`.
     pub fn next_after(&self, instant: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        self.first_index(instant, false).and_then(|k| self.nth(k))
+        self.first_index(instant, FirstRun::After)
+            .and_then(|k| self.nth(k))
     }
 
     /// The first run at or after `instant`.
     pub fn first_at_or_after(&self, instant: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        self.first_index(instant, true).and_then(|k| self.nth(k))
+        self.first_index(instant, FirstRun::AtOrAfter)
+            .and_then(|k| self.nth(k))
     }
 
     /// The runs at or after `instant`, in order.
     pub fn runs_from(&self, instant: DateTime<Utc>) -> Runs<'_> {
         Runs {
             schedule: self,
-            next: self.first_index(instant, true),
+            next: self.first_index(instant, FirstRun::AtOrAfter),
         }
     }
 
     /// How many runs come strictly after `after`: `None` = infinitely many.
     pub fn remaining(&self, after: DateTime<Utc>) -> Option<u64> {
         let n = self.repetitions?;
-        Some(self.first_index(after, false).map_or(0, |k| n - k))
+        Some(
+            self.first_index(after, FirstRun::After)
+                .map_or(0, |k| n - k),
+        )
     }
 
-    /// The index of the first run after (or at, when `inclusive`) `instant`.
-    fn first_index(&self, instant: DateTime<Utc>, inclusive: bool) -> Option<u64> {
+    /// The index of the first run after (or at, with [`FirstRun::AtOrAfter`]) `instant`.
+    fn first_index(&self, instant: DateTime<Utc>, from: FirstRun) -> Option<u64> {
         let limit = self.repetitions.unwrap_or(u64::MAX);
         if limit == 0 {
             return None;
@@ -357,8 +371,10 @@ impl Schedule {
             }
             match self.nth_unbounded(k) {
                 None => true,
-                Some(run) if inclusive => run >= instant,
-                Some(run) => run > instant,
+                Some(run) => match from {
+                    FirstRun::After => run > instant,
+                    FirstRun::AtOrAfter => run >= instant,
+                },
             }
         };
         let estimate = self.estimate_index(instant).min(limit);

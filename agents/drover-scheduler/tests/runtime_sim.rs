@@ -12,7 +12,7 @@ use std::time::Duration;
 use chrono::{TimeZone, Utc};
 use drover_api::app::{AppId, parse_app_json};
 use drover_api::task::labels;
-use drover_scheduler::engine::apps::AppChange;
+use drover_scheduler::engine::apps::{AppChange, Locked};
 use drover_scheduler::engine::jobs::Command;
 use drover_scheduler::runtime::apps::{Apps, AppsSettings};
 use drover_scheduler::runtime::component::Component;
@@ -51,7 +51,7 @@ async fn create_app(apps: &Apps, instances: u32) -> AppId {
     let body = json!({ "id": "/web", "cmd": "sleep 3600", "instances": instances, "cpus": 0.1, "mem": 32 });
     let (def, ignored) = parse_app_json(&body.to_string()).unwrap();
     let id = def.id.clone();
-    apps.change(&id, AppChange::Create(def), false, ignored)
+    apps.change(&id, AppChange::Create(def), Locked::Refuse, ignored)
         .await
         .unwrap();
     id
@@ -68,9 +68,14 @@ async fn an_app_kill_the_master_never_got_is_sent_again() {
     );
 
     c.master.with(|s| s.lose_kills = 1);
-    apps.change(&id, AppChange::Scale { instances: 1 }, false, Vec::new())
-        .await
-        .unwrap();
+    apps.change(
+        &id,
+        AppChange::Scale { instances: 1 },
+        Locked::Refuse,
+        Vec::new(),
+    )
+    .await
+    .unwrap();
     assert!(
         run_until(LIMIT, || app_tasks(&c.master, "/web") == 1).await,
         "the surplus instance still runs: its lost kill was never sent again (kills asked: {:?})",

@@ -36,6 +36,27 @@ pub enum AppChange {
     Delete,
 }
 
+/// What a change does when the app is locked by a running deployment of its own
+/// (Marathon's `force` query parameter).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Locked {
+    /// Refuse the change (409, naming the running deployments).
+    Refuse,
+    /// Supersede the running deployments with the new one.
+    Supersede,
+}
+
+impl Locked {
+    /// From Marathon's and the native API's `force=true|false`.
+    pub fn from_force(force: bool) -> Locked {
+        if force {
+            Locked::Supersede
+        } else {
+            Locked::Refuse
+        }
+    }
+}
+
 /// The outcome of an accepted change; the server persists all of it in one batch.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Began {
@@ -59,8 +80,8 @@ pub struct Cancelled {
 /// Begins `change` on the app `current` (None: the app does not exist) at `now`.
 ///
 /// `running` may hold any deployments; those of this app that are running make the
-/// change a conflict (409, naming them) unless `force`, in which case they come back in
-/// [`Began::superseded`], marked superseded by the new one. The new deployment starts
+/// change a conflict (409, naming them) unless `locked` is [`Locked::Supersede`], in
+/// which case they come back in [`Began::superseded`], marked superseded by the new one. The new deployment starts
 /// from the cluster as it is: the plan reads the tasks, not the old deployment.
 ///
 /// Errors: 400 for an invalid definition or instance count (naming the field), 404 for
@@ -70,10 +91,10 @@ pub fn begin(
     change: AppChange,
     current: Option<&AppState>,
     running: &[Deployment],
-    force: bool,
+    locked: Locked,
     now: DateTime<Utc>,
 ) -> Result<Began, ApiError> {
-    begin_inner(change, current, running, force, now, None)
+    begin_inner(change, current, running, locked, now, None)
 }
 
 /// Cancels a running deployment on request: it fails now. With `revert_to` (the
@@ -116,14 +137,7 @@ pub fn cancel(
         "cancelled on request".to_string(),
     );
     let rollback = match (revert_to, app) {
-        (Some(def), Some(app)) => Some(begin_inner(
-            AppChange::Rollback(def.clone()),
-            Some(app),
-            &[],
-            false,
-            now,
-            Some(deployment.id.clone()),
-        )?),
+        (Some(def), Some(app)) => Some(begin_revert(def.clone(), app, deployment.id.clone(), now)?),
         _ => None,
     };
     Ok(Cancelled {
@@ -132,12 +146,30 @@ pub fn cancel(
     })
 }
 
+/// Begins the rollback of `app` to `def` that reverts the failed or cancelled deployment
+/// `reverts` (which it names). That deployment has ended, so nothing locks the app.
+pub(crate) fn begin_revert(
+    def: AppDefinition,
+    app: &AppState,
+    reverts: DeploymentId,
+    now: DateTime<Utc>,
+) -> Result<Began, ApiError> {
+    begin_inner(
+        AppChange::Rollback(def),
+        Some(app),
+        &[],
+        Locked::Refuse,
+        now,
+        Some(reverts),
+    )
+}
+
 /// [`begin`], marking the deployment as the auto-revert of `reverts` when given.
-pub(crate) fn begin_inner(
+fn begin_inner(
     change: AppChange,
     current: Option<&AppState>,
     running: &[Deployment],
-    force: bool,
+    locked: Locked,
     now: DateTime<Utc>,
     reverts: Option<DeploymentId>,
 ) -> Result<Began, ApiError> {
@@ -265,7 +297,7 @@ pub(crate) fn begin_inner(
         .iter()
         .filter(|d| d.is_running() && d.app_id == app.definition.id)
         .collect();
-    if !mine.is_empty() && !force {
+    if !mine.is_empty() && locked == Locked::Refuse {
         let ids: Vec<String> = mine
             .iter()
             .map(|d| format!("{} ({})", d.id, d.kind))
@@ -295,7 +327,7 @@ pub(crate) fn begin_inner(
         previous_version,
         previous_instances,
         now,
-        force && !mine.is_empty(),
+        locked == Locked::Supersede && !mine.is_empty(),
         reverts,
     );
     let superseded = mine

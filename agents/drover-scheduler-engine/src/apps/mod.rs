@@ -75,7 +75,7 @@ pub mod reconcile;
 pub mod rollout;
 pub mod state;
 
-pub use begin::{AppChange, Began, Cancelled, begin, cancel};
+pub use begin::{AppChange, Began, Cancelled, Locked, begin, cancel};
 pub use dependencies::check_cycles;
 pub use plan::{AppsConfig, AppsPlan, Kill, KillReason, Snapshot, plan, versions_needed};
 pub use readiness::ReadinessProbe;

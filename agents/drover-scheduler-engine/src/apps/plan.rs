@@ -13,7 +13,7 @@ use drover_api::deployment::{
 use drover_api::task::{LaunchRequest, Task, TaskGoal, TaskId, TaskState};
 
 use super::backoff;
-use super::begin::{AppChange, begin_inner, deadline_seconds, finish};
+use super::begin::{begin_revert, deadline_seconds, finish};
 use super::dependencies::{self, DependencyState};
 use super::pending::{self, Outstanding, TaskIds};
 use super::readiness::{self, Assessment, ReadinessProbe};
@@ -488,14 +488,7 @@ fn plan_app(
             return;
         }
         if let Some(def) = failed_revert {
-            match begin_inner(
-                AppChange::Rollback(def),
-                Some(&app),
-                &[],
-                false,
-                now,
-                Some(failed_id),
-            ) {
+            match begin_revert(def, &app, failed_id, now) {
                 Ok(began) => {
                     app = began.app;
                     dep = Some(began.deployment);

@@ -169,7 +169,7 @@ fn versions_increase() {
 #[test]
 fn begin_kinds_and_refusals() {
     let now = t("2026-01-01T00:00:00Z");
-    let created = begin(AppChange::Create(def(2)), None, &[], false, now).unwrap();
+    let created = begin(AppChange::Create(def(2)), None, &[], Locked::Refuse, now).unwrap();
     assert_eq!(created.deployment.kind, DeploymentKind::Create);
     assert_eq!(
         created.app.definition.version.as_deref(),
@@ -191,13 +191,27 @@ fn begin_kinds_and_refusals() {
     let done = [settled(created.deployment.clone())];
 
     // Create of an existing app: 409.
-    let e = begin(AppChange::Create(def(2)), Some(&app), &done, false, now).unwrap_err();
+    let e = begin(
+        AppChange::Create(def(2)),
+        Some(&app),
+        &done,
+        Locked::Refuse,
+        now,
+    )
+    .unwrap_err();
     assert_eq!(e.code, ErrorCode::Conflict);
     // A change to a missing app: 404.
-    let e = begin(AppChange::Restart, None, &[], false, now).unwrap_err();
+    let e = begin(AppChange::Restart, None, &[], Locked::Refuse, now).unwrap_err();
     assert_eq!(e.code, ErrorCode::NotFound);
     // Update that changes only the instances: a scale, same version.
-    let s = begin(AppChange::Update(def(5)), Some(&app), &done, false, now).unwrap();
+    let s = begin(
+        AppChange::Update(def(5)),
+        Some(&app),
+        &done,
+        Locked::Refuse,
+        now,
+    )
+    .unwrap();
     assert_eq!(s.deployment.kind, DeploymentKind::Scale);
     assert_eq!(s.app.version, app.version);
     assert_eq!(s.app.definition.instances, 5);
@@ -208,13 +222,27 @@ fn begin_kinds_and_refusals() {
     // A real update: a new version.
     let mut d2 = def(2);
     d2.cmd = Some("serve --v2".into());
-    let u = begin(AppChange::Update(d2.clone()), Some(&app), &done, false, now).unwrap();
+    let u = begin(
+        AppChange::Update(d2.clone()),
+        Some(&app),
+        &done,
+        Locked::Refuse,
+        now,
+    )
+    .unwrap();
     assert_eq!(u.deployment.kind, DeploymentKind::Update);
     assert!(u.app.version > app.version);
     // Invalid definition: 400 naming the field.
     let mut bad = def(2);
     bad.resources.cpus = -1.0;
-    let e = begin(AppChange::Update(bad), Some(&app), &done, false, now).unwrap_err();
+    let e = begin(
+        AppChange::Update(bad),
+        Some(&app),
+        &done,
+        Locked::Refuse,
+        now,
+    )
+    .unwrap_err();
     assert_eq!(e.code, ErrorCode::InvalidField);
     // Scale past the limit.
     let e = begin(
@@ -223,25 +251,46 @@ fn begin_kinds_and_refusals() {
         },
         Some(&app),
         &done,
-        false,
+        Locked::Refuse,
         now,
     )
     .unwrap_err();
     assert_eq!(e.field.as_deref(), Some("instances"));
     // Rollback without a version.
-    let e = begin(AppChange::Rollback(def(2)), Some(&app), &done, false, now).unwrap_err();
+    let e = begin(
+        AppChange::Rollback(def(2)),
+        Some(&app),
+        &done,
+        Locked::Refuse,
+        now,
+    )
+    .unwrap_err();
     assert_eq!(e.field.as_deref(), Some("version"));
     // Locked while running, unless forced.
     let running = [u.deployment.clone()];
-    let e = begin(AppChange::Restart, Some(&u.app), &running, false, now).unwrap_err();
+    let e = begin(
+        AppChange::Restart,
+        Some(&u.app),
+        &running,
+        Locked::Refuse,
+        now,
+    )
+    .unwrap_err();
     assert_eq!(e.code, ErrorCode::Conflict);
     assert!(e.message.contains(u.deployment.id.as_str()));
-    let f = begin(AppChange::Restart, Some(&u.app), &running, true, now).unwrap();
+    let f = begin(
+        AppChange::Restart,
+        Some(&u.app),
+        &running,
+        Locked::Supersede,
+        now,
+    )
+    .unwrap();
     assert_eq!(f.superseded.len(), 1);
     assert_eq!(f.superseded[0].state, DeploymentState::Superseded);
     assert_ne!(f.deployment.id, u.deployment.id);
     // Delete: two steps, no deadline, cannot be cancelled.
-    let del = begin(AppChange::Delete, Some(&app), &done, false, now).unwrap();
+    let del = begin(AppChange::Delete, Some(&app), &done, Locked::Refuse, now).unwrap();
     assert_eq!(del.deployment.steps.len(), 2);
     assert!(del.deployment.progress.deadline_at.is_none());
     assert_eq!(
@@ -257,12 +306,12 @@ fn auto_revert_target_is_the_last_healthy_version() {
     let now = t("2026-01-01T00:00:00Z");
     let mut d = def(2);
     d.auto_revert = true;
-    let c = begin(AppChange::Create(d.clone()), None, &[], false, now).unwrap();
+    let c = begin(AppChange::Create(d.clone()), None, &[], Locked::Refuse, now).unwrap();
     assert!(c.deployment.revert_to.is_none(), "nothing healthy yet");
     let mut app = c.app;
     app.last_healthy_version = Some(app.version.clone());
     d.cmd = Some("v2".into());
-    let u = begin(AppChange::Update(d), Some(&app), &[], false, now).unwrap();
+    let u = begin(AppChange::Update(d), Some(&app), &[], Locked::Refuse, now).unwrap();
     assert_eq!(
         u.deployment.revert_to.as_deref(),
         Some(app.version.as_str())
@@ -272,7 +321,7 @@ fn auto_revert_target_is_the_last_healthy_version() {
 #[test]
 fn state_round_trips_through_json() {
     let now = t("2026-01-01T00:00:00Z");
-    let c = begin(AppChange::Create(def(2)), None, &[], false, now).unwrap();
+    let c = begin(AppChange::Create(def(2)), None, &[], Locked::Refuse, now).unwrap();
     let s = serde_json::to_string(&c.app).unwrap();
     let back: AppState = serde_json::from_str(&s).unwrap();
     assert_eq!(back, c.app);
@@ -298,7 +347,8 @@ mod readiness_and_dependencies {
 
     use super::t;
     use crate::apps::{
-        AppChange, AppState, AppsPlan, Deployment, KillReason, Snapshot, begin, check_cycles, plan,
+        AppChange, AppState, AppsPlan, Deployment, KillReason, Locked, Snapshot, begin,
+        check_cycles, plan,
     };
     use crate::placement::{ClusterSnapshot, NodeSnapshot};
 
@@ -427,7 +477,7 @@ mod readiness_and_dependencies {
             AppChange::Create(with_readiness(app_def("/web", 1))),
             None,
             &[],
-            false,
+            Locked::Refuse,
             now,
         )
         .unwrap();
@@ -505,7 +555,7 @@ mod readiness_and_dependencies {
             AppChange::Create(with_readiness(app_def("/web", 1))),
             None,
             &[],
-            false,
+            Locked::Refuse,
             now,
         )
         .unwrap();
@@ -533,7 +583,7 @@ mod readiness_and_dependencies {
             minimum_health_capacity: 1.0,
             maximum_over_capacity: 1.0,
         };
-        let c = begin(AppChange::Create(d.clone()), None, &[], false, now).unwrap();
+        let c = begin(AppChange::Create(d.clone()), None, &[], Locked::Refuse, now).unwrap();
         let old: Vec<Task> = (1..=2)
             .map(|i| task(&c.app, &c.app.version, i, TaskState::Healthy, now))
             .collect();
@@ -542,7 +592,14 @@ mod readiness_and_dependencies {
 
         let later = now + TimeDelta::seconds(10);
         d.cmd = Some("serve --v2".into());
-        let u = begin(AppChange::Update(d), Some(&settled), &[], false, later).unwrap();
+        let u = begin(
+            AppChange::Update(d),
+            Some(&settled),
+            &[],
+            Locked::Refuse,
+            later,
+        )
+        .unwrap();
         let v2 = u.app.version.clone();
         let new: Vec<Task> = (3..=4)
             .map(|i| task(&u.app, &v2, i, TaskState::Healthy, later))
@@ -601,7 +658,7 @@ mod readiness_and_dependencies {
             AppChange::Create(with_readiness(app_def("/web", 1))),
             None,
             &[],
-            false,
+            Locked::Refuse,
             now,
         )
         .unwrap();
@@ -611,7 +668,7 @@ mod readiness_and_dependencies {
             AppChange::Scale { instances: 2 },
             Some(&c.app),
             &[],
-            false,
+            Locked::Refuse,
             later,
         )
         .unwrap();
@@ -636,14 +693,14 @@ mod readiness_and_dependencies {
             AppChange::Create(with_health(app_def("/db", 2))),
             None,
             &[],
-            false,
+            Locked::Refuse,
             now,
         )
         .unwrap();
         let mut web_def = app_def("/web", 1);
         web_def.dependencies = vec![AppId::parse("/db").unwrap()];
         web_def.progress_deadline_seconds = 30.0;
-        let web = begin(AppChange::Create(web_def), None, &[], false, now).unwrap();
+        let web = begin(AppChange::Create(web_def), None, &[], Locked::Refuse, now).unwrap();
         let db_tasks = |healthy: u32| -> Vec<Task> {
             (1..=2)
                 .map(|i| {
@@ -739,7 +796,7 @@ mod readiness_and_dependencies {
         let now = t0();
         let mut def = app_def("/web", 1);
         def.dependencies = vec![AppId::parse("/db").unwrap()];
-        let web = begin(AppChange::Create(def), None, &[], false, now).unwrap();
+        let web = begin(AppChange::Create(def), None, &[], Locked::Refuse, now).unwrap();
         let p = plan(&snapshot(
             now,
             vec![web.app.clone()],
@@ -761,13 +818,13 @@ mod readiness_and_dependencies {
             AppChange::Create(app_def("/data/db", 1)),
             None,
             &[],
-            false,
+            Locked::Refuse,
             now,
         )
         .unwrap();
         let mut def = app_def("/web", 1);
         def.dependencies = vec![AppId::parse("/data").unwrap()];
-        let web = begin(AppChange::Create(def), None, &[], false, now).unwrap();
+        let web = begin(AppChange::Create(def), None, &[], Locked::Refuse, now).unwrap();
         let p = plan(&snapshot(
             now,
             vec![db.app.clone(), web.app.clone()],
@@ -834,7 +891,14 @@ mod readiness_and_dependencies {
     #[test]
     fn a_launch_is_repeated_under_its_id_until_the_master_shows_it() {
         let now = t0();
-        let c = begin(AppChange::Create(app_def("/web", 2)), None, &[], false, now).unwrap();
+        let c = begin(
+            AppChange::Create(app_def("/web", 2)),
+            None,
+            &[],
+            Locked::Refuse,
+            now,
+        )
+        .unwrap();
         let snap = |app: &AppState, tasks: Vec<Task>, refused: Vec<TaskId>, seed: u128| Snapshot {
             id_seed: seed,
             refused,
@@ -899,7 +963,14 @@ mod readiness_and_dependencies {
     #[test]
     fn a_pending_launch_of_an_earlier_version_is_repeated_with_that_definition() {
         let now = t0();
-        let c = begin(AppChange::Create(app_def("/web", 1)), None, &[], false, now).unwrap();
+        let c = begin(
+            AppChange::Create(app_def("/web", 1)),
+            None,
+            &[],
+            Locked::Refuse,
+            now,
+        )
+        .unwrap();
         let p1 = plan(&snapshot(
             now,
             vec![c.app.clone()],
@@ -913,7 +984,14 @@ mod readiness_and_dependencies {
         let mut def = app.definition.clone();
         def.cmd = Some("serve --v2".into());
         let later = now + TimeDelta::seconds(1);
-        let u = begin(AppChange::Update(def), Some(&app), &[], true, later).unwrap();
+        let u = begin(
+            AppChange::Update(def),
+            Some(&app),
+            &[],
+            Locked::Supersede,
+            later,
+        )
+        .unwrap();
         assert_eq!(u.app.pending_launches, app.pending_launches);
         let needed = crate::apps::versions_needed([&u.app], std::slice::from_ref(&u.deployment));
         assert_eq!(needed, vec![(u.app.id().clone(), app.version.clone())]);

@@ -43,7 +43,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, TimeDelta, Utc};
-use drover_api::job::ChronosJob;
+use drover_api::app::Constraint;
+use drover_api::job::{ChronosJob, JobConstraint};
 use drover_api::job_run::{
     JobRun, JobRunState, JobState, JobStatus, RunTrigger, SkipReason, UpcomingRun,
 };
@@ -173,8 +174,8 @@ pub enum Action {
         task_id: TaskId,
         /// What to run.
         definition: TaskDefinition,
-        /// The job's placement constraints `[attribute, operator, value]`.
-        constraints: Vec<[String; 3]>,
+        /// The job's placement constraints.
+        constraints: Vec<Constraint>,
     },
     /// Ask the master to kill this task.
     KillTask {
@@ -962,7 +963,12 @@ fn send_launch(
         attempt: r.attempt,
         task_id,
         definition: launch::task_definition(&entry.job, r, config.kill_grace_seconds),
-        constraints: entry.job.constraints.clone(),
+        constraints: entry
+            .job
+            .constraints
+            .iter()
+            .map(JobConstraint::placement)
+            .collect(),
     });
 }
 

@@ -39,7 +39,7 @@ use drover_api::{ApiError, ErrorCode};
 use drover_service::http::{ApiPath, ApiQuery, HttpError, HttpResult};
 use serde_json::Value;
 
-use crate::engine::apps::AppChange;
+use crate::engine::apps::{AppChange, Locked};
 use crate::runtime::apps::{Apps, Revert, app_not_found};
 
 /// The native app routes.
@@ -93,8 +93,13 @@ async fn create(
     let (def, ignored) = AppDefinition::from_marathon(&value)?;
     let id = def.id.clone();
     Ok(answered(
-        apps.change(&id, AppChange::Create(def), q.force, ignored)
-            .await?,
+        apps.change(
+            &id,
+            AppChange::Create(def),
+            Locked::from_force(q.force),
+            ignored,
+        )
+        .await?,
     ))
 }
 
@@ -183,8 +188,13 @@ async fn app_put(
     }
     let (def, ignored) = AppDefinition::from_marathon(&value)?;
     Ok(answered(
-        apps.change(&id, AppChange::Update(def), q.force, ignored)
-            .await?,
+        apps.change(
+            &id,
+            AppChange::Update(def),
+            Locked::from_force(q.force),
+            ignored,
+        )
+        .await?,
     ))
 }
 
@@ -202,8 +212,13 @@ async fn app_delete(
     }
     let id = parse_id(&raw)?;
     Ok(Json(
-        apps.change(&id, AppChange::Delete, q.force, Vec::new())
-            .await?,
+        apps.change(
+            &id,
+            AppChange::Delete,
+            Locked::from_force(q.force),
+            Vec::new(),
+        )
+        .await?,
     ))
 }
 
@@ -252,7 +267,10 @@ async fn app_post(
             )));
         }
     };
-    Ok(Json(apps.change(&id, change, q.force, Vec::new()).await?))
+    Ok(Json(
+        apps.change(&id, change, Locked::from_force(q.force), Vec::new())
+            .await?,
+    ))
 }
 
 async fn deployments(State(apps): State<Arc<Apps>>) -> Json<Vec<Deployment>> {

@@ -55,7 +55,7 @@ use futures::{Stream, StreamExt as _};
 use serde_json::{Value, json};
 use tokio::sync::{broadcast, watch};
 
-use crate::engine::apps::AppChange;
+use crate::engine::apps::{AppChange, Locked};
 use crate::runtime::apps::{AppEvent, AppEventKind, Apps, Revert, app_not_found, task_app};
 use crate::runtime::master_sync::stopped;
 
@@ -337,7 +337,14 @@ async fn create(
     if !ignored.is_empty() {
         tracing::info!(app = %id, ignored = ?ignored, "app accepted; these fields are kept but not acted on");
     }
-    let changed = change(&apps, &id, AppChange::Create(def), q.force, ignored).await?;
+    let changed = change(
+        &apps,
+        &id,
+        AppChange::Create(def),
+        Locked::from_force(q.force),
+        ignored,
+    )
+    .await?;
     let mut v = app_with_status(
         &changed.app,
         None,
@@ -449,10 +456,10 @@ async fn change(
     apps: &Apps,
     id: &AppId,
     change: AppChange,
-    force: bool,
+    locked: Locked,
     ignored: Vec<String>,
 ) -> MResult<drover_api::client::AppChanged> {
-    match apps.change(id, change, force, ignored).await {
+    match apps.change(id, change, locked, ignored).await {
         Ok(changed) => Ok(changed),
         Err(error) if error.code == ErrorCode::Conflict => {
             let deployments = apps
@@ -510,7 +517,14 @@ async fn app_put(
         }
     }
     let (def, ignored) = AppDefinition::from_marathon(&value)?;
-    let changed = change(&apps, &id, AppChange::Update(def), q.force, ignored).await?;
+    let changed = change(
+        &apps,
+        &id,
+        AppChange::Update(def),
+        Locked::from_force(q.force),
+        ignored,
+    )
+    .await?;
     let status = if changed.created {
         StatusCode::CREATED
     } else {
@@ -532,7 +546,14 @@ async fn app_delete(
         return Err(method_not_allowed(Method::DELETE));
     };
     let id = parse_id(&raw)?;
-    let changed = change(&apps, &id, AppChange::Delete, q.force, Vec::new()).await?;
+    let changed = change(
+        &apps,
+        &id,
+        AppChange::Delete,
+        Locked::from_force(q.force),
+        Vec::new(),
+    )
+    .await?;
     Ok(Json(change_answer(&changed)))
 }
 
@@ -545,7 +566,14 @@ async fn app_post(
         return Err(method_not_allowed(Method::POST));
     };
     let id = parse_id(&raw)?;
-    let changed = change(&apps, &id, AppChange::Restart, q.force, Vec::new()).await?;
+    let changed = change(
+        &apps,
+        &id,
+        AppChange::Restart,
+        Locked::from_force(q.force),
+        Vec::new(),
+    )
+    .await?;
     Ok(Json(change_answer(&changed)))
 }
 

@@ -48,7 +48,7 @@ use drover_store::{Op, Store};
 use tokio::sync::{Mutex, Notify, broadcast, watch};
 use tokio::task::JoinHandle;
 
-use crate::engine::apps::{self, AppChange, AppState, AppsConfig, AppsPlan, Snapshot};
+use crate::engine::apps::{self, AppChange, AppState, AppsConfig, AppsPlan, Locked, Snapshot};
 use crate::engine::placement::ClusterSnapshot;
 use crate::runtime::accepted::AcceptedTasks;
 use crate::runtime::clock::Clock;
@@ -327,12 +327,13 @@ impl Apps {
     }
 
     /// Begins a change of app `id` (for a create or update, the id of the definition)
-    /// and persists it; `ignored` is handed back in the answer.
+    /// and persists it; `ignored` is handed back in the answer. `locked` says what to do
+    /// when a deployment of the app is running.
     pub async fn change(
         &self,
         id: &AppId,
         change: AppChange,
-        force: bool,
+        locked: Locked,
         ignored: Vec<String>,
     ) -> Result<AppChanged, ApiError> {
         let mut st = self.state.lock().await;
@@ -353,7 +354,7 @@ impl Apps {
                 .map(|a| &a.definition);
             apps::check_cycles(def, others)?;
         }
-        let began = apps::begin(change, current.as_ref(), &running, force, self.clock.now())?;
+        let began = apps::begin(change, current.as_ref(), &running, locked, self.clock.now())?;
         let ops = apps_store::began_ops(&began).map_err(internal)?;
         self.write(ops).await?;
         st.apps.insert(began.app.id().clone(), began.app.clone());

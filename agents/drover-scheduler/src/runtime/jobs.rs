@@ -52,7 +52,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use chrono::{DateTime, Utc};
-use drover_api::app::{Constraint, ConstraintOperator};
+use drover_api::app::Constraint;
 use drover_api::client::JobDetails;
 use drover_api::job::{ChronosJob, check_job_graph, parse_job};
 use drover_api::job_run::{JobRun, JobRunState, RunTrigger};
@@ -268,22 +268,6 @@ pub fn job_observations(tasks: &[Task]) -> MasterTasks {
         .filter(|t| t.spec.definition.labels.contains_key(labels::JOB_NAME))
         .map(|t| (t.spec.id.clone(), TaskObservation::from(t)))
         .collect()
-}
-
-/// A Chronos constraint `[attribute, EQUALS|LIKE|UNLIKE, value]` as a placement
-/// constraint; `None` for an operator placement does not know (validation refuses
-/// those before they get here).
-pub fn placement_constraint(c: &[String; 3]) -> Option<Constraint> {
-    let operator = match c[1].as_str() {
-        "EQUALS" => ConstraintOperator::Is(c[2].clone()),
-        "LIKE" => ConstraintOperator::Like(c[2].clone()),
-        "UNLIKE" => ConstraintOperator::Unlike(c[2].clone()),
-        _ => return None,
-    };
-    Some(Constraint {
-        field: c[0].clone(),
-        operator,
-    })
 }
 
 /// DOT text of the jobs' parent graph (`parent -> child`).
@@ -890,10 +874,6 @@ impl Jobs {
                     constraints,
                     ..
                 } => {
-                    let constraints: Vec<Constraint> = constraints
-                        .iter()
-                        .filter_map(placement_constraint)
-                        .collect();
                     launches.push(Launch {
                         task_id,
                         definition,

@@ -226,7 +226,13 @@ impl Sim {
             .filter(|d| d.is_running())
             .cloned()
             .collect();
-        let began = apps::begin(change, self.store.apps.get(&id), &running, force, self.now)?;
+        let began = apps::begin(
+            change,
+            self.store.apps.get(&id),
+            &running,
+            apps::Locked::from_force(force),
+            self.now,
+        )?;
         self.persist_began(&began);
         Ok(began)
     }

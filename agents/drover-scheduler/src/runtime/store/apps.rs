@@ -172,7 +172,7 @@ mod tests {
     use drover_store::MemoryStore;
 
     use super::*;
-    use crate::engine::apps::{AppChange, begin};
+    use crate::engine::apps::{AppChange, Locked, begin};
 
     #[test]
     fn a_change_loads_back_and_versions_do_not_mix_between_apps() {
@@ -180,7 +180,7 @@ mod tests {
         let now = Utc::now();
         for id in ["/shop", "/shop/web"] {
             let def = AppDefinition::new(AppId::parse(id).unwrap(), "sleep 100");
-            let began = begin(AppChange::Create(def), None, &[], false, now).unwrap();
+            let began = begin(AppChange::Create(def), None, &[], Locked::Refuse, now).unwrap();
             store.apply(&began_ops(&began).unwrap()).unwrap();
         }
         let loaded = load(&store).unwrap();
@@ -201,7 +201,7 @@ mod tests {
         let mut ids = Vec::new();
         for (i, finished) in [Some(0), Some(1), Some(2), None].into_iter().enumerate() {
             let def = AppDefinition::new(AppId::parse(&format!("/app{i}")).unwrap(), "true");
-            let mut d = begin(AppChange::Create(def), None, &[], false, t0)
+            let mut d = begin(AppChange::Create(def), None, &[], Locked::Refuse, t0)
                 .unwrap()
                 .deployment;
             if let Some(h) = finished {
