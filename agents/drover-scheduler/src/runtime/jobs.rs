@@ -1156,8 +1156,6 @@ impl Component for Jobs {
         "jobs"
     }
 
-    // No streaming responses, so nothing to end on stop.
-
     fn metrics(&self, out: &mut Metrics) {
         let m = self.metrics_lock();
         out.gauges(&[
