@@ -33,6 +33,10 @@ repo=$PWD
 run_dir=$DROVER_VM_STATE/e2e
 export VAGRANT_DOTFILE_PATH=$run_dir/vagrant
 export ANSIBLE_CONFIG=$repo/playbooks/ansible.cfg
+# Each task's time and the slowest tasks at the end of every playbook log, so a slower
+# run shows where the time went (with the ansible package's collections; ansible-core
+# alone skips the callback with a warning).
+export ANSIBLE_CALLBACKS_ENABLED=ansible.posix.profile_tasks
 export DROVER_BOX=$DROVER_LOCAL_BOX DROVER_AGENTS=2
 # 640 MiB and 1 vCPU per VM: three software-emulated VMs fit a 2-core build machine.
 export DROVER_VM_MEMORY=${DROVER_VM_MEMORY:-640} DROVER_VM_CPUS=${DROVER_VM_CPUS:-1}
