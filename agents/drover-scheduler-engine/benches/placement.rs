@@ -1,4 +1,4 @@
-//! Placements per second on a synthetic 5,000-node cluster (`cargo bench -p drover-scheduler`).
+//! Placements per second on a synthetic 5,000-node cluster (`cargo bench -p drover-scheduler-engine`).
 //!
 //! Prints the median of several runs for: one call placing many instances without
 //! constraints; the same with `hostname UNIQUE`, and with `UNIQUE` + `rack GROUP_BY` +
