@@ -24,17 +24,7 @@ use sim_master::{cluster, run_until};
 const LIMIT: Duration = Duration::from_secs(120);
 
 fn app_tasks(sim: &sim_master::SimMaster, app: &str) -> usize {
-    sim.running()
-        .iter()
-        .filter(|t| {
-            t.spec
-                .definition
-                .labels
-                .get(labels::APP_ID)
-                .map(String::as_str)
-                == Some(app)
-        })
-        .count()
+    sim.running_with_label(labels::APP_ID, app)
 }
 
 async fn start_apps(c: &sim_master::SimCluster) -> Arc<Apps> {
@@ -123,17 +113,7 @@ async fn start_jobs(c: &sim_master::SimCluster) -> Arc<Jobs> {
 }
 
 fn job_tasks(sim: &sim_master::SimMaster, job: &str) -> usize {
-    sim.running()
-        .iter()
-        .filter(|t| {
-            t.spec
-                .definition
-                .labels
-                .get(labels::JOB_NAME)
-                .map(String::as_str)
-                == Some(job)
-        })
-        .count()
+    sim.running_with_label(labels::JOB_NAME, job)
 }
 
 #[tokio::test(start_paused = true)]

@@ -40,11 +40,6 @@ impl AcceptedTasks {
         self.tasks.values().map(|(t, _)| t)
     }
 
-    /// How many are remembered.
-    pub fn len(&self) -> usize {
-        self.tasks.len()
-    }
-
     /// Whether none is remembered.
     pub fn is_empty(&self) -> bool {
         self.tasks.is_empty()

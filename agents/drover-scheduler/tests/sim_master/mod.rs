@@ -78,6 +78,14 @@ impl SimMaster {
         })
     }
 
+    /// How many tasks run (or are starting) with goal `run` and `label` set to `value`.
+    pub fn running_with_label(&self, label: &str, value: &str) -> usize {
+        self.running()
+            .iter()
+            .filter(|t| t.spec.definition.labels.get(label).map(String::as_str) == Some(value))
+            .count()
+    }
+
     /// Publishes the master's state on `tx` every [`READ_EVERY`] until `stop`.
     pub fn publish(&self, tx: watch::Sender<Arc<MasterView>>, mut stop: watch::Receiver<bool>) {
         let sim = self.clone();
